@@ -1,4 +1,36 @@
+/**
+ * @adaptorkit/core — the tensor core: backends, modules with freezing, transformer layers, models,
+ * training primitives.
+ */
+export * as tf from '@tensorflow/tfjs-core';
 export * from './errors.js';
 export * from './backend/init.js';
 export { registerMissingKernels } from './backend/kernels.js';
+
+export { Parameter, manualSeed, shapeOnly, isShapeOnly, shapesEqual, externalShapeOf, fromExternalLayout, toExternalLayout } from './nn/parameter.js';
+export type { Init, ParamLayout } from './nn/parameter.js';
+export { Module, ModuleList } from './nn/module.js';
+export type { Forward, ForwardContext } from './nn/context.js';
+export { Linear, linear, Embedding, RMSNorm, LayerNorm, activate, activationFromHF, dropout, ACTIVATIONS } from './nn/layers.js';
+export type { Activation, LinearOptions } from './nn/layers.js';
+export { RotaryTables, applyRope, ropeInvFreq } from './nn/rope.js';
+export type { RopeScaling } from './nn/rope.js';
+export { Attention, causalMask } from './nn/attention.js';
+export type { AttentionOptions, AttentionInput, KVSlot, LayerKV } from './nn/attention.js';
+export { GatedMLP, MLP } from './nn/mlp.js';
+export { DecoderLayer, EncoderLayer, ADAPTER_SLOTS } from './nn/blocks.js';
+export type { AdapterSlot, DecoderLayerOptions, EncoderLayerOptions } from './nn/blocks.js';
+
+export { CausalLM, LlamaModel, KVCache, resolveCausalLMConfig } from './models/causal-lm.js';
+export type { CausalLMConfig, ResolvedCausalLMConfig, LMForwardInput, LMForwardOutput, LayerRunOptions } from './models/causal-lm.js';
+export { VisionEncoder, PatchEmbedding, resolveVisionConfig } from './models/vision.js';
+export type { VisionConfig, VisionOutput } from './models/vision.js';
+export { MLPProjector, BottleneckProjector } from './models/projectors.js';
+
 export { Rng } from './train/rng.js';
+export { AdamW, defaultParamGroups, scheduledLr, clipGradNorm, globalNorm, GradAccumulator, disposeGrads } from './train/optim.js';
+export type { AdamWOptions, ParamGroup, ScheduleOptions } from './train/optim.js';
+export { valueAndGrads } from './train/grad.js';
+export type { LossAndGrads } from './train/grad.js';
+export { maskedCrossEntropy, symmetricInfoNCE, l2normalize, IGNORE_INDEX } from './train/losses.js';
+export type { CrossEntropyOptions } from './train/losses.js';

@@ -8,6 +8,8 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
+// tfjs-core alone registers no gradients; training needs them all.
+import '@tensorflow/tfjs-core/dist/register_all_gradients.js';
 import { AdaptorkitError } from '../errors.js';
 import { registerMissingKernels } from './kernels.js';
 

@@ -1,0 +1,69 @@
+/** Losses: masked next-token cross entropy and symmetric InfoNCE. */
+import * as tf from '@tensorflow/tfjs-core';
+import { AdaptorkitError, formatShape } from '../errors.js';
+
+export const IGNORE_INDEX = -100;
+
+export interface CrossEntropyOptions {
+  /** Predict token t+1 from position t (shift logits/labels), as for causal LM training. Default true. */
+  shift?: boolean;
+  /** Label value that contributes nothing (default -100). */
+  ignoreIndex?: number;
+}
+
+/**
+ * Mean cross entropy over positions whose label is not ignored.
+ * logits [B, T, V], labels int32 [B, T]. Returns a scalar; 0 when every label is ignored.
+ */
+export function maskedCrossEntropy(logits: tf.Tensor, labels: tf.Tensor, opts: CrossEntropyOptions = {}): tf.Scalar {
+  const shift = opts.shift ?? true;
+  const ignore = opts.ignoreIndex ?? IGNORE_INDEX;
+  if (logits.rank !== 3 || labels.rank !== 2 || logits.shape[0] !== labels.shape[0] || logits.shape[1] !== labels.shape[1]) {
+    throw new AdaptorkitError('SHAPE_MISMATCH', `cross entropy: logits ${formatShape(logits.shape)} and labels ${formatShape(labels.shape)} must be [B, T, V] and [B, T]`);
+  }
+  return tf.tidy(() => {
+    const [B, T, V] = logits.shape as [number, number, number];
+    let lg: tf.Tensor = logits;
+    let lb: tf.Tensor = labels;
+    let t = T;
+    if (shift) {
+      lg = tf.slice(logits, [0, 0, 0], [B, T - 1, V]);
+      lb = tf.slice(labels, [0, 1], [B, T - 1]);
+      t = T - 1;
+    }
+    const flatLogits = tf.reshape(lg, [B * t, V]);
+    const flatLabels = tf.reshape(lb, [B * t]);
+    const valid = tf.cast(tf.notEqual(flatLabels, ignore), 'float32'); // [N]
+    const safe = tf.where(tf.notEqual(flatLabels, ignore), flatLabels, tf.zerosLike(flatLabels)) as tf.Tensor1D;
+    const logp = tf.logSoftmax(flatLogits, -1); // [N, V]
+    const picked = tf.sum(tf.mul(logp, tf.oneHot(tf.cast(safe, 'int32'), V)), -1); // [N]
+    const count = tf.maximum(tf.sum(valid), 1);
+    return tf.div(tf.neg(tf.sum(tf.mul(picked, valid))), count) as tf.Scalar;
+  });
+}
+
+/**
+ * Symmetric InfoNCE for paired embeddings a[i] <-> b[i]: L2-normalise both, logits = scale * a b^T,
+ * loss = (CE(rows) + CE(columns)) / 2 with the diagonal as targets. `logitScale` is the multiplier
+ * (e.g. exp of a learnable log-temperature); pass a tensor to learn it.
+ */
+export function symmetricInfoNCE(a: tf.Tensor, b: tf.Tensor, logitScale: number | tf.Tensor): tf.Scalar {
+  if (a.rank !== 2 || b.rank !== 2 || a.shape[0] !== b.shape[0] || a.shape[1] !== b.shape[1]) {
+    throw new AdaptorkitError('SHAPE_MISMATCH', `InfoNCE: embeddings ${formatShape(a.shape)} and ${formatShape(b.shape)} must both be [N, d]`);
+  }
+  return tf.tidy(() => {
+    const n = a.shape[0]!;
+    const an = l2normalize(a);
+    const bn = l2normalize(b);
+    const logits = tf.mul(tf.matMul(an, tf.transpose(bn)), logitScale); // [N, N]
+    const eye = tf.oneHot(tf.range(0, n, 1, 'int32'), n);
+    const rowLoss = tf.neg(tf.mean(tf.sum(tf.mul(tf.logSoftmax(logits, -1), eye), -1)));
+    const colLoss = tf.neg(tf.mean(tf.sum(tf.mul(tf.logSoftmax(tf.transpose(logits), -1), eye), -1)));
+    return tf.div(tf.add(rowLoss, colLoss), 2) as tf.Scalar;
+  });
+}
+
+/** x / ||x|| along the last axis. */
+export function l2normalize(x: tf.Tensor, eps = 1e-12): tf.Tensor {
+  return tf.tidy(() => tf.div(x, tf.maximum(tf.norm(x, 'euclidean', -1, true), eps)));
+}
