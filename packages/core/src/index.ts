@@ -26,6 +26,7 @@ export type { CausalLMConfig, ResolvedCausalLMConfig, LMForwardInput, LMForwardO
 export { VisionEncoder, PatchEmbedding, resolveVisionConfig } from './models/vision.js';
 export type { VisionConfig, VisionOutput } from './models/vision.js';
 export { MLPProjector, BottleneckProjector } from './models/projectors.js';
+export { spliceFeatures } from './models/multimodal.js';
 
 export { Rng } from './train/rng.js';
 export { AdamW, defaultParamGroups, scheduledLr, clipGradNorm, globalNorm, GradAccumulator, disposeGrads } from './train/optim.js';
