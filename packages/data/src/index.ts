@@ -1,1 +1,9 @@
-export {};
+// @adaptorkit/data — ShapesWorld, readers for LLaVA / RefCOCO / caption data, image decoding, batching.
+export * from './tokenizer.js';
+export * from './shapesworld/world.js';
+export * from './shapesworld/render.js';
+export * from './shapesworld/text.js';
+export * from './shapesworld/tasks.js';
+export * from './shapesworld/generate.js';
+export * from './scoring.js';
+export * from './baselines.js';
