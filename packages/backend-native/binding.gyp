@@ -1,0 +1,13 @@
+{
+  "targets": [
+    {
+      "target_name": "adaptorkit_native",
+      "sources": ["native/addon.c"],
+      "cflags": ["-O3", "-march=native", "-fno-math-errno", "-fno-trapping-math", "-Wall", "-Wno-unused-parameter"],
+      "cflags_c": ["-std=gnu11"],
+      "defines": ["NAPI_VERSION=8"],
+      "libraries": ["<!(node scripts/find-openblas.mjs)", "-Wl,-rpath,<!(node scripts/find-openblas.mjs --dir)", "-lpthread", "-lm"],
+      "xcode_settings": { "OTHER_CFLAGS": ["-O3"] }
+    }
+  ]
+}

@@ -1,0 +1,789 @@
+/*
+ * adaptorkit native kernels: an N-API addon that works in place on the TypedArrays a tfjs
+ * MathBackendCPU holds (zero copy). MatMul goes to OpenBLAS (cblas_sgemm); elementwise ops,
+ * softmax, reductions, transpose, gather and segment sums are plain loops that GCC vectorizes.
+ * Large loops are split over a small pthread pool (one worker per extra core).
+ *
+ * The cblas prototypes are declared here so that only the OpenBLAS shared library is needed
+ * (no header); the library path is found at configure time (scripts/find-openblas.mjs).
+ */
+#include <node_api.h>
+#include <math.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* ---- OpenBLAS ABI (cblas.h values) ---- */
+enum { CblasRowMajor = 101 };
+enum { CblasNoTrans = 111, CblasTrans = 112 };
+extern void cblas_sgemm(int order, int transA, int transB, int M, int N, int K, float alpha,
+                        const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc);
+extern void openblas_set_num_threads(int n);
+extern int openblas_get_num_threads(void);
+extern char *openblas_get_config(void);
+extern char *openblas_get_corename(void);
+
+/* ---- a tiny thread pool: the caller runs chunk 0, workers run the rest ---- */
+typedef void (*task_fn)(void *ctx, int64_t begin, int64_t end);
+#define MAX_THREADS 16
+static int g_threads = 1;
+static pthread_t g_workers[MAX_THREADS];
+static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t g_cv_start = PTHREAD_COND_INITIALIZER;
+static pthread_cond_t g_cv_done = PTHREAD_COND_INITIALIZER;
+static task_fn g_fn;
+static void *g_ctx;
+static int64_t g_n;
+static int g_parts;
+static unsigned long g_gen;
+static int g_pending;
+static int g_pool_started;
+
+static void *worker_main(void *arg) {
+  int id = (int)(intptr_t)arg; /* 1..threads-1 */
+  unsigned long seen = 0;
+  for (;;) {
+    pthread_mutex_lock(&g_mu);
+    while (g_gen == seen) pthread_cond_wait(&g_cv_start, &g_mu);
+    seen = g_gen;
+    task_fn fn = g_fn;
+    void *ctx = g_ctx;
+    int64_t n = g_n;
+    int parts = g_parts;
+    pthread_mutex_unlock(&g_mu);
+    if (id < parts) {
+      int64_t b = n * id / parts, e = n * (id + 1) / parts;
+      if (b < e) fn(ctx, b, e);
+    }
+    pthread_mutex_lock(&g_mu);
+    if (--g_pending == 0) pthread_cond_signal(&g_cv_done);
+    pthread_mutex_unlock(&g_mu);
+  }
+  return NULL;
+}
+
+static void pool_start(int threads) {
+  if (threads < 1) threads = 1;
+  if (threads > MAX_THREADS) threads = MAX_THREADS;
+  g_threads = threads;
+  if (g_pool_started) return;
+  g_pool_started = 1;
+  for (int i = 1; i < g_threads; i++) {
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    if (pthread_create(&g_workers[i], &attr, worker_main, (void *)(intptr_t)i) != 0) {
+      g_threads = i;
+      pthread_attr_destroy(&attr);
+      break;
+    }
+    pthread_attr_destroy(&attr);
+  }
+}
+
+/* Below this many elements of work a loop runs on the calling thread only. */
+#define PAR_MIN 32768
+static void parallel_for(int64_t n, int64_t cost_per_item, task_fn fn, void *ctx) {
+  int parts = g_threads;
+  if (n <= 0) return;
+  if (parts <= 1 || n < 2 || n * cost_per_item < PAR_MIN) {
+    fn(ctx, 0, n);
+    return;
+  }
+  if (parts > n) parts = (int)n;
+  pthread_mutex_lock(&g_mu);
+  g_fn = fn;
+  g_ctx = ctx;
+  g_n = n;
+  g_parts = parts;
+  g_pending = g_threads - 1;
+  g_gen++;
+  pthread_cond_broadcast(&g_cv_start);
+  pthread_mutex_unlock(&g_mu);
+  fn(ctx, 0, n / parts);
+  pthread_mutex_lock(&g_mu);
+  while (g_pending > 0) pthread_cond_wait(&g_cv_done, &g_mu);
+  pthread_mutex_unlock(&g_mu);
+}
+
+/* ---- vectorizable exp (Cephes-style range reduction + degree-6 polynomial, ~1 ulp) ---- */
+static inline float fast_expf(float x) {
+  float xc = x > 88.3762626647949f ? 88.3762626647949f : x;
+  xc = xc < -87.3365447505531f ? -87.3365447505531f : xc;
+  float fx = xc * 1.44269504088896341f;
+  fx = fx + (fx >= 0.f ? 0.5f : -0.5f);
+  int32_t n = (int32_t)fx;
+  float nf = (float)n;
+  float r = xc - nf * 0.693359375f + nf * 2.12194440e-4f;
+  float r2 = r * r;
+  float p = 1.9875691500E-4f;
+  p = p * r + 1.3981999507E-3f;
+  p = p * r + 8.3334519073E-3f;
+  p = p * r + 4.1665795894E-2f;
+  p = p * r + 1.6666665459E-1f;
+  p = p * r + 5.0000001201E-1f;
+  p = p * r2 + r + 1.0f;
+  union { int32_t i; float f; } u;
+  u.i = (n + 127) << 23;
+  float y = p * u.f;
+  y = x < -87.3365447505531f ? 0.f : y;
+  y = x > 88.3762626647949f ? INFINITY : y;
+  return x != x ? x : y;
+}
+
+/* exp in double precision (~1e-15 relative), branch-free so it vectorizes. Used where a
+ * result must round like the cpu backend's Math.exp (sigmoid and tanh feed 1 - y^2, y(1 - y)). */
+static inline double exp_d(double x) {
+  double xc = x > 709.0 ? 709.0 : x;
+  xc = xc < -745.0 ? -745.0 : xc;
+  double fn = xc * 1.4426950408889634;
+  fn = fn + (fn >= 0.0 ? 0.5 : -0.5);
+  int64_t n = (int64_t)fn;
+  double nd = (double)n;
+  double r = xc - nd * 6.93147180369123816490e-01 - nd * 1.90821492927058770002e-10;
+  double p = 1.0 / 479001600.0;
+  p = p * r + 1.0 / 39916800.0;
+  p = p * r + 1.0 / 3628800.0;
+  p = p * r + 1.0 / 362880.0;
+  p = p * r + 1.0 / 40320.0;
+  p = p * r + 1.0 / 5040.0;
+  p = p * r + 1.0 / 720.0;
+  p = p * r + 1.0 / 120.0;
+  p = p * r + 1.0 / 24.0;
+  p = p * r + 1.0 / 6.0;
+  p = p * r + 0.5;
+  p = p * r + 1.0;
+  p = p * r + 1.0;
+  /* 2^n in two halves so n near the range ends stays representable */
+  int64_t n1 = n / 2, n2 = n - n1;
+  union { int64_t i; double d; } u1, u2;
+  u1.i = (n1 + 1023) << 52;
+  u2.i = (n2 + 1023) << 52;
+  double y = p * u1.d * u2.d;
+  y = x < -745.0 ? 0.0 : y;
+  y = x > 709.0 ? INFINITY : y;
+  return x != x ? x : y;
+}
+
+/* ---- N-API helpers ---- */
+#define NAPI_CALL(env, call)                                            \
+  do {                                                                  \
+    if ((call) != napi_ok) {                                            \
+      napi_throw_error((env), "ADAPTORKIT_NATIVE", "N-API call failed: " #call); \
+      return NULL;                                                      \
+    }                                                                   \
+  } while (0)
+
+static int get_args(napi_env env, napi_callback_info info, size_t want, napi_value *argv) {
+  size_t argc = want;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < want) {
+    napi_throw_type_error(env, "ADAPTORKIT_NATIVE", "too few arguments to a native kernel");
+    return 0;
+  }
+  return 1;
+}
+
+static void *typed_data(napi_env env, napi_value v, size_t *len, napi_typedarray_type want) {
+  bool is;
+  if (napi_is_typedarray(env, v, &is) != napi_ok || !is) {
+    napi_throw_type_error(env, "ADAPTORKIT_NATIVE", "expected a TypedArray argument");
+    return NULL;
+  }
+  napi_typedarray_type t;
+  size_t n;
+  void *data;
+  napi_value ab;
+  size_t off;
+  if (napi_get_typedarray_info(env, v, &t, &n, &data, &ab, &off) != napi_ok) return NULL;
+  if (t != want) {
+    napi_throw_type_error(env, "ADAPTORKIT_NATIVE", "TypedArray of the wrong element type");
+    return NULL;
+  }
+  if (len) *len = n;
+  /* An empty array may have a NULL data pointer; hand back a valid dummy. */
+  static float dummy[1];
+  return data ? data : (void *)dummy;
+}
+
+static int64_t get_i64(napi_env env, napi_value v) {
+  int64_t x = 0;
+  napi_get_value_int64(env, v, &x);
+  return x;
+}
+static double get_f64(napi_env env, napi_value v) {
+  double x = 0;
+  napi_get_value_double(env, v, &x);
+  return x;
+}
+
+#define F32(i) ((float *)typed_data(env, argv[i], NULL, napi_float32_array))
+#define I32(i) ((int32_t *)typed_data(env, argv[i], NULL, napi_int32_array))
+
+/* ---- gemm ----
+ * bmm(transA, transB, M, N, K, A, B, C, batch, aOffs|null, bOffs|null, beta)
+ * C[b] = A[aOffs[b]] x B[bOffs[b]] (+ beta*C[b]); C is [batch, M, N] contiguous. */
+typedef struct {
+  int ta, tb, M, N, K;
+  const float *A, *B;
+  float *C;
+  const int32_t *ao, *bo;
+  float beta;
+} bmm_ctx;
+
+static void bmm_task(void *p, int64_t b0, int64_t b1) {
+  bmm_ctx *c = (bmm_ctx *)p;
+  for (int64_t b = b0; b < b1; b++) {
+    const float *A = c->A + (c->ao ? c->ao[b] : b * (int64_t)c->M * c->K);
+    const float *B = c->B + (c->bo ? c->bo[b] : b * (int64_t)c->K * c->N);
+    float *C = c->C + b * (int64_t)c->M * c->N;
+    cblas_sgemm(CblasRowMajor, c->ta ? CblasTrans : CblasNoTrans, c->tb ? CblasTrans : CblasNoTrans, c->M, c->N,
+                c->K, 1.0f, A, c->ta ? c->M : c->K, B, c->tb ? c->K : c->N, c->beta, C, c->N);
+  }
+}
+
+static napi_value js_bmm(napi_env env, napi_callback_info info) {
+  napi_value argv[12];
+  if (!get_args(env, info, 12, argv)) return NULL;
+  bmm_ctx c;
+  c.ta = (int)get_i64(env, argv[0]);
+  c.tb = (int)get_i64(env, argv[1]);
+  c.M = (int)get_i64(env, argv[2]);
+  c.N = (int)get_i64(env, argv[3]);
+  c.K = (int)get_i64(env, argv[4]);
+  c.A = F32(5);
+  c.B = F32(6);
+  c.C = F32(7);
+  int64_t batch = get_i64(env, argv[8]);
+  napi_valuetype t;
+  napi_typeof(env, argv[9], &t);
+  c.ao = t == napi_null || t == napi_undefined ? NULL : I32(9);
+  napi_typeof(env, argv[10], &t);
+  c.bo = t == napi_null || t == napi_undefined ? NULL : I32(10);
+  c.beta = (float)get_f64(env, argv[11]);
+  if (!c.A || !c.B || !c.C) return NULL;
+  if (c.M == 0 || c.N == 0) return NULL;
+  if (c.K == 0) {
+    if (c.beta == 0.f) memset(c.C, 0, sizeof(float) * (size_t)batch * c.M * c.N);
+    return NULL;
+  }
+  int64_t flops = (int64_t)c.M * c.N * c.K;
+  if (batch > 1 && g_threads > 1 && flops < (int64_t)256 * 256 * 256) {
+    /* Many small products: one BLAS thread per product, products split over the pool. */
+    int saved = openblas_get_num_threads();
+    openblas_set_num_threads(1);
+    parallel_for(batch, PAR_MIN, bmm_task, &c);
+    openblas_set_num_threads(saved);
+  } else {
+    bmm_task(&c, 0, batch);
+  }
+  return NULL;
+}
+
+/* ---- binary elementwise with broadcasting ----
+ * binary(op, a, b, out, shape:Int32, aStrides:Int32, bStrides:Int32) — shape is the output's,
+ * strides are element strides (0 on broadcast dims); rank <= 8 after merging in JS. */
+enum { OP_ADD, OP_SUB, OP_MUL, OP_DIV, OP_MAX, OP_MIN, OP_SQDIFF, OP_POW, OP_DIVNONAN };
+typedef struct {
+  int op, rank;
+  const float *a, *b;
+  float *o;
+  int64_t shape[8], as[8], bs[8];
+  int64_t inner;
+} bin_ctx;
+
+#define BIN_LOOP(EXPR)                                                     \
+  if (sa == 1 && sb == 1) {                                                \
+    for (int64_t j = 0; j < n; j++) { float x = a[j], y = b[j]; o[j] = EXPR; } \
+  } else if (sa == 1 && sb == 0) {                                         \
+    float y = b[0];                                                        \
+    for (int64_t j = 0; j < n; j++) { float x = a[j]; o[j] = EXPR; }       \
+  } else if (sa == 0 && sb == 1) {                                         \
+    float x = a[0];                                                        \
+    for (int64_t j = 0; j < n; j++) { float y = b[j]; o[j] = EXPR; }       \
+  } else {                                                                 \
+    for (int64_t j = 0; j < n; j++) { float x = a[j * sa], y = b[j * sb]; o[j] = EXPR; } \
+  }
+
+static void bin_inner(int op, const float *a, const float *b, float *o, int64_t n, int64_t sa, int64_t sb) {
+  switch (op) {
+    case OP_ADD: BIN_LOOP(x + y) break;
+    case OP_SUB: BIN_LOOP(x - y) break;
+    case OP_MUL: BIN_LOOP(x * y) break;
+    case OP_DIV: BIN_LOOP(x / y) break;
+    case OP_MAX: BIN_LOOP((x != x || y != y) ? NAN : (x > y ? x : y)) break;
+    case OP_MIN: BIN_LOOP((x != x || y != y) ? NAN : (x < y ? x : y)) break;
+    case OP_SQDIFF: BIN_LOOP((x - y) * (x - y)) break;
+    case OP_POW: BIN_LOOP(powf(x, y)) break;
+    case OP_DIVNONAN: BIN_LOOP(y == 0.f ? 0.f : x / y) break;
+  }
+}
+
+static void bin_task(void *p, int64_t r0, int64_t r1) {
+  bin_ctx *c = (bin_ctx *)p;
+  int outer_rank = c->rank - 1;
+  int64_t n = c->shape[c->rank - 1];
+  int64_t sa = c->as[c->rank - 1], sb = c->bs[c->rank - 1];
+  for (int64_t r = r0; r < r1; r++) {
+    int64_t rem = r, ao = 0, bo = 0;
+    for (int d = outer_rank - 1; d >= 0; d--) {
+      int64_t i = rem % c->shape[d];
+      rem /= c->shape[d];
+      ao += i * c->as[d];
+      bo += i * c->bs[d];
+    }
+    bin_inner(c->op, c->a + ao, c->b + bo, c->o + r * n, n, sa, sb);
+  }
+}
+
+static int read_dims(napi_env env, napi_value v, int64_t *dst, int *rank) {
+  size_t n;
+  int32_t *p = (int32_t *)typed_data(env, v, &n, napi_int32_array);
+  if (!p || n > 8) {
+    if (p) napi_throw_range_error(env, "ADAPTORKIT_NATIVE", "rank above 8 after merging dims");
+    return 0;
+  }
+  for (size_t i = 0; i < n; i++) dst[i] = p[i];
+  if (rank) *rank = (int)n;
+  return 1;
+}
+
+static napi_value js_binary(napi_env env, napi_callback_info info) {
+  napi_value argv[7];
+  if (!get_args(env, info, 7, argv)) return NULL;
+  bin_ctx c;
+  c.op = (int)get_i64(env, argv[0]);
+  c.a = F32(1);
+  c.b = F32(2);
+  c.o = F32(3);
+  if (!c.a || !c.b || !c.o) return NULL;
+  if (!read_dims(env, argv[4], c.shape, &c.rank) || !read_dims(env, argv[5], c.as, NULL) ||
+      !read_dims(env, argv[6], c.bs, NULL))
+    return NULL;
+  if (c.rank == 0) {
+    bin_inner(c.op, c.a, c.b, c.o, 1, 0, 0);
+    return NULL;
+  }
+  int64_t rows = 1;
+  for (int d = 0; d < c.rank - 1; d++) rows *= c.shape[d];
+  int64_t n = c.shape[c.rank - 1];
+  if (rows * n == 0) return NULL;
+  parallel_for(rows, n, bin_task, &c);
+  return NULL;
+}
+
+/* ---- unary ---- */
+enum {
+  U_EXP, U_LOG, U_SQRT, U_RSQRT, U_NEG, U_SIGMOID, U_TANH, U_RELU, U_SQUARE, U_ABS, U_RECIP,
+  U_STEP, U_ERF, U_SOFTPLUS, U_LOG1P, U_EXPM1, U_SIN, U_COS, U_ELU, U_RELU6, U_SIGN, U_SCALE_ADD
+};
+typedef struct {
+  int op;
+  const float *x;
+  float *o;
+  float p0, p1;
+} un_ctx;
+
+static void un_task(void *p, int64_t b, int64_t e) {
+  un_ctx *c = (un_ctx *)p;
+  const float *x = c->x;
+  float *o = c->o;
+  float p0 = c->p0, p1 = c->p1;
+  switch (c->op) {
+    case U_EXP: for (int64_t i = b; i < e; i++) o[i] = (float)exp_d((double)x[i]); break;
+    case U_LOG: for (int64_t i = b; i < e; i++) o[i] = logf(x[i]); break;
+    case U_SQRT: for (int64_t i = b; i < e; i++) o[i] = sqrtf(x[i]); break;
+    case U_RSQRT: for (int64_t i = b; i < e; i++) o[i] = 1.0f / sqrtf(x[i]); break;
+    case U_NEG: for (int64_t i = b; i < e; i++) o[i] = -x[i]; break;
+    case U_SIGMOID: for (int64_t i = b; i < e; i++) o[i] = (float)(1.0 / (1.0 + exp_d(-(double)x[i]))); break;
+    case U_TANH:
+      for (int64_t i = b; i < e; i++) {
+        double v = x[i];
+        double a = v < 0 ? -v : v;
+        double t = exp_d(-2.0 * a);
+        double r = (1.0 - t) / (1.0 + t);
+        double y = v < 0 ? -r : r;
+        o[i] = (float)(a < 1e-10 ? v : y);
+      }
+      break;
+    case U_RELU: for (int64_t i = b; i < e; i++) { float v = x[i]; o[i] = v < 0.f ? 0.f : v; } break;
+    case U_SQUARE: for (int64_t i = b; i < e; i++) o[i] = x[i] * x[i]; break;
+    case U_ABS: for (int64_t i = b; i < e; i++) o[i] = fabsf(x[i]); break;
+    case U_RECIP: for (int64_t i = b; i < e; i++) o[i] = 1.0f / x[i]; break;
+    case U_STEP: for (int64_t i = b; i < e; i++) { float v = x[i]; o[i] = v != v ? NAN : (v > 0.f ? 1.f : p0); } break;
+    case U_ERF: for (int64_t i = b; i < e; i++) o[i] = erff(x[i]); break;
+    case U_SOFTPLUS:
+      for (int64_t i = b; i < e; i++) { float v = x[i]; o[i] = v > 0 ? v + log1pf(expf(-v)) : log1pf(expf(v)); }
+      break;
+    case U_LOG1P: for (int64_t i = b; i < e; i++) o[i] = log1pf(x[i]); break;
+    case U_EXPM1: for (int64_t i = b; i < e; i++) o[i] = expm1f(x[i]); break;
+    case U_SIN: for (int64_t i = b; i < e; i++) o[i] = sinf(x[i]); break;
+    case U_COS: for (int64_t i = b; i < e; i++) o[i] = cosf(x[i]); break;
+    case U_ELU: for (int64_t i = b; i < e; i++) { float v = x[i]; o[i] = v >= 0 ? v : expm1f(v); } break;
+    case U_RELU6: for (int64_t i = b; i < e; i++) { float v = x[i]; o[i] = v < 0.f ? 0.f : (v > 6.f ? 6.f : v); } break;
+    case U_SIGN: for (int64_t i = b; i < e; i++) { float v = x[i]; o[i] = v > 0 ? 1.f : (v < 0 ? -1.f : 0.f); } break;
+    case U_SCALE_ADD: for (int64_t i = b; i < e; i++) o[i] = x[i] * p0 + p1; break;
+  }
+}
+
+static napi_value js_unary(napi_env env, napi_callback_info info) {
+  napi_value argv[5];
+  if (!get_args(env, info, 5, argv)) return NULL;
+  un_ctx c;
+  size_t n;
+  c.op = (int)get_i64(env, argv[0]);
+  c.x = (const float *)typed_data(env, argv[1], &n, napi_float32_array);
+  c.o = F32(2);
+  c.p0 = (float)get_f64(env, argv[3]);
+  c.p1 = (float)get_f64(env, argv[4]);
+  if (!c.x || !c.o) return NULL;
+  int cost = (c.op == U_ERF || c.op == U_LOG || c.op == U_SOFTPLUS || c.op == U_SIN || c.op == U_COS) ? 8 : 1;
+  parallel_for((int64_t)n, cost, un_task, &c);
+  return NULL;
+}
+
+/* ---- softmax over the last axis ---- */
+typedef struct {
+  const float *x;
+  float *o;
+  int64_t cols;
+  int log;
+} sm_ctx;
+
+static void sm_task(void *p, int64_t r0, int64_t r1) {
+  sm_ctx *c = (sm_ctx *)p;
+  int64_t n = c->cols;
+  for (int64_t r = r0; r < r1; r++) {
+    const float *x = c->x + r * n;
+    float *o = c->o + r * n;
+    float m = -INFINITY;
+    for (int64_t j = 0; j < n; j++) m = x[j] > m ? x[j] : m;
+    if (m == -INFINITY) m = 0.f;
+    float s = 0.f;
+    if (c->log) {
+      for (int64_t j = 0; j < n; j++) s += fast_expf(x[j] - m);
+      float ls = logf(s) + m;
+      for (int64_t j = 0; j < n; j++) o[j] = x[j] - ls;
+    } else {
+      for (int64_t j = 0; j < n; j++) { float e = fast_expf(x[j] - m); o[j] = e; s += e; }
+      float inv = 1.0f / s;
+      for (int64_t j = 0; j < n; j++) o[j] *= inv;
+    }
+  }
+}
+
+static napi_value js_softmax(napi_env env, napi_callback_info info) {
+  napi_value argv[5];
+  if (!get_args(env, info, 5, argv)) return NULL;
+  sm_ctx c;
+  c.x = F32(0);
+  c.o = F32(1);
+  int64_t rows = get_i64(env, argv[2]);
+  c.cols = get_i64(env, argv[3]);
+  c.log = (int)get_i64(env, argv[4]);
+  if (!c.x || !c.o) return NULL;
+  if (c.cols == 0) return NULL;
+  parallel_for(rows, c.cols * 4, sm_task, &c);
+  return NULL;
+}
+
+/* ---- reductions over the middle axis of [outer, red, inner] ---- */
+enum { R_SUM, R_MAX, R_MIN, R_MEAN, R_PROD };
+typedef struct {
+  int op;
+  const float *x;
+  float *o;
+  int64_t outer, red, inner;
+} red_ctx;
+
+static void red_task(void *p, int64_t i0, int64_t i1) {
+  red_ctx *c = (red_ctx *)p;
+  int64_t red = c->red, inner = c->inner;
+  if (inner == 1) {
+    for (int64_t i = i0; i < i1; i++) {
+      const float *x = c->x + i * red;
+      float acc;
+      switch (c->op) {
+        case R_SUM: case R_MEAN: {
+          /* 8 partial sums: vectorizes and keeps the error small */
+          float s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+          int64_t j = 0;
+          for (; j + 8 <= red; j += 8)
+            for (int k = 0; k < 8; k++) s[k] += x[j + k];
+          acc = 0.f;
+          for (; j < red; j++) acc += x[j];
+          for (int k = 0; k < 8; k++) acc += s[k];
+          if (c->op == R_MEAN) acc /= (float)red;
+          break;
+        }
+        case R_MAX: acc = -INFINITY; for (int64_t j = 0; j < red; j++) { float v = x[j]; acc = (v > acc || v != v) ? v : acc; } break;
+        case R_MIN: acc = INFINITY; for (int64_t j = 0; j < red; j++) { float v = x[j]; acc = (v < acc || v != v) ? v : acc; } break;
+        default: acc = 1.f; for (int64_t j = 0; j < red; j++) acc *= x[j]; break;
+      }
+      c->o[i] = acc;
+    }
+    return;
+  }
+  /* i indexes (outer, inner-chunk) pairs: chunks of 256 columns */
+  int64_t chunks = (inner + 255) / 256;
+  for (int64_t t = i0; t < i1; t++) {
+    int64_t oi = t / chunks, ch = t % chunks;
+    int64_t c0 = ch * 256, c1 = c0 + 256 < inner ? c0 + 256 : inner;
+    const float *x = c->x + oi * red * inner;
+    float *o = c->o + oi * inner;
+    float init = c->op == R_MAX ? -INFINITY : c->op == R_MIN ? INFINITY : c->op == R_PROD ? 1.f : 0.f;
+    for (int64_t j = c0; j < c1; j++) o[j] = init;
+    for (int64_t r = 0; r < red; r++) {
+      const float *xr = x + r * inner;
+      switch (c->op) {
+        case R_SUM: case R_MEAN: for (int64_t j = c0; j < c1; j++) o[j] += xr[j]; break;
+        case R_MAX: for (int64_t j = c0; j < c1; j++) { float v = xr[j]; o[j] = (v > o[j] || v != v) ? v : o[j]; } break;
+        case R_MIN: for (int64_t j = c0; j < c1; j++) { float v = xr[j]; o[j] = (v < o[j] || v != v) ? v : o[j]; } break;
+        default: for (int64_t j = c0; j < c1; j++) o[j] *= xr[j]; break;
+      }
+    }
+    if (c->op == R_MEAN) {
+      float inv = 1.0f / (float)red;
+      for (int64_t j = c0; j < c1; j++) o[j] *= inv;
+    }
+  }
+}
+
+static napi_value js_reduce(napi_env env, napi_callback_info info) {
+  napi_value argv[6];
+  if (!get_args(env, info, 6, argv)) return NULL;
+  red_ctx c;
+  c.op = (int)get_i64(env, argv[0]);
+  c.x = F32(1);
+  c.o = F32(2);
+  c.outer = get_i64(env, argv[3]);
+  c.red = get_i64(env, argv[4]);
+  c.inner = get_i64(env, argv[5]);
+  if (!c.x || !c.o) return NULL;
+  if (c.inner == 1) parallel_for(c.outer, c.red, red_task, &c);
+  else parallel_for(c.outer * ((c.inner + 255) / 256), c.red * 256, red_task, &c);
+  return NULL;
+}
+
+/* ---- transpose (any 4-byte element type): transpose(x, out, inShape:Int32, perm:Int32) ---- */
+typedef struct {
+  const uint32_t *x;
+  uint32_t *o;
+  int rank;
+  int64_t oshape[8], istride_of_out[8];
+} tr_ctx;
+
+static void tr_task(void *p, int64_t r0, int64_t r1) {
+  tr_ctx *c = (tr_ctx *)p;
+  int last = c->rank - 1;
+  int64_t n = c->oshape[last], s = c->istride_of_out[last];
+  for (int64_t r = r0; r < r1; r++) {
+    int64_t rem = r, off = 0;
+    for (int d = last - 1; d >= 0; d--) {
+      int64_t i = rem % c->oshape[d];
+      rem /= c->oshape[d];
+      off += i * c->istride_of_out[d];
+    }
+    const uint32_t *x = c->x + off;
+    uint32_t *o = c->o + r * n;
+    if (s == 1) memcpy(o, x, sizeof(uint32_t) * n);
+    else for (int64_t j = 0; j < n; j++) o[j] = x[j * s];
+  }
+}
+
+/* 2-D blocked transpose for [rows, cols] -> [cols, rows] (batched) */
+typedef struct {
+  const uint32_t *x;
+  uint32_t *o;
+  int64_t rows, cols;
+} tr2_ctx;
+static void tr2_task(void *p, int64_t t0, int64_t t1) {
+  tr2_ctx *c = (tr2_ctx *)p;
+  const int B = 32;
+  int64_t rb = (c->rows + B - 1) / B;
+  int64_t mat = c->rows * c->cols;
+  int64_t per = rb * ((c->cols + B - 1) / B);
+  for (int64_t t = t0; t < t1; t++) {
+    int64_t bi = t / per, rem = t % per;
+    int64_t i0 = (rem % rb) * B, j0 = (rem / rb) * B;
+    const uint32_t *x = c->x + bi * mat;
+    uint32_t *o = c->o + bi * mat;
+    int64_t i1 = i0 + B < c->rows ? i0 + B : c->rows, j1 = j0 + B < c->cols ? j0 + B : c->cols;
+    for (int64_t j = j0; j < j1; j++)
+      for (int64_t i = i0; i < i1; i++) o[j * c->rows + i] = x[i * c->cols + j];
+  }
+}
+
+static napi_value js_transpose(napi_env env, napi_callback_info info) {
+  napi_value argv[4];
+  if (!get_args(env, info, 4, argv)) return NULL;
+  bool is;
+  napi_typedarray_type t;
+  size_t n;
+  void *xd, *od;
+  napi_value ab;
+  size_t off;
+  napi_is_typedarray(env, argv[0], &is);
+  if (!is) { napi_throw_type_error(env, "ADAPTORKIT_NATIVE", "expected a TypedArray"); return NULL; }
+  napi_get_typedarray_info(env, argv[0], &t, &n, &xd, &ab, &off);
+  napi_get_typedarray_info(env, argv[1], &t, &n, &od, &ab, &off);
+  int64_t shape[8], perm[8];
+  int rank;
+  if (!read_dims(env, argv[2], shape, &rank) || !read_dims(env, argv[3], perm, NULL)) return NULL;
+  if (n == 0 || rank == 0) return NULL;
+  int64_t istr[8];
+  istr[rank - 1] = 1;
+  for (int d = rank - 2; d >= 0; d--) istr[d] = istr[d + 1] * shape[d + 1];
+  /* batched 2-D swap of the last two axes */
+  int is2d = rank >= 2 && perm[rank - 1] == rank - 2 && perm[rank - 2] == rank - 1;
+  for (int d = 0; d < rank - 2 && is2d; d++) is2d = perm[d] == d;
+  if (is2d) {
+    tr2_ctx c2 = {(const uint32_t *)xd, (uint32_t *)od, shape[rank - 2], shape[rank - 1]};
+    int64_t batch = (int64_t)n / (c2.rows * c2.cols);
+    int64_t tiles = batch * ((c2.rows + 31) / 32) * ((c2.cols + 31) / 32);
+    parallel_for(tiles, 1024, tr2_task, &c2);
+    return NULL;
+  }
+  tr_ctx c;
+  c.x = (const uint32_t *)xd;
+  c.o = (uint32_t *)od;
+  c.rank = rank;
+  for (int d = 0; d < rank; d++) {
+    c.oshape[d] = shape[perm[d]];
+    c.istride_of_out[d] = istr[perm[d]];
+  }
+  int64_t rows = (int64_t)n / c.oshape[rank - 1];
+  parallel_for(rows, c.oshape[rank - 1], tr_task, &c);
+  return NULL;
+}
+
+/* ---- gather rows: gather(x, idx:Int32, out, outer, axisDim, inner) ---- */
+static napi_value js_gather(napi_env env, napi_callback_info info) {
+  napi_value argv[6];
+  if (!get_args(env, info, 6, argv)) return NULL;
+  size_t nidx;
+  const uint32_t *x = (const uint32_t *)F32(0);
+  const int32_t *idx = (const int32_t *)typed_data(env, argv[1], &nidx, napi_int32_array);
+  uint32_t *o = (uint32_t *)F32(2);
+  int64_t outer = get_i64(env, argv[3]), axis = get_i64(env, argv[4]), inner = get_i64(env, argv[5]);
+  if (!x || !idx || !o) return NULL;
+  for (int64_t a = 0; a < outer; a++)
+    for (size_t i = 0; i < nidx; i++) {
+      int32_t k = idx[i];
+      uint32_t *dst = o + (a * (int64_t)nidx + i) * inner;
+      if (k < 0 || k >= axis) memset(dst, 0, sizeof(uint32_t) * inner);
+      else memcpy(dst, x + (a * axis + k) * inner, sizeof(uint32_t) * inner);
+    }
+  return NULL;
+}
+
+/* ---- unsorted segment sum: segsum(x, ids:Int32, out(zeroed), inner, numSegments) ---- */
+static napi_value js_segsum(napi_env env, napi_callback_info info) {
+  napi_value argv[5];
+  if (!get_args(env, info, 5, argv)) return NULL;
+  size_t nid;
+  const float *x = F32(0);
+  const int32_t *ids = (const int32_t *)typed_data(env, argv[1], &nid, napi_int32_array);
+  float *o = F32(2);
+  int64_t inner = get_i64(env, argv[3]), nseg = get_i64(env, argv[4]);
+  if (!x || !ids || !o) return NULL;
+  for (size_t i = 0; i < nid; i++) {
+    int32_t s = ids[i];
+    if (s < 0 || s >= nseg) continue;
+    const float *src = x + i * inner;
+    float *dst = o + s * inner;
+    for (int64_t j = 0; j < inner; j++) dst[j] += src[j];
+  }
+  return NULL;
+}
+
+/* ---- fused AdamW update, in place on p, m, v ----
+ * adamw(p, g, m, v, lr, beta1, beta2, eps, weightDecay, bc1, bc2): decoupled weight decay. */
+typedef struct {
+  float *p, *m, *v;
+  const float *g;
+  float lr, b1, b2, eps, wd, bc1, bc2;
+} adam_ctx;
+static void adam_task(void *q, int64_t b, int64_t e) {
+  adam_ctx *c = (adam_ctx *)q;
+  for (int64_t i = b; i < e; i++) {
+    float g = c->g[i];
+    float m = c->b1 * c->m[i] + (1.f - c->b1) * g;
+    float v = c->b2 * c->v[i] + (1.f - c->b2) * g * g;
+    c->m[i] = m;
+    c->v[i] = v;
+    float mh = m / c->bc1, vh = v / c->bc2;
+    c->p[i] = c->p[i] - c->lr * (mh / (sqrtf(vh) + c->eps) + c->wd * c->p[i]);
+  }
+}
+static napi_value js_adamw(napi_env env, napi_callback_info info) {
+  napi_value argv[11];
+  if (!get_args(env, info, 11, argv)) return NULL;
+  size_t n;
+  adam_ctx c;
+  c.p = (float *)typed_data(env, argv[0], &n, napi_float32_array);
+  c.g = F32(1);
+  c.m = F32(2);
+  c.v = F32(3);
+  c.lr = (float)get_f64(env, argv[4]);
+  c.b1 = (float)get_f64(env, argv[5]);
+  c.b2 = (float)get_f64(env, argv[6]);
+  c.eps = (float)get_f64(env, argv[7]);
+  c.wd = (float)get_f64(env, argv[8]);
+  c.bc1 = (float)get_f64(env, argv[9]);
+  c.bc2 = (float)get_f64(env, argv[10]);
+  if (!c.p || !c.g || !c.m || !c.v) return NULL;
+  parallel_for((int64_t)n, 4, adam_task, &c);
+  return NULL;
+}
+
+/* ---- configuration ---- */
+static napi_value js_set_threads(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  if (!get_args(env, info, 1, argv)) return NULL;
+  int n = (int)get_i64(env, argv[0]);
+  if (n < 1) n = 1;
+  openblas_set_num_threads(n);
+  if (!g_pool_started) pool_start(n);
+  else g_threads = n < MAX_THREADS ? n : MAX_THREADS;
+  return NULL;
+}
+
+static napi_value js_info(napi_env env, napi_callback_info info) {
+  (void)info;
+  char buf[512];
+  snprintf(buf, sizeof buf, "OpenBLAS %s (%s), BLAS threads %d, kernel threads %d", openblas_get_config(),
+           openblas_get_corename(), openblas_get_num_threads(), g_threads);
+  napi_value s;
+  NAPI_CALL(env, napi_create_string_utf8(env, buf, NAPI_AUTO_LENGTH, &s));
+  return s;
+}
+
+static napi_value js_threads(napi_env env, napi_callback_info info) {
+  (void)info;
+  napi_value v;
+  NAPI_CALL(env, napi_create_int32(env, g_threads, &v));
+  return v;
+}
+
+NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
+  long cores = sysconf(_SC_NPROCESSORS_ONLN);
+  const char *envt = getenv("ADAPTORKIT_NATIVE_THREADS");
+  int threads = envt && atoi(envt) > 0 ? atoi(envt) : (cores > 0 ? (int)cores : 1);
+  if (threads > MAX_THREADS) threads = MAX_THREADS;
+  openblas_set_num_threads(threads);
+  pool_start(threads);
+  struct { const char *name; napi_callback fn; } fns[] = {
+      {"bmm", js_bmm},         {"binary", js_binary},   {"unary", js_unary},     {"softmax", js_softmax},
+      {"reduce", js_reduce},   {"transpose", js_transpose}, {"gather", js_gather}, {"segsum", js_segsum},
+      {"adamw", js_adamw},     {"setThreads", js_set_threads}, {"info", js_info}, {"threads", js_threads},
+  };
+  for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
+    napi_value f;
+    if (napi_create_function(env, fns[i].name, NAPI_AUTO_LENGTH, fns[i].fn, NULL, &f) != napi_ok) return NULL;
+    if (napi_set_named_property(env, exports, fns[i].name, f) != napi_ok) return NULL;
+  }
+  return exports;
+}

@@ -1,0 +1,61 @@
+/**
+ * The 'native' tfjs backend: MathBackendCPU's storage (plain TypedArrays) and every cpu kernel,
+ * with the hot kernels replaced by the addon's (OpenBLAS matmul, native elementwise, softmax,
+ * reductions, transpose, gather).
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
+import type { KernelFunc } from '@tensorflow/tfjs-core';
+import { addonUnavailableReason, tryAddon } from './addon.js';
+import { NativeBackendError } from './errors.js';
+import { nativeKernels } from './kernels.js';
+
+export const NATIVE_BACKEND_NAME = 'native';
+
+/** A MathBackendCPU under another name; the kernels registered for 'native' do the work. */
+export class NativeBackend extends MathBackendCPU {
+  constructor() {
+    super();
+    // MathBackendCPU prints a "install tfjs-node" banner on first use in Node; this backend is the answer to it.
+    (this as unknown as { firstUse: boolean }).firstUse = false;
+  }
+}
+
+let registered: { detail: string; threads: number } | undefined;
+
+/** Why the native backend cannot be used here, or undefined when it can. */
+export function nativeUnavailableReason(): string | undefined {
+  return addonUnavailableReason();
+}
+
+/**
+ * Registers the 'native' backend with all cpu kernels and the native overrides. Idempotent.
+ * Throws NativeBackendError('NATIVE_UNAVAILABLE') when the addon cannot load.
+ */
+export function registerNativeBackend(): { detail: string; threads: number } {
+  if (registered) return registered;
+  const addon = tryAddon();
+  if (!addon) throw new NativeBackendError('NATIVE_UNAVAILABLE', `native backend unavailable: ${addonUnavailableReason() ?? 'unknown reason'}`);
+  const name = NATIVE_BACKEND_NAME;
+  // Priority 0 keeps tfjs from picking it on its own; callers select it with tf.setBackend('native').
+  tf.registerBackend(name, () => new NativeBackend(), 0);
+  const cpu = new Map<string, KernelFunc>();
+  for (const k of tf.getKernelsForBackend('cpu')) cpu.set(k.kernelName, k.kernelFunc);
+  const overrides = nativeKernels(addon, name, cpu);
+  const overridden = new Set(overrides.map((k) => k.kernelName));
+  for (const k of tf.getKernelsForBackend('cpu')) {
+    if (overridden.has(k.kernelName)) continue;
+    tf.registerKernel({ ...k, backendName: name });
+  }
+  for (const k of overrides) tf.registerKernel(k);
+  registered = { detail: `${addon.info()}; ${overrides.length} native kernels`, threads: addon.threads() };
+  return registered;
+}
+
+/** Set the thread count for OpenBLAS and the native kernels (default: all online cores). */
+export function setNativeThreads(n: number): void {
+  const addon = tryAddon();
+  if (!addon) throw new NativeBackendError('NATIVE_UNAVAILABLE', `native backend unavailable: ${addonUnavailableReason() ?? 'unknown reason'}`);
+  if (!Number.isInteger(n) || n < 1) throw new NativeBackendError('INVALID_ARGUMENT', `threads must be a positive integer, got ${n}`);
+  addon.setThreads(n);
+}

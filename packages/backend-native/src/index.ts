@@ -1,0 +1,2 @@
+export { nativeUnavailableReason, registerNativeBackend, setNativeThreads, NativeBackend, NATIVE_BACKEND_NAME } from './backend.js';
+export { NativeBackendError, type NativeErrorCode } from './errors.js';

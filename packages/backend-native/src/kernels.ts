@@ -1,0 +1,302 @@
+/**
+ * Native kernels for the 'native' backend. Each works on the Float32Array/Int32Array values that
+ * MathBackendCPU keeps (no copies) and falls back to the cpu backend's kernel for any dtype or
+ * attribute it does not handle, so results never depend on what was implemented natively.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
+import type { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
+import type { NativeAddon } from './addon.js';
+
+type Backend = MathBackendCPU;
+type Values = Float32Array | Int32Array;
+
+const BIN = { Add: 0, Sub: 1, Mul: 2, RealDiv: 3, Maximum: 4, Minimum: 5, SquaredDifference: 6, Pow: 7, DivNoNan: 8 } as const;
+const UN = {
+  Exp: 0, Log: 1, Sqrt: 2, Rsqrt: 3, Neg: 4, Sigmoid: 5, Tanh: 6, Relu: 7, Square: 8, Abs: 9, Reciprocal: 10,
+  Step: 11, Erf: 12, Softplus: 13, Log1p: 14, Expm1: 15, Sin: 16, Cos: 17, Elu: 18, Relu6: 19, Sign: 20,
+} as const;
+const RED = { Sum: 0, Max: 1, Min: 2, Mean: 3, Prod: 4 } as const;
+
+function size(shape: readonly number[]): number {
+  let n = 1;
+  for (const d of shape) n *= d;
+  return n;
+}
+
+function vals(b: Backend, t: TensorInfo): Values {
+  return b.data.get(t.dataId).values as Values;
+}
+
+function out(b: Backend, shape: number[], dtype: tf.DataType, values: Values): TensorInfo {
+  return b.makeTensorInfo(shape, dtype, values);
+}
+
+/** Row-major strides of `shape` as seen from an output of rank `rank` (0 on broadcast dims). */
+function broadcastStrides(shape: readonly number[], outShape: readonly number[]): number[] {
+  const rank = outShape.length;
+  const s = new Array<number>(rank).fill(0);
+  let stride = 1;
+  for (let i = shape.length - 1, o = rank - 1; o >= 0; i--, o--) {
+    const d = i >= 0 ? (shape[i] as number) : 1;
+    s[o] = d === 1 && outShape[o] !== 1 ? 0 : stride;
+    stride *= d;
+  }
+  return s;
+}
+
+/** Drop size-1 dims and merge neighbours that both inputs walk contiguously (or both broadcast). */
+function mergeDims(shape: readonly number[], as: number[], bs: number[]): { shape: Int32Array; as: Int32Array; bs: Int32Array } {
+  const sh: number[] = [];
+  const sa: number[] = [];
+  const sb: number[] = [];
+  for (let d = 0; d < shape.length; d++) {
+    const n = shape[d] as number;
+    if (n === 1) continue;
+    const a = as[d] as number;
+    const b = bs[d] as number;
+    const k = sh.length - 1;
+    if (k >= 0 && sa[k] === a * n && sb[k] === b * n) {
+      sh[k] = (sh[k] as number) * n;
+      sa[k] = a;
+      sb[k] = b;
+    } else {
+      sh.push(n);
+      sa.push(a);
+      sb.push(b);
+    }
+  }
+  if (sh.length === 0) return { shape: Int32Array.of(1), as: Int32Array.of(0), bs: Int32Array.of(0) };
+  return { shape: Int32Array.from(sh), as: Int32Array.from(sa), bs: Int32Array.from(sb) };
+}
+
+function binaryInto(n: NativeAddon, op: number, a: Float32Array, aShape: readonly number[], b: Float32Array, bShape: readonly number[], outShape: number[], o: Float32Array): void {
+  const m = mergeDims(outShape, broadcastStrides(aShape, outShape), broadcastStrides(bShape, outShape));
+  n.binary(op, a, b, o, m.shape, m.as, m.bs);
+}
+
+/** Batch matmul with numpy broadcasting of the batch dims. */
+function matmul(n: NativeAddon, b: Backend, a: TensorInfo, bb: TensorInfo, transA: boolean, transB: boolean): TensorInfo {
+  const ar = a.shape.length;
+  const br = bb.shape.length;
+  const M = transA ? (a.shape[ar - 1] as number) : (a.shape[ar - 2] as number);
+  const K = transA ? (a.shape[ar - 2] as number) : (a.shape[ar - 1] as number);
+  const K2 = transB ? (bb.shape[br - 1] as number) : (bb.shape[br - 2] as number);
+  const N = transB ? (bb.shape[br - 2] as number) : (bb.shape[br - 1] as number);
+  if (K !== K2) {
+    throw new Error(`Error in matMul: inner shapes (${K}) and (${K2}) of Tensors with shapes ${a.shape} and ${bb.shape} and transposeA=${transA} and transposeB=${transB} must match.`);
+  }
+  const aBatch = a.shape.slice(0, -2);
+  const bBatch = bb.shape.slice(0, -2);
+  const outBatch = tf.broadcast_util.assertAndGetBroadcastShape(aBatch, bBatch);
+  const batch = size(outBatch);
+  const outShape = [...outBatch, M, N];
+  const o = new Float32Array(batch * M * N);
+  const av = vals(b, a) as Float32Array;
+  const bv = vals(b, bb) as Float32Array;
+  const aB = size(aBatch);
+  const bB = size(bBatch);
+  if (bB === 1 && !transA && aB === batch) {
+    // Weights shared by every batch: one product with batch*M rows.
+    n.bmm(0, transB ? 1 : 0, batch * M, N, K, av, bv, o, 1, null, null, 0);
+  } else if (aB === batch && bB === batch) {
+    n.bmm(transA ? 1 : 0, transB ? 1 : 0, M, N, K, av, bv, o, batch, null, null, 0);
+  } else {
+    const as = broadcastStrides(aBatch, outBatch);
+    const bs = broadcastStrides(bBatch, outBatch);
+    const aOffs = new Int32Array(batch);
+    const bOffs = new Int32Array(batch);
+    for (let i = 0; i < batch; i++) {
+      let rem = i;
+      let ao = 0;
+      let bo = 0;
+      for (let d = outBatch.length - 1; d >= 0; d--) {
+        const dim = outBatch[d] as number;
+        const idx = rem % dim;
+        rem = (rem - idx) / dim;
+        ao += idx * (as[d] as number);
+        bo += idx * (bs[d] as number);
+      }
+      aOffs[i] = ao * M * K;
+      bOffs[i] = bo * K * N;
+    }
+    n.bmm(transA ? 1 : 0, transB ? 1 : 0, M, N, K, av, bv, o, batch, aOffs, bOffs, 0);
+  }
+  return out(b, outShape, 'float32', o);
+}
+
+/** Reduce `axes` of x (float32) into a new Float32Array; returns values and the kept shape. */
+function reduceAxes(n: NativeAddon, b: Backend, op: number, x: TensorInfo, axes: number[]): Float32Array {
+  const shape = x.shape;
+  const sorted = [...axes].sort((p, q) => p - q);
+  const xv = vals(b, x) as Float32Array;
+  const contiguous = sorted.every((ax, i) => i === 0 || ax === (sorted[i - 1] as number) + 1);
+  const kept = shape.filter((_, i) => !sorted.includes(i));
+  const o = new Float32Array(size(kept));
+  if (sorted.length === 0) {
+    o.set(xv);
+    return o;
+  }
+  if (contiguous) {
+    const p = sorted[0] as number;
+    const q = sorted[sorted.length - 1] as number;
+    const outer = size(shape.slice(0, p));
+    const red = size(shape.slice(p, q + 1));
+    const inner = size(shape.slice(q + 1));
+    if (red === 0) {
+      o.fill(op === RED.Max ? -Infinity : op === RED.Min ? Infinity : op === RED.Prod ? 1 : op === RED.Mean ? NaN : 0);
+      return o;
+    }
+    n.reduce(op, xv, o, outer, red, inner);
+    return o;
+  }
+  // Move the reduced axes last, then reduce rows.
+  const perm = [...shape.keys()].filter((i) => !sorted.includes(i)).concat(sorted);
+  const t = new Float32Array(xv.length);
+  n.transpose(xv, t, Int32Array.from(shape), Int32Array.from(perm));
+  const red = size(sorted.map((i) => shape[i] as number));
+  if (red === 0) {
+    o.fill(op === RED.Max ? -Infinity : op === RED.Min ? Infinity : op === RED.Prod ? 1 : op === RED.Mean ? NaN : 0);
+    return o;
+  }
+  n.reduce(op, t, o, size(kept), red, 1);
+  return o;
+}
+
+/** Build the kernel configs for backend `name`; `cpu` gives the fallbacks. */
+export function nativeKernels(n: NativeAddon, name: string, cpu: Map<string, KernelFunc>): KernelConfig[] {
+  const fallback = (kernel: string): KernelFunc => {
+    const f = cpu.get(kernel);
+    if (!f) throw new Error(`cpu backend has no kernel ${kernel}`);
+    return f;
+  };
+  const configs: KernelConfig[] = [];
+  const add = (kernelName: string, kernelFunc: KernelFunc) => configs.push({ kernelName, backendName: name, kernelFunc });
+
+  // --- matmul ---
+  add(tf.BatchMatMul, (args) => {
+    const { a, b } = args.inputs as { a: TensorInfo; b: TensorInfo };
+    const { transposeA, transposeB } = args.attrs as unknown as tf.BatchMatMulAttrs;
+    if (a.dtype !== 'float32' || b.dtype !== 'float32') return fallback(tf.BatchMatMul)(args);
+    return matmul(n, args.backend as Backend, a, b, transposeA, transposeB);
+  });
+  add(tf._FusedMatMul, (args) => {
+    const { a, b, bias, preluActivationWeights } = args.inputs as { a: TensorInfo; b: TensorInfo; bias?: TensorInfo; preluActivationWeights?: TensorInfo };
+    const { transposeA, transposeB, activation } = args.attrs as unknown as tf._FusedMatMulAttrs;
+    const act = activation ?? 'linear';
+    const ok = a.dtype === 'float32' && b.dtype === 'float32' && (bias == null || bias.dtype === 'float32') && preluActivationWeights == null &&
+      (act === 'linear' || act === 'relu' || act === 'relu6' || act === 'sigmoid' || act === 'elu');
+    if (!ok) return fallback(tf._FusedMatMul)(args);
+    const be = args.backend as Backend;
+    const r = matmul(n, be, a, b, transposeA, transposeB);
+    const rv = vals(be, r) as Float32Array;
+    if (bias != null) binaryInto(n, BIN.Add, rv, r.shape, vals(be, bias) as Float32Array, bias.shape, r.shape, rv);
+    if (act !== 'linear') {
+      const op = act === 'relu' ? UN.Relu : act === 'relu6' ? UN.Relu6 : act === 'sigmoid' ? UN.Sigmoid : UN.Elu;
+      n.unary(op, rv, rv, 0, 0);
+    }
+    return r;
+  });
+
+  // --- binary elementwise with broadcasting ---
+  for (const [kernel, op] of Object.entries(BIN)) {
+    add(kernel, (args) => {
+      const { a, b } = args.inputs as { a: TensorInfo; b: TensorInfo };
+      if (a.dtype !== 'float32' || b.dtype !== 'float32') return fallback(kernel)(args);
+      const be = args.backend as Backend;
+      const outShape = tf.broadcast_util.assertAndGetBroadcastShape(a.shape, b.shape);
+      const o = new Float32Array(size(outShape));
+      if (o.length > 0) binaryInto(n, op, vals(be, a) as Float32Array, a.shape, vals(be, b) as Float32Array, b.shape, outShape, o);
+      return out(be, outShape, 'float32', o);
+    });
+  }
+
+  // --- unary ---
+  for (const [kernel, op] of Object.entries(UN)) {
+    add(kernel, (args) => {
+      const { x } = args.inputs as { x: TensorInfo };
+      if (x.dtype !== 'float32') return fallback(kernel)(args);
+      const be = args.backend as Backend;
+      const o = new Float32Array(size(x.shape));
+      const alpha = kernel === tf.Step ? ((args.attrs as unknown as tf.StepAttrs).alpha ?? 0) : 0;
+      n.unary(op, vals(be, x) as Float32Array, o, alpha, 0);
+      return out(be, [...x.shape], 'float32', o);
+    });
+  }
+
+  // --- softmax (last axis) ---
+  add(tf.Softmax, (args) => {
+    const { logits } = args.inputs as { logits: TensorInfo };
+    const { dim } = args.attrs as unknown as tf.SoftmaxAttrs;
+    const r = logits.shape.length;
+    if (logits.dtype !== 'float32' || r === 0 || (dim !== -1 && dim !== r - 1)) return fallback(tf.Softmax)(args);
+    const be = args.backend as Backend;
+    const cols = logits.shape[r - 1] as number;
+    const o = new Float32Array(size(logits.shape));
+    if (o.length > 0) n.softmax(vals(be, logits) as Float32Array, o, o.length / cols, cols, 0);
+    return out(be, [...logits.shape], 'float32', o);
+  });
+
+  // --- reductions ---
+  for (const [kernel, op] of Object.entries(RED)) {
+    add(kernel, (args) => {
+      const { x } = args.inputs as { x: TensorInfo };
+      // Max names its axes reductionIndices; the others call them axis.
+      const { axis, reductionIndices, keepDims } = args.attrs as unknown as { axis?: number | number[]; reductionIndices?: number | number[]; keepDims: boolean };
+      if (x.dtype !== 'float32') return fallback(kernel)(args);
+      const be = args.backend as Backend;
+      const axes = tf.util.parseAxisParam(axis ?? reductionIndices ?? [...x.shape.keys()], x.shape);
+      const o = reduceAxes(n, be, op, x, axes);
+      const shape = keepDims ? x.shape.map((d, i) => (axes.includes(i) ? 1 : d)) : x.shape.filter((_, i) => !axes.includes(i));
+      return out(be, shape, 'float32', o);
+    });
+  }
+
+  // --- transpose ---
+  add(tf.Transpose, (args) => {
+    const { x } = args.inputs as { x: TensorInfo };
+    const { perm } = args.attrs as unknown as tf.TransposeAttrs;
+    if (x.dtype !== 'float32' && x.dtype !== 'int32') return fallback(tf.Transpose)(args);
+    const be = args.backend as Backend;
+    const xv = vals(be, x);
+    const shape = perm.map((p) => x.shape[p] as number);
+    const o = x.dtype === 'float32' ? new Float32Array(xv.length) : new Int32Array(xv.length);
+    if (o.length > 0) n.transpose(xv, o, Int32Array.from(x.shape), Int32Array.from(perm));
+    return out(be, shape, x.dtype, o);
+  });
+
+  // --- gather (embedding lookup) ---
+  add(tf.GatherV2, (args) => {
+    const { x, indices } = args.inputs as { x: TensorInfo; indices: TensorInfo };
+    const { axis, batchDims } = args.attrs as unknown as tf.GatherV2Attrs;
+    if ((x.dtype !== 'float32' && x.dtype !== 'int32') || indices.dtype !== 'int32' || (batchDims ?? 0) !== 0) return fallback(tf.GatherV2)(args);
+    const be = args.backend as Backend;
+    const ax = tf.util.parseAxisParam(axis, x.shape)[0] as number;
+    const axisDim = x.shape[ax] as number;
+    const iv = vals(be, indices) as Int32Array;
+    for (let i = 0; i < iv.length; i++) {
+      const k = iv[i] as number;
+      if (k < 0 || k >= axisDim) return fallback(tf.GatherV2)(args); // cpu raises the usual error
+    }
+    const shape = [...x.shape.slice(0, ax), ...indices.shape, ...x.shape.slice(ax + 1)];
+    const o = x.dtype === 'float32' ? new Float32Array(size(shape)) : new Int32Array(size(shape));
+    if (o.length > 0) n.gather(vals(be, x), iv, o, size(x.shape.slice(0, ax)), axisDim, size(x.shape.slice(ax + 1)));
+    return out(be, shape, x.dtype, o);
+  });
+
+  // --- gather's gradient ---
+  add(tf.UnsortedSegmentSum, (args) => {
+    const { x, segmentIds } = args.inputs as { x: TensorInfo; segmentIds: TensorInfo };
+    const { numSegments } = args.attrs as unknown as tf.UnsortedSegmentSumAttrs;
+    if (x.dtype !== 'float32' || segmentIds.dtype !== 'int32') return fallback(tf.UnsortedSegmentSum)(args);
+    const be = args.backend as Backend;
+    const inner = segmentIds.shape.length <= x.shape.length ? size(x.shape.slice(segmentIds.shape.length)) : 0;
+    const shape = [numSegments, ...x.shape.slice(segmentIds.shape.length)];
+    const o = new Float32Array(size(shape));
+    if (o.length > 0) n.segsum(vals(be, x) as Float32Array, vals(be, segmentIds) as Int32Array, o, inner, numSegments);
+    return out(be, shape, 'float32', o);
+  });
+
+  return configs;
+}
+
