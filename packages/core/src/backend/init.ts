@@ -149,11 +149,14 @@ export async function initBackend(pref: BackendPreference = 'auto', opts: InitBa
   };
 
   if (pref === 'auto') {
-    (await attempt('tfjs-node-gpu', () => startTensorflow(true))) ||
-      (await attempt('tfjs-node', () => startTensorflow(false))) ||
-      (await attempt('native', startNative)) ||
-      (await attempt('wasm', startWasm)) ||
-      (await attempt('cpu', startCpu));
+    const order: [string, () => Promise<Attempt>][] = [
+      ['tfjs-node-gpu', () => startTensorflow(true)],
+      ['tfjs-node', () => startTensorflow(false)],
+      ['native', startNative],
+      ['wasm', startWasm],
+      ['cpu', startCpu],
+    ];
+    for (const [label, start] of order) if (await attempt(label, start)) break;
   } else if (pref === 'tensorflow') {
     if (!(await attempt('tfjs-node-gpu', () => startTensorflow(true))) && !(await attempt('tfjs-node', () => startTensorflow(false)))) {
       throw new AdaptorkitError(

@@ -41,7 +41,6 @@ describe('CausalLM numerics', () => {
         const s = src.get(name)!;
         if (/self_attn\.[kv]_proj\.weight$/.test(name)) {
           const w = s.value as tf.Tensor2D; // [d, 2*hd]
-          const hd = 8;
           const heads = tf.split(w, 2, 1);
           p.assign(tf.concat([heads[0]!, heads[0]!, heads[1]!, heads[1]!], 1));
         } else p.assign(s.value);
