@@ -73,6 +73,10 @@ async function activate(name: string): Promise<void> {
   const ok = await tf.setBackend(name);
   if (!ok) throw new AdaptorkitError('BACKEND_FAILED', `tfjs could not start the '${name}' backend`);
   await tf.ready();
+  // MathBackendCPU (and backends built on it) print a "you are running TensorFlow.js in Node.js"
+  // banner on first use; initBackend already logs what ran and how to get a faster backend.
+  const b = tf.backend() as { firstUse?: boolean };
+  if (b.firstUse === true) b.firstUse = false;
 }
 
 type Attempt = BackendInfo | string;
