@@ -19,9 +19,8 @@ export interface ReadIssue {
 
 export function formatIssue(i: ReadIssue): string {
   const where = i.line > 0 ? `${i.file}:${i.line}` : i.file;
-  const rec = i.index >= 0 ? ` record ${i.index}` : '';
-  const field = i.field ? ` field '${i.field}'` : '';
-  return `${where}:${rec}${field}: ${i.message}`;
+  const what = [i.index >= 0 ? `record ${i.index}` : '', i.field ? `field '${i.field}'` : ''].filter(Boolean).join(' ');
+  return what ? `${where}: ${what}: ${i.message}` : `${where}: ${i.message}`;
 }
 
 /** A reader error that carries the structured issue. */

@@ -49,7 +49,8 @@ export function splitJsonArray(text: string, file: string): RawRecord[] {
   if (text.charCodeAt(0) === 0xfeff) i = Math.max(i, 1);
   if (text.charAt(i) !== '[') fail(i, `expected a JSON array of records ('[' ...), found ${i >= text.length ? 'an empty file' : `'${text.charAt(i)}'`}`);
   const out: RawRecord[] = [];
-  let depth = 0, inString = false, elemStart = -1, stringStart = -1, closed = -1;
+  const stack: string[] = [];
+  let inString = false, elemStart = -1, stringStart = -1, closed = -1;
   const push = (end: number): void => {
     const src = text.slice(elemStart, end);
     const rec: RawRecord = { line: lineOf(starts, elemStart), index: out.length };
@@ -74,17 +75,18 @@ export function splitJsonArray(text: string, file: string): RawRecord[] {
       if (elemStart < 0) elemStart = i;
     } else if (c === '{' || c === '[') {
       if (elemStart < 0) elemStart = i;
-      depth++;
+      stack.push(c === '{' ? '}' : ']');
     } else if (c === '}' || c === ']') {
-      if (depth === 0) {
+      if (stack.length === 0) {
         if (c === '}') fail(i, "unexpected '}' at the top level of the array");
         if (elemStart >= 0) push(i);
         else if (out.length > 0) fail(i, "trailing ',' before ']'");
         closed = i;
         break;
       }
-      depth--;
-    } else if (c === ',' && depth === 0) {
+      const want = stack.pop();
+      if (c !== want) fail(i, `mismatched '${c}' (expected '${want}')`);
+    } else if (c === ',' && stack.length === 0) {
       if (elemStart < 0) fail(i, "empty element (two commas, or a comma after '[')");
       push(i);
       elemStart = -1;
