@@ -31,7 +31,7 @@ describe('ShapesWorld tasks are correct by construction', () => {
         expect(ex.answer).toBe(positionOf(hits[0]!));
       }
       if (t === 'exist') {
-        const [, colour, shape] = /a (\w+) (\w+)\?/.exec(q)!;
+        const [, colour, shape] = /an? (\w+) (\w+)\?/.exec(q)!;
         expect(ex.answer).toBe(objs.some((o) => o.shape === shape && o.colour === colour) ? 'yes' : 'no');
       }
       expect(objs.length).toBeGreaterThanOrEqual(1);
@@ -57,7 +57,7 @@ describe('ShapesWorld tasks are correct by construction', () => {
       expect(ex.inputs.length).toBeGreaterThanOrEqual(2);
       expect(ex.choices!.length).toBe(4);
       const holds = (c: string): boolean => ex.inputs.every(({ scene }) => {
-        let m = /contain a (\w+) object$/.exec(c);
+        let m = /contain an? (\w+) object$/.exec(c);
         if (m) return scene.objects.some((o) => o.colour === m![1]);
         m = /contain a (\w+)$/.exec(c);
         if (m) return scene.objects.some((o) => o.shape === m![1]);
@@ -110,5 +110,12 @@ describe('ShapesWorld is not solvable from text alone', () => {
     expect(grTemplate.accuracy).toBeLessThan(0.2);
     expect(common.accuracy).toBeLessThan(0.31);
     expect(commonLetter.accuracy).toBeLessThan(0.31);
+  });
+});
+
+describe('retrieval pairs', () => {
+  it('have unique captions within a split', () => {
+    const pairs = new ShapesWorld({ seed: 0 }).retrieval('train');
+    expect(new Set(pairs.map((p) => p.text)).size).toBe(pairs.length);
   });
 });

@@ -8,7 +8,7 @@
 import { Rng } from '@adaptorkit/core';
 import { IMAGE_TOKEN, POINTS_TOKEN, SOUND_TOKEN } from '../tokenizer.js';
 import { objectBox } from './render.js';
-import { caption, numberWord, PLURAL, sampleTextQA, TEXT_TASK_KINDS } from './text.js';
+import { caption, numberWord, PLURAL, sampleTextQA, TEXT_TASK_KINDS, withArticle } from './text.js';
 import {
   COLOURS, POSITIONS, SHAPES, SIZES, sampleScene,
   type Colour, type Scene, type SceneObject, type Shape,
@@ -118,7 +118,7 @@ export function sampleVqa(rng: Rng, template: VqaTemplate): Draft {
         // Near misses make "no" need looking: same shape in another colour, or same colour on another shape.
         : rng.next() < 0.75 ? [rng.next() < 0.5 ? { shape, colour: otherColour(rng, colour) } : { shape: otherShape(rng, shape), colour }] : [];
       const scene = sampleScene(rng, { include, other: (o) => yes || o.shape !== shape || o.colour !== colour });
-      return { template, ...withImage(scene, `is there a ${colour} ${shape}?`), answer: yes ? 'yes' : 'no' };
+      return { template, ...withImage(scene, `is there ${withArticle(colour)} ${shape}?`), answer: yes ? 'yes' : 'no' };
     }
   }
 }
@@ -197,7 +197,7 @@ export function sampleCommon(rng: Rng): Draft {
   const distractors = rng.shuffle(values.filter((v) => v !== gold && !scenes.every((s) => holds(s, v)))).slice(0, 3);
   const options = rng.shuffle([gold, ...distractors]);
   const phrase = (v: string): string =>
-    kind === 'shape' ? `they all contain a ${v}` : kind === 'colour' ? `they all contain a ${v} object`
+    kind === 'shape' ? `they all contain a ${v}` : kind === 'colour' ? `they all contain ${withArticle(v)} object`
       : `they all have ${numberWord(Number(v))} ${v === '1' ? 'object' : 'objects'}`;
   const choices = options.map(phrase);
   const letter = LETTERS[options.indexOf(gold)] as string;
@@ -243,8 +243,12 @@ export function sampleTask(rng: Rng, task: TaskName, n: number, split: string): 
 
 export function sampleRetrieval(rng: Rng, n: number, split: string): RetrievalPair[] {
   const out: RetrievalPair[] = [];
+  const seen = new Set<string>();
   for (let i = 0; i < n; i++) {
-    const scene = sampleScene(rng);
+    // Captions are unique within a split, so every text has exactly one matching image.
+    let scene = sampleScene(rng);
+    for (let tries = 0; seen.has(caption(scene)) && tries < 100; tries++) scene = sampleScene(rng);
+    seen.add(caption(scene));
     out.push({ id: `retrieval-${split}-${i}`, scene, text: caption(scene) });
   }
   return out;

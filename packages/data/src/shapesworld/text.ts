@@ -49,6 +49,11 @@ export function shapesWorldTokenizer(): WordTokenizer {
   return new WordTokenizer(shapesWorldVocab());
 }
 
+/** 'a' or 'an' followed by the word ('an orange', 'a red'). */
+export function withArticle(word: string): string {
+  return `${/^[aeiou]/.test(word) ? 'an' : 'a'} ${word}`;
+}
+
 export function objectPhrase(o: Pick<SceneObject, 'size' | 'colour' | 'shape'>): string {
   return `a ${o.size} ${o.colour} ${o.shape}`;
 }
@@ -99,7 +104,7 @@ export interface TextQA {
 }
 
 function describeBriefly(objs: readonly Pick<SceneObject, 'size' | 'colour' | 'shape'>[], withSize: boolean): string {
-  return `the picture shows ${listPhrase(objs.map((o) => (withSize ? objectPhrase(o) : `a ${o.colour} ${o.shape}`)))}.`;
+  return `the picture shows ${listPhrase(objs.map((o) => (withSize ? objectPhrase(o) : `${withArticle(o.colour)} ${o.shape}`)))}.`;
 }
 
 /** One text-only question with an exact short answer; answers are balanced by construction. */
@@ -183,7 +188,8 @@ function countingSentence(rng: Rng, scene: Scene): string {
   const parts = [...counts.entries()].map(([s, n]) => `${numberWord(n)} ${n === 1 ? s : PLURAL[s]}`);
   const n = scene.objects.length;
   if (rng.next() < 0.5) {
-    return `there ${n === 1 ? 'is' : 'are'} ${listPhrase(parts)}, so there ${n === 1 ? 'is one object' : `are ${numberWord(n)} objects`}.`;
+    const first = counts.values().next().value ?? 1;
+    return `there ${first === 1 ? 'is' : 'are'} ${listPhrase(parts)}, so there ${n === 1 ? 'is one object' : `are ${numberWord(n)} objects`}.`;
   }
   return `${caption(scene)} there ${n === 1 ? 'is one object' : `are ${numberWord(n)} objects`}.`;
 }
