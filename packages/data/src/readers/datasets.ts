@@ -77,16 +77,23 @@ async function resolveImage(ctx: Ctx, opts: DatasetReadOptions, p: unknown, fiel
   return { path: r.resolved };
 }
 
-async function readAll<T>(file: string, opts: DatasetReadOptions, one: (ctx: Ctx, value: unknown) => Promise<T | undefined>): Promise<ReadResult<T>> {
+type OneRecord<T> = (ctx: Ctx, value: unknown) => Promise<T | undefined>;
+
+/** Stream good records; issues go to `sink` (skip mode) or throw (fail mode). */
+async function* iterateDataset<T>(file: string, opts: DatasetReadOptions, sink: IssueSink, one: OneRecord<T>): AsyncGenerator<T> {
   await checkRoot(opts.root);
-  const sink = new IssueSink(opts);
-  const records: T[] = [];
   for await (const rec of iterateRecords(file)) {
     const ctx: Ctx = { file, rec, sink };
     if (!acceptRaw(rec, file, sink)) continue;
     const out = await one(ctx, rec.value);
-    if (out !== undefined) records.push(out);
+    if (out !== undefined) yield out;
   }
+}
+
+async function readAll<T>(file: string, opts: DatasetReadOptions, one: OneRecord<T>): Promise<ReadResult<T>> {
+  const sink = new IssueSink(opts);
+  const records: T[] = [];
+  for await (const r of iterateDataset(file, opts, sink, one)) records.push(r);
   return { records, issues: sink.issues };
 }
 
@@ -119,7 +126,19 @@ export interface LlavaSample {
 
 /** Read a LLaVA-style instruction file (.json array or .jsonl). */
 export async function readLlava(file: string, opts: DatasetReadOptions): Promise<ReadResult<LlavaSample>> {
-  return readAll(file, opts, async (ctx, value) => {
+  return readAll(file, opts, llavaRecord(opts));
+}
+
+/**
+ * Stream a LLaVA file record by record (a .jsonl file is never held in memory whole); bad records
+ * are reported through opts.onIssue in 'skip' mode or thrown in 'fail' mode.
+ */
+export function streamLlava(file: string, opts: DatasetReadOptions): AsyncGenerator<LlavaSample> {
+  return iterateDataset(file, opts, new IssueSink(opts), llavaRecord(opts));
+}
+
+function llavaRecord(opts: DatasetReadOptions): OneRecord<LlavaSample> {
+  return async (ctx, value) => {
     const parsed = LlavaRecordSchema.safeParse(value);
     if (!parsed.success) return void zodIssue(ctx, parsed.error);
     const r = parsed.data;
@@ -148,7 +167,7 @@ export async function readLlava(file: string, opts: DatasetReadOptions): Promise
     }
     const role = (f: 'human' | 'gpt' | 'system'): Role => (f === 'human' ? 'user' : f === 'gpt' ? 'assistant' : 'system');
     return { id: String(r.id), image, turns: r.conversations.map((t) => ({ role: role(t.from), text: t.value })), source: where };
-  });
+  };
 }
 
 // ---------------------------------------------------------------- RefCOCO-style grounding
