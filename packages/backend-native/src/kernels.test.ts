@@ -269,6 +269,38 @@ describe.skipIf(why !== undefined)('native kernels match the cpu backend', () =>
     check('gather axis 1', (w, i) => tf.gather(w, i, 1), [randInput(r, [3, 6, 2]), { shape: [4], values: Int32Array.of(5, 0, 0, 2), dtype: 'int32' }]);
   });
 
+  it('slice, split, concat, pad', () => {
+    const r = rng(11);
+    for (let t = 0; t < 30; t++) {
+      const rank = 1 + Math.floor(r() * 4);
+      const shape = Array.from({ length: rank }, () => randDim(r, t > 25));
+      const begin = shape.map((d) => Math.floor(r() * (d + 1)));
+      const size = shape.map((d, i) => Math.floor(r() * (d - (begin[i] as number) + 1)));
+      check(`slice ${shape} ${begin} ${size}`, (x) => tf.slice(x, begin, size), [randInput(r, shape)]);
+      const ax = Math.floor(r() * rank);
+      const other = [...shape];
+      other[ax] = randDim(r, true);
+      check(`concat ${shape} ${other} axis ${ax}`, (a, b, c) => tf.concat([a, b, c], ax), [randInput(r, shape), randInput(r, other), randInput(r, shape)]);
+      const pads = shape.map(() => [Math.floor(r() * 3), Math.floor(r() * 3)] as [number, number]);
+      check(`pad ${shape} ${JSON.stringify(pads)}`, (x) => tf.pad(x, pads, t % 2 ? 0 : 1.5), [randInput(r, shape)]);
+      const whole = shape[ax] as number;
+      const cut = Math.floor(r() * (whole + 1));
+      check(`split ${shape} axis ${ax} at ${cut}`, (x) => {
+        const [p, q] = tf.split(x, [cut, whole - cut], ax) as [tf.Tensor, tf.Tensor];
+        return tf.concat([tf.mul(p, 2), q], ax);
+      }, [randInput(r, shape)]);
+    }
+  });
+
+  it('registers native kernels (not the cpu ones) for the hot ops', () => {
+    const names = [tf.BatchMatMul, tf.Add, tf.Multiply, tf.Sub, tf.RealDiv, tf.Exp, tf.Sigmoid, tf.Softmax, tf.Sum, tf.Max, tf.Mean, tf.Transpose, tf.GatherV2, tf.Slice, tf.SplitV, tf.Concat, tf.PadV2, tf.UnsortedSegmentSum];
+    for (const k of names) {
+      const nat = tf.getKernel(k, 'native');
+      expect(nat, k).toBeDefined();
+      expect(nat?.kernelFunc, k).not.toBe(tf.getKernel(k, 'cpu')?.kernelFunc);
+    }
+  });
+
   it('a transformer block: RMSNorm, causal attention, SwiGLU, cross-entropy', () => {
     const r = rng(10);
     const B = 2, T = 8, d = 16, H = 2, hd = 8, F = 24, V = 32;

@@ -11,21 +11,37 @@ import type { NativeAddon } from './addon.js';
 type Backend = MathBackendCPU;
 type Values = Float32Array | Int32Array;
 
-const BIN = { Add: 0, Sub: 1, Mul: 2, RealDiv: 3, Maximum: 4, Minimum: 5, SquaredDifference: 6, Pow: 7, DivNoNan: 8 } as const;
-const UN = {
-  Exp: 0, Log: 1, Sqrt: 2, Rsqrt: 3, Neg: 4, Sigmoid: 5, Tanh: 6, Relu: 7, Square: 8, Abs: 9, Reciprocal: 10,
-  Step: 11, Erf: 12, Softplus: 13, Log1p: 14, Expm1: 15, Sin: 16, Cos: 17, Elu: 18, Relu6: 19, Sign: 20,
-} as const;
+// Kernel name -> op code in native/addon.c (names from tfjs-core, so a typo cannot slip in).
+const BIN: Record<string, number> = {
+  [tf.Add]: 0, [tf.Sub]: 1, [tf.Multiply]: 2, [tf.RealDiv]: 3, [tf.Maximum]: 4, [tf.Minimum]: 5,
+  [tf.SquaredDifference]: 6, [tf.Pow]: 7,
+};
+const UN: Record<string, number> = {
+  [tf.Exp]: 0, [tf.Log]: 1, [tf.Sqrt]: 2, [tf.Rsqrt]: 3, [tf.Neg]: 4, [tf.Sigmoid]: 5, [tf.Tanh]: 6, [tf.Relu]: 7,
+  [tf.Square]: 8, [tf.Abs]: 9, [tf.Reciprocal]: 10, [tf.Step]: 11, [tf.Erf]: 12, [tf.Softplus]: 13, [tf.Log1p]: 14,
+  [tf.Expm1]: 15, [tf.Sin]: 16, [tf.Cos]: 17, [tf.Elu]: 18, [tf.Relu6]: 19, [tf.Sign]: 20,
+};
 const RED = { Sum: 0, Max: 1, Min: 2, Mean: 3, Prod: 4 } as const;
+const RED_KERNELS: Record<string, number> = { [tf.Sum]: RED.Sum, [tf.Max]: RED.Max, [tf.Min]: RED.Min, [tf.Mean]: RED.Mean, [tf.Prod]: RED.Prod };
+const ADD = 0;
+const U_RELU = 7, U_RELU6 = 19, U_SIGMOID = 5, U_ELU = 18;
 
-function size(shape: readonly number[]): number {
+function sizeOf(shape: readonly number[]): number {
   let n = 1;
   for (const d of shape) n *= d;
   return n;
 }
 
+/**
+ * The stored values, as the TypedArray its dtype implies. A few cpu kernels (e.g. Cast from bool
+ * or int32) store another array kind under a float32 dtype; that array is converted once, in place.
+ */
 function vals(b: Backend, t: TensorInfo): Values {
-  return b.data.get(t.dataId).values as Values;
+  const d = b.data.get(t.dataId);
+  const v = d.values as Values | Uint8Array | undefined;
+  if (t.dtype === 'float32' && !(v instanceof Float32Array)) d.values = Float32Array.from((v ?? []) as ArrayLike<number>);
+  else if (t.dtype === 'int32' && !(v instanceof Int32Array)) d.values = Int32Array.from((v ?? []) as ArrayLike<number>);
+  return d.values as Values;
 }
 
 function out(b: Backend, shape: number[], dtype: tf.DataType, values: Values): TensorInfo {
@@ -89,13 +105,13 @@ function matmul(n: NativeAddon, b: Backend, a: TensorInfo, bb: TensorInfo, trans
   const aBatch = a.shape.slice(0, -2);
   const bBatch = bb.shape.slice(0, -2);
   const outBatch = tf.broadcast_util.assertAndGetBroadcastShape(aBatch, bBatch);
-  const batch = size(outBatch);
+  const batch = sizeOf(outBatch);
   const outShape = [...outBatch, M, N];
   const o = new Float32Array(batch * M * N);
   const av = vals(b, a) as Float32Array;
   const bv = vals(b, bb) as Float32Array;
-  const aB = size(aBatch);
-  const bB = size(bBatch);
+  const aB = sizeOf(aBatch);
+  const bB = sizeOf(bBatch);
   if (bB === 1 && !transA && aB === batch) {
     // Weights shared by every batch: one product with batch*M rows.
     n.bmm(0, transB ? 1 : 0, batch * M, N, K, av, bv, o, 1, null, null, 0);
@@ -132,7 +148,7 @@ function reduceAxes(n: NativeAddon, b: Backend, op: number, x: TensorInfo, axes:
   const xv = vals(b, x) as Float32Array;
   const contiguous = sorted.every((ax, i) => i === 0 || ax === (sorted[i - 1] as number) + 1);
   const kept = shape.filter((_, i) => !sorted.includes(i));
-  const o = new Float32Array(size(kept));
+  const o = new Float32Array(sizeOf(kept));
   if (sorted.length === 0) {
     o.set(xv);
     return o;
@@ -140,9 +156,9 @@ function reduceAxes(n: NativeAddon, b: Backend, op: number, x: TensorInfo, axes:
   if (contiguous) {
     const p = sorted[0] as number;
     const q = sorted[sorted.length - 1] as number;
-    const outer = size(shape.slice(0, p));
-    const red = size(shape.slice(p, q + 1));
-    const inner = size(shape.slice(q + 1));
+    const outer = sizeOf(shape.slice(0, p));
+    const red = sizeOf(shape.slice(p, q + 1));
+    const inner = sizeOf(shape.slice(q + 1));
     if (red === 0) {
       o.fill(op === RED.Max ? -Infinity : op === RED.Min ? Infinity : op === RED.Prod ? 1 : op === RED.Mean ? NaN : 0);
       return o;
@@ -154,12 +170,12 @@ function reduceAxes(n: NativeAddon, b: Backend, op: number, x: TensorInfo, axes:
   const perm = [...shape.keys()].filter((i) => !sorted.includes(i)).concat(sorted);
   const t = new Float32Array(xv.length);
   n.transpose(xv, t, Int32Array.from(shape), Int32Array.from(perm));
-  const red = size(sorted.map((i) => shape[i] as number));
+  const red = sizeOf(sorted.map((i) => shape[i] as number));
   if (red === 0) {
     o.fill(op === RED.Max ? -Infinity : op === RED.Min ? Infinity : op === RED.Prod ? 1 : op === RED.Mean ? NaN : 0);
     return o;
   }
-  n.reduce(op, t, o, size(kept), red, 1);
+  n.reduce(op, t, o, sizeOf(kept), red, 1);
   return o;
 }
 
@@ -190,9 +206,9 @@ export function nativeKernels(n: NativeAddon, name: string, cpu: Map<string, Ker
     const be = args.backend as Backend;
     const r = matmul(n, be, a, b, transposeA, transposeB);
     const rv = vals(be, r) as Float32Array;
-    if (bias != null) binaryInto(n, BIN.Add, rv, r.shape, vals(be, bias) as Float32Array, bias.shape, r.shape, rv);
+    if (bias != null) binaryInto(n, ADD, rv, r.shape, vals(be, bias) as Float32Array, bias.shape, r.shape, rv);
     if (act !== 'linear') {
-      const op = act === 'relu' ? UN.Relu : act === 'relu6' ? UN.Relu6 : act === 'sigmoid' ? UN.Sigmoid : UN.Elu;
+      const op = act === 'relu' ? U_RELU : act === 'relu6' ? U_RELU6 : act === 'sigmoid' ? U_SIGMOID : U_ELU;
       n.unary(op, rv, rv, 0, 0);
     }
     return r;
@@ -205,7 +221,7 @@ export function nativeKernels(n: NativeAddon, name: string, cpu: Map<string, Ker
       if (a.dtype !== 'float32' || b.dtype !== 'float32') return fallback(kernel)(args);
       const be = args.backend as Backend;
       const outShape = tf.broadcast_util.assertAndGetBroadcastShape(a.shape, b.shape);
-      const o = new Float32Array(size(outShape));
+      const o = new Float32Array(sizeOf(outShape));
       if (o.length > 0) binaryInto(n, op, vals(be, a) as Float32Array, a.shape, vals(be, b) as Float32Array, b.shape, outShape, o);
       return out(be, outShape, 'float32', o);
     });
@@ -217,7 +233,7 @@ export function nativeKernels(n: NativeAddon, name: string, cpu: Map<string, Ker
       const { x } = args.inputs as { x: TensorInfo };
       if (x.dtype !== 'float32') return fallback(kernel)(args);
       const be = args.backend as Backend;
-      const o = new Float32Array(size(x.shape));
+      const o = new Float32Array(sizeOf(x.shape));
       const alpha = kernel === tf.Step ? ((args.attrs as unknown as tf.StepAttrs).alpha ?? 0) : 0;
       n.unary(op, vals(be, x) as Float32Array, o, alpha, 0);
       return out(be, [...x.shape], 'float32', o);
@@ -232,13 +248,13 @@ export function nativeKernels(n: NativeAddon, name: string, cpu: Map<string, Ker
     if (logits.dtype !== 'float32' || r === 0 || (dim !== -1 && dim !== r - 1)) return fallback(tf.Softmax)(args);
     const be = args.backend as Backend;
     const cols = logits.shape[r - 1] as number;
-    const o = new Float32Array(size(logits.shape));
+    const o = new Float32Array(sizeOf(logits.shape));
     if (o.length > 0) n.softmax(vals(be, logits) as Float32Array, o, o.length / cols, cols, 0);
     return out(be, [...logits.shape], 'float32', o);
   });
 
   // --- reductions ---
-  for (const [kernel, op] of Object.entries(RED)) {
+  for (const [kernel, op] of Object.entries(RED_KERNELS)) {
     add(kernel, (args) => {
       const { x } = args.inputs as { x: TensorInfo };
       // Max names its axes reductionIndices; the others call them axis.
@@ -279,8 +295,8 @@ export function nativeKernels(n: NativeAddon, name: string, cpu: Map<string, Ker
       if (k < 0 || k >= axisDim) return fallback(tf.GatherV2)(args); // cpu raises the usual error
     }
     const shape = [...x.shape.slice(0, ax), ...indices.shape, ...x.shape.slice(ax + 1)];
-    const o = x.dtype === 'float32' ? new Float32Array(size(shape)) : new Int32Array(size(shape));
-    if (o.length > 0) n.gather(vals(be, x), iv, o, size(x.shape.slice(0, ax)), axisDim, size(x.shape.slice(ax + 1)));
+    const o = x.dtype === 'float32' ? new Float32Array(sizeOf(shape)) : new Int32Array(sizeOf(shape));
+    if (o.length > 0) n.gather(vals(be, x), iv, o, sizeOf(x.shape.slice(0, ax)), axisDim, sizeOf(x.shape.slice(ax + 1)));
     return out(be, shape, x.dtype, o);
   });
 
@@ -290,10 +306,80 @@ export function nativeKernels(n: NativeAddon, name: string, cpu: Map<string, Ker
     const { numSegments } = args.attrs as unknown as tf.UnsortedSegmentSumAttrs;
     if (x.dtype !== 'float32' || segmentIds.dtype !== 'int32') return fallback(tf.UnsortedSegmentSum)(args);
     const be = args.backend as Backend;
-    const inner = segmentIds.shape.length <= x.shape.length ? size(x.shape.slice(segmentIds.shape.length)) : 0;
+    const inner = segmentIds.shape.length <= x.shape.length ? sizeOf(x.shape.slice(segmentIds.shape.length)) : 0;
     const shape = [numSegments, ...x.shape.slice(segmentIds.shape.length)];
-    const o = new Float32Array(size(shape));
+    const o = new Float32Array(sizeOf(shape));
     if (o.length > 0) n.segsum(vals(be, x) as Float32Array, vals(be, segmentIds) as Int32Array, o, inner, numSegments);
+    return out(be, shape, 'float32', o);
+  });
+
+  // --- slicing and joining: Slice, SplitV, Concat, PadV2 (4-byte dtypes) ---
+  const is4 = (t: TensorInfo) => t.dtype === 'float32' || t.dtype === 'int32';
+  const alloc = (dtype: tf.DataType, n: number): Values => (dtype === 'int32' ? new Int32Array(n) : new Float32Array(n));
+  const i32 = (a: readonly number[]) => Int32Array.from(a);
+  const zeros = (rank: number) => new Int32Array(rank);
+  const sliceOut = (be: Backend, x: TensorInfo, begin: number[], size: number[]): TensorInfo => {
+    const o = alloc(x.dtype, sizeOf(size));
+    if (o.length > 0) n.copybox(vals(be, x), i32(x.shape), i32(begin), o, i32(size), zeros(size.length), i32(size));
+    return out(be, [...size], x.dtype, o);
+  };
+
+  add(tf.Slice, (args) => {
+    const { x } = args.inputs as { x: TensorInfo };
+    const { begin, size: sz } = args.attrs as unknown as tf.SliceAttrs;
+    if (!is4(x) || x.shape.length > 8) return fallback(tf.Slice)(args);
+    const [b, s] = tf.slice_util.parseSliceParams(x as tf.Tensor, begin, sz) as [number[], number[]];
+    tf.slice_util.assertParamsValid(x as tf.Tensor, b, s);
+    return sliceOut(args.backend as Backend, x, b, s);
+  });
+
+  add(tf.SplitV, (args) => {
+    const { x } = args.inputs as { x: TensorInfo };
+    const { numOrSizeSplits, axis } = args.attrs as unknown as tf.SplitVAttrs;
+    if (!is4(x) || x.shape.length > 8) return fallback(tf.SplitV)(args);
+    const ax = tf.util.parseAxisParam(axis, x.shape)[0] as number;
+    const sizes = tf.backend_util.prepareSplitSize(x as tf.Tensor, numOrSizeSplits, ax);
+    const be = args.backend as Backend;
+    const begin = new Array<number>(x.shape.length).fill(0);
+    const size = [...x.shape];
+    return sizes.map((s) => {
+      size[ax] = s;
+      const t = sliceOut(be, x, begin, size);
+      begin[ax] = (begin[ax] as number) + s;
+      return t;
+    });
+  });
+
+  add(tf.Concat, (args) => {
+    const inputs = args.inputs as unknown as TensorInfo[];
+    const { axis } = args.attrs as unknown as tf.ConcatAttrs;
+    const first = inputs[0];
+    if (!first || !inputs.every((t) => is4(t) && t.dtype === first.dtype && t.shape.length === first.shape.length) || first.shape.length > 8 || first.shape.length === 0) {
+      return fallback(tf.Concat)(args);
+    }
+    const ax = tf.util.parseAxisParam(axis, first.shape)[0] as number;
+    tf.backend_util.assertParamsConsistent(inputs.map((t) => t.shape), ax);
+    const shape = tf.backend_util.computeOutShape(inputs.map((t) => t.shape), ax);
+    const be = args.backend as Backend;
+    const o = alloc(first.dtype, sizeOf(shape));
+    const at = zeros(shape.length);
+    const oShape = i32(shape);
+    for (const t of inputs) {
+      if (sizeOf(t.shape) > 0) n.copybox(vals(be, t), i32(t.shape), zeros(shape.length), o, oShape, at, i32(t.shape));
+      at[ax] = (at[ax] as number) + (t.shape[ax] as number);
+    }
+    return out(be, shape, first.dtype, o);
+  });
+
+  add(tf.PadV2, (args) => {
+    const { x } = args.inputs as { x: TensorInfo };
+    const { paddings, constantValue } = args.attrs as unknown as tf.PadV2Attrs;
+    if (x.dtype !== 'float32' || x.shape.length > 8 || x.shape.length === 0) return fallback(tf.PadV2)(args);
+    const be = args.backend as Backend;
+    const shape = x.shape.map((d, i) => (paddings[i]?.[0] ?? 0) + d + (paddings[i]?.[1] ?? 0));
+    const o = new Float32Array(sizeOf(shape));
+    if (constantValue !== 0) n.fill(o, constantValue);
+    if (sizeOf(x.shape) > 0) n.copybox(vals(be, x), i32(x.shape), zeros(x.shape.length), o, i32(shape), i32(paddings.map((p) => p[0])), i32(x.shape));
     return out(be, shape, 'float32', o);
   });
 
