@@ -1,5 +1,5 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { AdamW, AdaptorkitError, CausalLM, DecoderLayer, disposeGrads, initBackend, tf, valueAndGrads, type Parameter } from '@adaptorkit/core';
+import { AdamW, AdaptorkitError, CausalLM, DecoderLayer, disposeGrads, initBackend, maskedCrossEntropy, tf, valueAndGrads, type Parameter } from '@adaptorkit/core';
 import {
   expectBitIdentical,
   expectClose,
@@ -200,6 +200,11 @@ describe('training', () => {
     const before = base.lm.logits(textIds);
     const textBefore = m.logits(textIds, 'text');
     expectBitIdentical(textBefore, before, 'text workflow vs base before training');
+    const pplBefore = m.perplexity(textIds);
+    const ce = maskedCrossEntropy(before, textIds);
+    expect(pplBefore.perplexity).toBeCloseTo(Math.exp(ce.dataSync()[0]!), 4);
+    expect(pplBefore.tokens).toBe(2 * 7);
+    ce.dispose();
     const frozen = snapshotParameters([...base.lm.namedParameters(), ...base.vision.namedParameters().map(([n, p]) => [`vision.${n}`, p] as [string, Parameter])]);
     const otherSet = snapshotParameters(m.taskSet('grounding').namedParameters());
     const mmBefore = snapshotParameters(m.taskSet('mm').namedParameters());
@@ -214,6 +219,7 @@ describe('training', () => {
 
     const after = m.logits(textIds, 'text');
     expectBitIdentical(after, before, 'text workflow vs base after training');
+    expect(m.perplexity(textIds)).toEqual(pplBefore); // held-out text perplexity: exactly the base's
     for (const [name, p] of [...base.lm.namedParameters(), ...base.vision.namedParameters().map(([n, p]) => [`vision.${n}`, p] as [string, Parameter])]) {
       expectBitIdentical(p.value, frozen.get(name)!, name);
     }
@@ -312,6 +318,17 @@ describe('generation', () => {
     const stop = greedy[0]![1]!;
     const cut = m.generate({ ids: rows, task: 'mm', images, maxNewTokens: 4, eosId: stop });
     expect(cut[0]).toEqual(greedy[0]!.slice(0, greedy[0]!.indexOf(stop)));
+    // ragged prompts (left-padded and masked) decode as each prompt alone
+    const ragged = [rows[0]!, [...rows[1]!.slice(0, N_IMG + 1), 7]];
+    const batched = m.generate({ ids: ragged, task: 'mm', images, maxNewTokens: 5 });
+    const alone = ragged.map((r, b) =>
+      tf.tidy(() => m.generate({ ids: [r], task: 'mm', images: tf.slice(images, [b, 0, 0, 0], [1, -1, -1, -1]), maxNewTokens: 5 })[0]!),
+    );
+    expect(batched).toEqual(alone);
+    const textRagged = [[1, 9, 12, 30, 4], [1, 8]];
+    expect(m.generate({ ids: textRagged, task: 'text', maxNewTokens: 5 })).toEqual(textRagged.map((r) => m.generate({ ids: [r], task: 'text', maxNewTokens: 5 })[0]));
+    expect(m.generate({ ids: rows, task: 'mm', images, maxNewTokens: 0 })).toEqual([[], []]);
+    expect(tf.memory().numTensors).toBe(before);
     images.dispose();
     m.dispose();
   });

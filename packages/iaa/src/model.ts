@@ -69,8 +69,10 @@ export interface IaaBatch extends Omit<IaaForwardInput, 'cache' | 'skipHead' | '
 }
 
 export interface IaaGenerateOptions extends SamplingOptions {
-  /** Prompts of equal length: int32 [B, T] or rows of ids. */
+  /** int32 [B, T], or rows of ids of any lengths (left-padded with padId and masked). */
   ids: tf.Tensor | number[][];
+  /** Fill id for left padding of ragged prompts (default 0; pad keys are masked, so any id works). */
+  padId?: number;
   task: string;
   images?: tf.Tensor;
   imageFeatures?: tf.Tensor;
@@ -303,40 +305,53 @@ export class IaaModel extends Module {
    * each row, stopping before eosId.
    */
   generate(opts: IaaGenerateOptions): number[][] {
-    const ids = opts.ids instanceof tf.Tensor ? opts.ids : tf.tensor2d(opts.ids, undefined, 'int32');
-    try {
-      const [B] = ids.shape as [number, number];
-      const suppress = opts.suppressTokens ?? (this.imageTokenId !== undefined ? [this.imageTokenId] : []);
-      const rng = new Rng(opts.seed ?? 0);
-      const cache = this.createCache(opts.task);
-      const outs: number[][] = Array.from({ length: B }, () => []);
-      const done = new Array<boolean>(B).fill(false);
-      try {
-        let last = this.lastLogits({ ids, task: opts.task, images: opts.images, imageFeatures: opts.imageFeatures, cache });
-        for (let step = 0; step < opts.maxNewTokens; step++) {
-          const rows = last.dataSync() as Float32Array; // [B * V]
-          last.dispose();
-          const V = rows.length / B;
-          const next = new Int32Array(B);
-          for (let b = 0; b < B; b++) {
-            const tok = sampleNext(rows.subarray(b * V, (b + 1) * V), opts, rng, suppress);
-            next[b] = done[b] ? (opts.eosId ?? tok) : tok;
-            if (done[b]) continue;
-            if (opts.eosId !== undefined && tok === opts.eosId) done[b] = true;
-            else outs[b]!.push(tok);
-          }
-          if (done.every(Boolean) || step === opts.maxNewTokens - 1) break;
-          const stepIds = tf.tensor2d(next, [B, 1], 'int32');
-          last = this.lastLogits({ ids: stepIds, task: opts.task, cache });
-          stepIds.dispose();
-        }
-      } finally {
-        cache.dispose();
-      }
+    if (!Number.isInteger(opts.maxNewTokens) || opts.maxNewTokens < 0) {
+      throw new AdaptorkitError('INVALID_ARGUMENT', `iaa generate: maxNewTokens must be a non-negative integer, got ${opts.maxNewTokens}`);
+    }
+    const { ids, pads } = leftPad(opts.ids, opts.padId ?? 0);
+    const B = pads.length;
+    const outs: number[][] = Array.from({ length: B }, () => []);
+    if (opts.maxNewTokens === 0) {
+      if (ids !== opts.ids) ids.dispose();
       return outs;
+    }
+    const suppress = opts.suppressTokens ?? (this.imageTokenId !== undefined ? [this.imageTokenId] : []);
+    const rng = new Rng(opts.seed ?? 0);
+    const cache = this.createCache(opts.task);
+    const done = new Array<boolean>(B).fill(false);
+    // Left padding: pad keys are masked out; RoPE scores depend on relative positions only, so a
+    // padded row attends exactly like the unpadded prompt (up to float rounding).
+    const padded = pads.some((p) => p > 0);
+    const keyMask = (S: number): tf.Tensor | undefined => (padded ? padMask(pads, S) : undefined);
+    try {
+      const T = ids.shape[1]!;
+      let mask = keyMask(T);
+      let last = this.lastLogits({ ids, task: opts.task, images: opts.images, imageFeatures: opts.imageFeatures, cache, mask });
+      mask?.dispose();
+      for (let step = 0; ; step++) {
+        const rows = last.dataSync() as Float32Array; // [B * V]
+        last.dispose();
+        const V = rows.length / B;
+        const next = new Int32Array(B);
+        for (let b = 0; b < B; b++) {
+          const tok = sampleNext(rows.subarray(b * V, (b + 1) * V), opts, rng, suppress);
+          next[b] = done[b] ? (opts.eosId ?? tok) : tok;
+          if (done[b]) continue;
+          if (opts.eosId !== undefined && tok === opts.eosId) done[b] = true;
+          else outs[b]!.push(tok);
+        }
+        if (done.every(Boolean) || step === opts.maxNewTokens - 1) break;
+        const stepIds = tf.tensor2d(next, [B, 1], 'int32');
+        mask = keyMask(cache.length + 1);
+        last = this.lastLogits({ ids: stepIds, task: opts.task, cache, mask });
+        mask?.dispose();
+        stepIds.dispose();
+      }
     } finally {
+      cache.dispose();
       if (ids !== opts.ids) ids.dispose();
     }
+    return outs;
   }
 
   /** Logits of the last position only: [B, V] (the head runs on one position). */
@@ -388,6 +403,28 @@ export class IaaModel extends Module {
     });
     return this.lm.runLayers(h, start, this.lm.numLayers, run);
   }
+}
+
+/** Rows of ids (any lengths) -> int32 [B, T] left-padded with `padId`, and each row's pad count. */
+function leftPad(ids: tf.Tensor | number[][], padId: number): { ids: tf.Tensor; pads: number[] } {
+  if (ids instanceof tf.Tensor) {
+    if (ids.rank !== 2) throw new AdaptorkitError('SHAPE_MISMATCH', `iaa generate: ids must be [B, T], got ${formatShape(ids.shape)}`);
+    return { ids, pads: new Array<number>(ids.shape[0]!).fill(0) };
+  }
+  if (ids.length === 0) throw new AdaptorkitError('INVALID_ARGUMENT', 'iaa generate: no prompts given');
+  const T = Math.max(...ids.map((r) => r.length));
+  if (T === 0) throw new AdaptorkitError('INVALID_ARGUMENT', 'iaa generate: every prompt is empty');
+  const pads = ids.map((r) => T - r.length);
+  const flat = new Int32Array(ids.length * T).fill(padId);
+  ids.forEach((r, b) => flat.set(r, b * T + pads[b]!));
+  return { ids: tf.tensor2d(flat, [ids.length, T], 'int32'), pads };
+}
+
+/** Additive key mask [B, 1, 1, S]: -1e9 on each row's leading pad positions. */
+function padMask(pads: readonly number[], S: number): tf.Tensor {
+  const m = new Float32Array(pads.length * S);
+  pads.forEach((p, b) => m.fill(-1e9, b * S, b * S + Math.min(p, S)));
+  return tf.tensor4d(m, [pads.length, 1, 1, S]);
 }
 
 /** Initialise a task set from the base: embedding/norm/head copies; insertion layers per `init`. */
