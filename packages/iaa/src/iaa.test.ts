@@ -1,5 +1,5 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { AdamW, AdaptorkitError, CausalLM, DecoderLayer, disposeGrads, initBackend, maskedCrossEntropy, tf, valueAndGrads, type Parameter } from '@adaptorkit/core';
+import { AdamW, AdaptorkitError, CausalLM, DecoderLayer, disposeGrads, initBackend, maskedCrossEntropy, spliceFeatures, tf, valueAndGrads, type Parameter } from '@adaptorkit/core';
 import {
   expectBitIdentical,
   expectClose,
@@ -135,6 +135,23 @@ describe('wiring', () => {
     expect(() => m.logits(ids, 'mm')).toThrow(/placeholders/);
     expect(() => m.logits(ids, 'text', px)).toThrow(/text-only/);
     tf.dispose([ids, px, px2, got, got2, embed, ref]);
+    m.dispose();
+  });
+
+  it('works on a tied-embedding LM and a SigLIP tower (no class token to drop)', () => {
+    const base = { lm: tinyCausalLM(9, { numLayers: 2, tieWordEmbeddings: true }), vision: tinyVisionEncoder(109, { kind: 'siglip' }) };
+    const m = attachIaa(base, { depths: [1], imageTokenId: IMG });
+    expect(m.imageTokens).toBe(16);
+    const ids = tf.tensor2d(mmIds(1, 3, 5), undefined, 'int32');
+    const px = pixels(1, 3);
+    const feats = m.encodeImages(px);
+    expect(feats.shape).toEqual([1, 16, 32]);
+    const got = m.logits(ids, 'mm', px);
+    const set = m.taskSet('mm');
+    const embed = tf.tidy(() => spliceFeatures(m.lm.embed(ids), ids.dataSync() as Int32Array, IMG, set.mm_projector.forward(feats)));
+    const ref = referenceForward(m, ids, (k) => base.lm.model.layers.at(m.depths[k]!), embed);
+    expectClose(got, ref, { atol: 1e-5 });
+    tf.dispose([ids, px, feats, got, embed, ref]);
     m.dispose();
   });
 
