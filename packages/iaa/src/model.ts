@@ -222,8 +222,8 @@ export class IaaModel extends Module {
 
   /** Create the caches for a generation in `task`'s workflow. */
   createCache(task: string): IaaCache {
-    const n = task === TEXT_TASK ? 0 : (this.taskSet(task), this.depths.length);
-    return new IaaCache(task, this.lm.createCache(), new KVCache(n));
+    if (task !== TEXT_TASK) this.taskSet(task); // throws for an unknown task
+    return new IaaCache(task, this.lm.createCache(), new KVCache(task === TEXT_TASK ? 0 : this.depths.length));
   }
 
   forward(input: IaaForwardInput): IaaForwardOutput {
