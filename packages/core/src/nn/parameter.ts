@@ -49,6 +49,18 @@ export function isShapeOnly(): boolean {
   return shapeOnlyDepth > 0;
 }
 
+let skipInitDepth = 0;
+
+/** Build modules inside `fn` with zero-filled weights (no random init): for loaders that overwrite every weight. */
+export function skipInit<T>(fn: () => T): T {
+  skipInitDepth++;
+  try {
+    return fn();
+  } finally {
+    skipInitDepth--;
+  }
+}
+
 function sizeOf(shape: readonly number[]): number {
   let n = 1;
   for (const d of shape) n *= d;
@@ -103,7 +115,7 @@ export class Parameter {
     this.layout = opts.layout ?? 'same';
     this._trainable = opts.trainable ?? true;
     if (!isShapeOnly()) {
-      const values = initValues(shape, init);
+      const values = skipInitDepth > 0 ? new Float32Array(this.size) : initValues(shape, init);
       this._var = tf.variable(tf.tensor(values, [...shape], 'float32'), this._trainable, `adaptorkit/p${nextId++}`);
     }
   }
