@@ -1,0 +1,102 @@
+import { beforeAll, describe, expect, it } from 'vitest';
+import { initBackend, tf } from '../index.js';
+import { tinyCausalLM } from '../testing/index.js';
+import { Rng } from '../train/rng.js';
+import { argmax, generate, sampleToken } from './generate.js';
+
+beforeAll(async () => {
+  await initBackend('cpu', { log: false });
+});
+
+/** Reference: argmax decoding by a full forward over the whole sequence at every step (no cache). */
+function greedyByFullForwards(lm: ReturnType<typeof tinyCausalLM>, prompt: number[], n: number, prefix?: tf.Tensor): number[] {
+  const seq = [...prompt];
+  const out: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const id = tf.tidy(() => {
+      let embeds = lm.embed(tf.tensor2d([seq], [1, seq.length], 'int32'));
+      if (prefix) embeds = tf.concat([prefix, embeds], 1) as tf.Tensor3D;
+      const logits = lm.forward({ embeds }).logits!; // [1, L, V]
+      const L = logits.shape[1];
+      return argmax(tf.slice(logits, [0, L - 1, 0], [1, 1, -1]).dataSync());
+    });
+    seq.push(id);
+    out.push(id);
+  }
+  return out;
+}
+
+describe('generate', () => {
+  it('greedy with the KV cache equals argmax by repeated full forwards', () => {
+    const lm = tinyCausalLM(3);
+    const prompt = [5, 17, 2, 40, 33];
+    const got = generate(lm, prompt, { maxNewTokens: 12 });
+    const want = greedyByFullForwards(lm, prompt, 12);
+    expect(got.tokens[0]).toEqual(want);
+    expect(got.finishReason).toEqual(['length']);
+    // not a degenerate sequence (the test would be weak if the model repeated one token)
+    expect(new Set(want).size).toBeGreaterThan(1);
+    lm.dispose();
+  });
+
+  it('prefix embeddings go before the prompt, and batches decode each row like alone', () => {
+    const lm = tinyCausalLM(4);
+    const prefix = tf.tidy(() => tf.mul(tf.randomNormal([1, 3, 32], 0, 1, 'float32', 7), 3)); // [1, P, d]
+    const prompt = [9, 1, 22];
+    const got = generate(lm, prompt, { maxNewTokens: 6, prefixEmbeds: prefix });
+    expect(got.tokens[0]).toEqual(greedyByFullForwards(lm, prompt, 6, prefix));
+    const noPrefix = generate(lm, prompt, { maxNewTokens: 6 });
+    expect(noPrefix.tokens[0]).not.toEqual(got.tokens[0]);
+    const batch = generate(lm, [prompt, [3, 3, 60]], { maxNewTokens: 6 });
+    expect(batch.tokens[0]).toEqual(noPrefix.tokens[0]);
+    expect(batch.tokens[1]).toEqual(generate(lm, [3, 3, 60], { maxNewTokens: 6 }).tokens[0]);
+    prefix.dispose();
+    lm.dispose();
+  });
+
+  it('stops at a stop token or sequence (kept in the output)', () => {
+    const lm = tinyCausalLM(3);
+    const prompt = [5, 17, 2, 40, 33];
+    const full = generate(lm, prompt, { maxNewTokens: 12 }).tokens[0]!;
+    const r = generate(lm, prompt, { maxNewTokens: 12, stop: [full[3]!] });
+    const firstAt = full.indexOf(full[3]!);
+    expect(r.tokens[0]).toEqual(full.slice(0, firstAt + 1));
+    expect(r.finishReason).toEqual(['stop']);
+    const seq = generate(lm, prompt, { maxNewTokens: 12, stop: [[full[4]!, full[5]!]] });
+    expect(seq.tokens[0]!.slice(-2)).toEqual([full[4], full[5]]);
+    lm.dispose();
+  });
+
+  it('sampling is seeded; topK 1 is greedy; temperature changes the result; no tensors leak', () => {
+    const lm = tinyCausalLM(3);
+    const prompt = [5, 17, 2];
+    generate(lm, prompt, { maxNewTokens: 1 }); // builds the rotary tables once (kept by the model)
+    const before = tf.memory().numTensors;
+    const greedy = generate(lm, prompt, { maxNewTokens: 8 }).tokens[0];
+    expect(generate(lm, prompt, { maxNewTokens: 8, temperature: 1, topK: 1, seed: 4 }).tokens[0]).toEqual(greedy);
+    const a = generate(lm, prompt, { maxNewTokens: 8, temperature: 5, seed: 1 }).tokens[0];
+    const b = generate(lm, prompt, { maxNewTokens: 8, temperature: 5, seed: 1 }).tokens[0];
+    const c = generate(lm, prompt, { maxNewTokens: 8, temperature: 5, seed: 2 }).tokens[0];
+    expect(a).toEqual(b);
+    expect(a).not.toEqual(c);
+    expect(tf.memory().numTensors).toBe(before);
+    lm.dispose();
+  });
+
+  it('sampleToken: topK / topP restrict the support; the empirical distribution follows the softmax', () => {
+    const logits = new Float32Array([2, 1, 0, -1, 0.5]);
+    const rng = new Rng(0);
+    const counts = new Array<number>(5).fill(0);
+    for (let i = 0; i < 4000; i++) counts[sampleToken(logits, { temperature: 1 }, rng)]!++;
+    const z = Array.from(logits).reduce((s, v) => s + Math.exp(v), 0);
+    for (let k = 0; k < 5; k++) expect(Math.abs(counts[k]! / 4000 - Math.exp(logits[k]!) / z)).toBeLessThan(0.03);
+    const seen = new Set<number>();
+    for (let i = 0; i < 500; i++) seen.add(sampleToken(logits, { temperature: 1, topK: 2 }, rng));
+    expect([...seen].sort()).toEqual([0, 1]);
+    seen.clear();
+    // p = [0.53, 0.20, 0.07, 0.03, 0.12] (sorted: 0, 1, 4, 2, 3): topP 0.7 keeps {0, 1}
+    for (let i = 0; i < 500; i++) seen.add(sampleToken(logits, { temperature: 1, topP: 0.7 }, rng));
+    expect([...seen].sort()).toEqual([0, 1]);
+    expect(() => generate(tinyCausalLM(0), [1], { topP: 0 })).toThrow(/topP/);
+  });
+});
