@@ -26,41 +26,91 @@ extern int openblas_get_num_threads(void);
 extern char *openblas_get_config(void);
 extern char *openblas_get_corename(void);
 
-/* ---- a tiny thread pool: the caller runs chunk 0, workers run the rest ---- */
+/* ---- a tiny thread pool: the caller runs part 0, workers run the rest ----
+ * Workers spin for up to ~1 ms after a task before sleeping on a condition variable: kernels come
+ * in quick succession, and a futex wake-up per kernel costs more than most kernels take. */
+#include <stdatomic.h>
+#include <time.h>
 typedef void (*task_fn)(void *ctx, int64_t begin, int64_t end);
 #define MAX_THREADS 16
 static int g_threads = 1;
-static pthread_t g_workers[MAX_THREADS];
 static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t g_cv_start = PTHREAD_COND_INITIALIZER;
-static pthread_cond_t g_cv_done = PTHREAD_COND_INITIALIZER;
+static pthread_cond_t g_cv = PTHREAD_COND_INITIALIZER;
 static task_fn g_fn;
 static void *g_ctx;
 static int64_t g_n;
-static int g_parts;
-static unsigned long g_gen;
-static int g_pending;
+static atomic_ulong g_gen;
+static atomic_int g_pending;
+static atomic_int g_sleepers;
 static int g_pool_started;
+static int g_workers_started = 1;
+
+static inline void cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  __asm__ __volatile__("yield");
+#endif
+}
+
+static double now_s(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+/* Work is cut into chunks taken from a shared counter, so the caller finishes everything itself
+ * when a worker is slow to wake (e.g. another process holds that core). A worker joins a task
+ * only while it is open; the caller closes it when the chunks run out and then waits just for
+ * the workers that joined. */
+#define CLOSED (1 << 30)
+static atomic_int g_state;  /* joined workers | CLOSED */
+static atomic_int g_done;   /* joined workers finished */
+static atomic_long g_next;  /* next chunk */
+static int64_t g_chunks;
+
+static void run_chunks(void) {
+  int64_t c;
+  while ((c = atomic_fetch_add(&g_next, 1)) < g_chunks) {
+    int64_t b = g_n * c / g_chunks, e = g_n * (c + 1) / g_chunks;
+    if (b < e) g_fn(g_ctx, b, e);
+  }
+}
 
 static void *worker_main(void *arg) {
-  int id = (int)(intptr_t)arg; /* 1..threads-1 */
-  unsigned long seen = 0;
+  (void)arg;
+  unsigned long seen = atomic_load(&g_gen);
   for (;;) {
-    pthread_mutex_lock(&g_mu);
-    while (g_gen == seen) pthread_cond_wait(&g_cv_start, &g_mu);
-    seen = g_gen;
-    task_fn fn = g_fn;
-    void *ctx = g_ctx;
-    int64_t n = g_n;
-    int parts = g_parts;
-    pthread_mutex_unlock(&g_mu);
-    if (id < parts) {
-      int64_t b = n * id / parts, e = n * (id + 1) / parts;
-      if (b < e) fn(ctx, b, e);
+    if (atomic_load(&g_gen) == seen) {
+      double until = now_s() + 2e-4;
+      int k = 0;
+      while (atomic_load(&g_gen) == seen) {
+        cpu_relax();
+        if (++k == 256) {
+          k = 0;
+          if (now_s() > until) break;
+        }
+      }
+      if (atomic_load(&g_gen) == seen) {
+        pthread_mutex_lock(&g_mu);
+        atomic_fetch_add(&g_sleepers, 1);
+        while (atomic_load(&g_gen) == seen) pthread_cond_wait(&g_cv, &g_mu);
+        atomic_fetch_sub(&g_sleepers, 1);
+        pthread_mutex_unlock(&g_mu);
+      }
     }
-    pthread_mutex_lock(&g_mu);
-    if (--g_pending == 0) pthread_cond_signal(&g_cv_done);
-    pthread_mutex_unlock(&g_mu);
+    seen = atomic_load(&g_gen);
+    int v = atomic_load(&g_state);
+    int joined = 0;
+    while (!(v & CLOSED)) {
+      if (atomic_compare_exchange_weak(&g_state, &v, v + 1)) {
+        joined = 1;
+        break;
+      }
+    }
+    if (!joined) continue;
+    run_chunks();
+    atomic_fetch_add(&g_done, 1);
   }
   return NULL;
 }
@@ -72,41 +122,46 @@ static void pool_start(int threads) {
   if (g_pool_started) return;
   g_pool_started = 1;
   for (int i = 1; i < g_threads; i++) {
+    pthread_t th;
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-    if (pthread_create(&g_workers[i], &attr, worker_main, (void *)(intptr_t)i) != 0) {
+    int rc = pthread_create(&th, &attr, worker_main, (void *)(intptr_t)i);
+    pthread_attr_destroy(&attr);
+    if (rc != 0) {
       g_threads = i;
-      pthread_attr_destroy(&attr);
       break;
     }
-    pthread_attr_destroy(&attr);
+    g_workers_started = i + 1;
   }
 }
 
-/* Below this many elements of work a loop runs on the calling thread only. */
-#define PAR_MIN 32768
+/* Below this much work (elements x cost) a loop runs on the calling thread only. */
+#define PAR_MIN 16384
 static void parallel_for(int64_t n, int64_t cost_per_item, task_fn fn, void *ctx) {
-  int parts = g_threads;
   if (n <= 0) return;
-  if (parts <= 1 || n < 2 || n * cost_per_item < PAR_MIN) {
+  if (g_threads <= 1 || n < 2 || n * cost_per_item < PAR_MIN) {
     fn(ctx, 0, n);
     return;
   }
-  if (parts > n) parts = (int)n;
-  pthread_mutex_lock(&g_mu);
+  int64_t chunks = (int64_t)g_threads * 4;
+  if (chunks > n) chunks = n;
   g_fn = fn;
   g_ctx = ctx;
   g_n = n;
-  g_parts = parts;
-  g_pending = g_threads - 1;
-  g_gen++;
-  pthread_cond_broadcast(&g_cv_start);
-  pthread_mutex_unlock(&g_mu);
-  fn(ctx, 0, n / parts);
-  pthread_mutex_lock(&g_mu);
-  while (g_pending > 0) pthread_cond_wait(&g_cv_done, &g_mu);
-  pthread_mutex_unlock(&g_mu);
+  g_chunks = chunks;
+  atomic_store(&g_next, 0);
+  atomic_store(&g_done, 0);
+  atomic_store(&g_state, 0);
+  atomic_fetch_add(&g_gen, 1); /* publishes the fields above (seq_cst) */
+  if (atomic_load(&g_sleepers) > 0) {
+    pthread_mutex_lock(&g_mu);
+    pthread_cond_broadcast(&g_cv);
+    pthread_mutex_unlock(&g_mu);
+  }
+  run_chunks();
+  int joined = atomic_fetch_or(&g_state, CLOSED) & ~CLOSED;
+  while (atomic_load(&g_done) < joined) cpu_relax();
 }
 
 /* ---- vectorizable exp: range reduction + polynomial, branch-free so GCC vectorizes it ----
@@ -232,23 +287,48 @@ typedef struct {
   float *C;
   const int32_t *ao, *bo;
   float beta;
+  int parts; /* >1: one product split into `parts` row (or column) blocks */
+  int by_cols;
 } bmm_ctx;
+
+static void gemm_block(const bmm_ctx *c, const float *A, const float *B, float *C, int m0, int m1, int n0, int n1) {
+  if (m1 <= m0 || n1 <= n0) return;
+  const float *a = c->ta ? A + m0 : A + (int64_t)m0 * c->K;
+  const float *b = c->tb ? B + (int64_t)n0 * c->K : B + n0;
+  cblas_sgemm(CblasRowMajor, c->ta ? CblasTrans : CblasNoTrans, c->tb ? CblasTrans : CblasNoTrans, m1 - m0, n1 - n0, c->K, 1.0f, a,
+              c->ta ? c->M : c->K, b, c->tb ? c->K : c->N, c->beta, C + (int64_t)m0 * c->N + n0, c->N);
+}
 
 static void bmm_task(void *p, int64_t b0, int64_t b1) {
   bmm_ctx *c = (bmm_ctx *)p;
+  if (c->parts > 1) {
+    for (int64_t t = b0; t < b1; t++) {
+      if (c->by_cols) {
+        int n0 = (int)((int64_t)c->N * t / c->parts), n1 = (int)((int64_t)c->N * (t + 1) / c->parts);
+        gemm_block(c, c->A, c->B, c->C, 0, c->M, n0, n1);
+      } else {
+        int m0 = (int)((int64_t)c->M * t / c->parts), m1 = (int)((int64_t)c->M * (t + 1) / c->parts);
+        gemm_block(c, c->A, c->B, c->C, m0, m1, 0, c->N);
+      }
+    }
+    return;
+  }
   for (int64_t b = b0; b < b1; b++) {
     const float *A = c->A + (c->ao ? c->ao[b] : b * (int64_t)c->M * c->K);
     const float *B = c->B + (c->bo ? c->bo[b] : b * (int64_t)c->K * c->N);
     float *C = c->C + b * (int64_t)c->M * c->N;
-    cblas_sgemm(CblasRowMajor, c->ta ? CblasTrans : CblasNoTrans, c->tb ? CblasTrans : CblasNoTrans, c->M, c->N,
-                c->K, 1.0f, A, c->ta ? c->M : c->K, B, c->tb ? c->K : c->N, c->beta, C, c->N);
+    gemm_block(c, A, B, C, 0, c->M, 0, c->N);
   }
 }
 
+/* OpenBLAS runs single-threaded; products are split over this addon's own pool (batch entries,
+ * or row/column blocks of one product). One pool for everything: OpenBLAS's own worker threads
+ * spin for a long time after each call and then steal the core from the elementwise kernels. */
 static napi_value js_bmm(napi_env env, napi_callback_info info) {
   napi_value argv[12];
   if (!get_args(env, info, 12, argv)) return NULL;
   bmm_ctx c;
+  memset(&c, 0, sizeof c);
   c.ta = (int)get_i64(env, argv[0]);
   c.tb = (int)get_i64(env, argv[1]);
   c.M = (int)get_i64(env, argv[2]);
@@ -265,20 +345,32 @@ static napi_value js_bmm(napi_env env, napi_callback_info info) {
   c.bo = t == napi_null || t == napi_undefined ? NULL : I32(10);
   c.beta = (float)get_f64(env, argv[11]);
   if (!c.A || !c.B || !c.C) return NULL;
-  if (c.M == 0 || c.N == 0) return NULL;
+  if (c.M == 0 || c.N == 0 || batch == 0) return NULL;
   if (c.K == 0) {
     if (c.beta == 0.f) memset(c.C, 0, sizeof(float) * (size_t)batch * c.M * c.N);
     return NULL;
   }
-  int64_t flops = (int64_t)c.M * c.N * c.K;
-  if (batch > 1 && g_threads > 1 && flops < (int64_t)256 * 256 * 256) {
-    /* Many small products: one BLAS thread per product, products split over the pool. */
-    int saved = openblas_get_num_threads();
-    openblas_set_num_threads(1);
-    parallel_for(batch, PAR_MIN, bmm_task, &c);
-    openblas_set_num_threads(saved);
+  int64_t work = (int64_t)c.M * c.N * c.K;
+  if (batch >= g_threads || g_threads == 1) {
+    parallel_for(batch, work, bmm_task, &c);
   } else {
-    bmm_task(&c, 0, batch);
+    for (int64_t b = 0; b < batch; b++) {
+      bmm_ctx one = c;
+      one.A = c.A + (c.ao ? c.ao[b] : b * (int64_t)c.M * c.K);
+      one.B = c.B + (c.bo ? c.bo[b] : b * (int64_t)c.K * c.N);
+      one.C = c.C + b * (int64_t)c.M * c.N;
+      one.ao = one.bo = NULL;
+      one.by_cols = c.N > c.M;
+      int span = one.by_cols ? c.N : c.M;
+      /* blocks of at least 32 rows/columns */
+      one.parts = span / 32 < g_threads ? (span / 32 > 1 ? span / 32 : 1) : g_threads;
+      if (one.parts <= 1 || work < 64 * 64 * 64) {
+        one.parts = 0;
+        bmm_task(&one, 0, 1);
+      } else {
+        parallel_for(one.parts, PAR_MIN, bmm_task, &one);
+      }
+    }
   }
   return NULL;
 }
@@ -836,17 +928,15 @@ static napi_value js_set_threads(napi_env env, napi_callback_info info) {
   if (!get_args(env, info, 1, argv)) return NULL;
   int n = (int)get_i64(env, argv[0]);
   if (n < 1) n = 1;
-  openblas_set_num_threads(n);
   if (!g_pool_started) pool_start(n);
-  else g_threads = n < MAX_THREADS ? n : MAX_THREADS;
+  else g_threads = n < g_workers_started ? n : g_workers_started;
   return NULL;
 }
 
 static napi_value js_info(napi_env env, napi_callback_info info) {
   (void)info;
   char buf[512];
-  snprintf(buf, sizeof buf, "OpenBLAS %s (%s), BLAS threads %d, kernel threads %d", openblas_get_config(),
-           openblas_get_corename(), openblas_get_num_threads(), g_threads);
+  snprintf(buf, sizeof buf, "OpenBLAS %s (%s), %d threads", openblas_get_config(), openblas_get_corename(), g_threads);
   napi_value s;
   NAPI_CALL(env, napi_create_string_utf8(env, buf, NAPI_AUTO_LENGTH, &s));
   return s;
@@ -864,7 +954,7 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
   const char *envt = getenv("ADAPTORKIT_NATIVE_THREADS");
   int threads = envt && atoi(envt) > 0 ? atoi(envt) : (cores > 0 ? (int)cores : 1);
   if (threads > MAX_THREADS) threads = MAX_THREADS;
-  openblas_set_num_threads(threads);
+  openblas_set_num_threads(1);
   pool_start(threads);
   struct { const char *name; napi_callback fn; } fns[] = {
       {"bmm", js_bmm},         {"binary", js_binary},   {"unary", js_unary},     {"softmax", js_softmax},

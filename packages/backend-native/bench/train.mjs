@@ -1,0 +1,29 @@
+// One bench measurement in its own process: node bench/train.mjs BACKEND MODE STEPS WARMUP
+// Prints one JSON line: step times, peak RSS, the backend's detail line.
+import { initBackend, tf } from '@adaptorkit/core';
+import { buildTrainer, MODEL, SHAPE } from './model.mjs';
+
+const [backend = 'native', mode = 'adapter', stepsArg = '5', warmArg = '1'] = process.argv.slice(2);
+const info = await initBackend(backend, { log: false });
+const t = buildTrainer(mode);
+const stepMs = [];
+let loss = NaN;
+for (let i = 0; i < Number(warmArg) + Number(stepsArg); i++) {
+  const t0 = performance.now();
+  loss = t.step();
+  if (i >= Number(warmArg)) stepMs.push(performance.now() - t0);
+}
+const out = {
+  backend,
+  mode,
+  stepMs,
+  loss,
+  trainable: t.trainable,
+  peakRssMb: process.resourceUsage().maxRSS / 1024,
+  numTensors: tf.memory().numTensors,
+  detail: info.detail ?? (info.name === 'wasm' ? `SIMD ${info.simd ? 'on' : 'off'}, threads ${info.threads ? 'on' : 'off'}` : ''),
+  model: MODEL,
+  shape: SHAPE,
+};
+t.dispose();
+console.log(JSON.stringify(out));
