@@ -8,16 +8,41 @@ import { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 import type { KernelFunc } from '@tensorflow/tfjs-core';
 import { addonUnavailableReason, tryAddon } from './addon.js';
 import { NativeBackendError } from './errors.js';
-import { nativeKernels } from './kernels.js';
+import { escapeInputs, nativeKernels } from './kernels.js';
+import { BufferPool } from './pool.js';
 
 export const NATIVE_BACKEND_NAME = 'native';
 
 /** A MathBackendCPU under another name; the kernels registered for 'native' do the work. */
 export class NativeBackend extends MathBackendCPU {
+  readonly pool = new BufferPool();
   constructor() {
     super();
     // MathBackendCPU prints a "install tfjs-node" banner on first use in Node; this backend is the answer to it.
     (this as unknown as { firstUse: boolean }).firstUse = false;
+  }
+
+  override disposeData(dataId: object, force = false): boolean {
+    const v = this.data.has(dataId) ? this.data.get(dataId).values : undefined;
+    const deleted = super.disposeData(dataId, force);
+    if (deleted && v !== undefined && !this.data.has(dataId)) this.pool.release(v);
+    return deleted;
+  }
+
+  override readSync(dataId: object): tf.backend_util.BackendValues {
+    const v = super.readSync(dataId);
+    this.pool.escape(this.data.has(dataId) ? this.data.get(dataId).values : v);
+    return v;
+  }
+
+  override async read(dataId: object): Promise<tf.backend_util.BackendValues> {
+    this.pool.escape(this.data.has(dataId) ? this.data.get(dataId).values : undefined);
+    return super.read(dataId);
+  }
+
+  override dispose(): void {
+    this.pool.clear();
+    super.dispose();
   }
 }
 
@@ -45,7 +70,16 @@ export function registerNativeBackend(): { detail: string; threads: number } {
   const overridden = new Set(overrides.map((k) => k.kernelName));
   for (const k of tf.getKernelsForBackend('cpu')) {
     if (overridden.has(k.kernelName)) continue;
-    tf.registerKernel({ ...k, backendName: name });
+    const f = k.kernelFunc;
+    // cpu kernels may return views of their inputs (e.g. TopK): mark those arrays as not recyclable.
+    tf.registerKernel({
+      ...k,
+      backendName: name,
+      kernelFunc: (args) => {
+        escapeInputs(args.backend as MathBackendCPU, args.inputs as Record<string, tf.TensorInfo | undefined>);
+        return f(args);
+      },
+    });
   }
   for (const k of overrides) tf.registerKernel(k);
   registered = { detail: `${addon.info()}; ${overrides.length} native kernels`, threads: addon.threads() };

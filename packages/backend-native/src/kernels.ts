@@ -7,6 +7,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { KernelConfig, KernelFunc, TensorInfo } from '@tensorflow/tfjs-core';
 import type { MathBackendCPU } from '@tensorflow/tfjs-backend-cpu';
 import type { NativeAddon } from './addon.js';
+import type { BufferPool } from './pool.js';
 
 type Backend = MathBackendCPU;
 type Values = Float32Array | Int32Array;
@@ -42,6 +43,12 @@ function vals(b: Backend, t: TensorInfo): Values {
   if (t.dtype === 'float32' && !(v instanceof Float32Array)) d.values = Float32Array.from((v ?? []) as ArrayLike<number>);
   else if (t.dtype === 'int32' && !(v instanceof Int32Array)) d.values = Int32Array.from((v ?? []) as ArrayLike<number>);
   return d.values as Values;
+}
+
+/** A float32 output buffer, from the backend's pool when it has one. */
+function f32(b: Backend, n: number, zero = false): Float32Array {
+  const pool = (b as unknown as { pool?: BufferPool }).pool;
+  return pool ? pool.f32(n, zero) : new Float32Array(n);
 }
 
 function out(b: Backend, shape: number[], dtype: tf.DataType, values: Values): TensorInfo {
@@ -107,7 +114,7 @@ function matmul(n: NativeAddon, b: Backend, a: TensorInfo, bb: TensorInfo, trans
   const outBatch = tf.broadcast_util.assertAndGetBroadcastShape(aBatch, bBatch);
   const batch = sizeOf(outBatch);
   const outShape = [...outBatch, M, N];
-  const o = new Float32Array(batch * M * N);
+  const o = f32(b, batch * M * N);
   const av = vals(b, a) as Float32Array;
   const bv = vals(b, bb) as Float32Array;
   const aB = sizeOf(aBatch);
@@ -148,7 +155,7 @@ function reduceAxes(n: NativeAddon, b: Backend, op: number, x: TensorInfo, axes:
   const xv = vals(b, x) as Float32Array;
   const contiguous = sorted.every((ax, i) => i === 0 || ax === (sorted[i - 1] as number) + 1);
   const kept = shape.filter((_, i) => !sorted.includes(i));
-  const o = new Float32Array(sizeOf(kept));
+  const o = f32(b, sizeOf(kept));
   if (sorted.length === 0) {
     o.set(xv);
     return o;
@@ -168,7 +175,7 @@ function reduceAxes(n: NativeAddon, b: Backend, op: number, x: TensorInfo, axes:
   }
   // Move the reduced axes last, then reduce rows.
   const perm = [...shape.keys()].filter((i) => !sorted.includes(i)).concat(sorted);
-  const t = new Float32Array(xv.length);
+  const t = f32(b, xv.length);
   n.transpose(xv, t, Int32Array.from(shape), Int32Array.from(perm));
   const red = sizeOf(sorted.map((i) => shape[i] as number));
   if (red === 0) {
@@ -179,12 +186,22 @@ function reduceAxes(n: NativeAddon, b: Backend, op: number, x: TensorInfo, axes:
   return o;
 }
 
+/** A cpu-backend kernel may keep a view of its inputs' arrays: they must never be recycled. */
+export function escapeInputs(b: Backend, inputs: Record<string, TensorInfo | undefined> | TensorInfo[]): void {
+  const pool = (b as unknown as { pool?: BufferPool }).pool;
+  if (!pool) return;
+  for (const t of Object.values(inputs)) if (t && b.data.has(t.dataId)) pool.escape(b.data.get(t.dataId).values);
+}
+
 /** Build the kernel configs for backend `name`; `cpu` gives the fallbacks. */
 export function nativeKernels(n: NativeAddon, name: string, cpu: Map<string, KernelFunc>): KernelConfig[] {
   const fallback = (kernel: string): KernelFunc => {
     const f = cpu.get(kernel);
     if (!f) throw new Error(`cpu backend has no kernel ${kernel}`);
-    return f;
+    return (args) => {
+      escapeInputs(args.backend as Backend, args.inputs as Record<string, TensorInfo | undefined>);
+      return f(args);
+    };
   };
   const configs: KernelConfig[] = [];
   const add = (kernelName: string, kernelFunc: KernelFunc) => configs.push({ kernelName, backendName: name, kernelFunc });
@@ -221,7 +238,7 @@ export function nativeKernels(n: NativeAddon, name: string, cpu: Map<string, Ker
       if (a.dtype !== 'float32' || b.dtype !== 'float32') return fallback(kernel)(args);
       const be = args.backend as Backend;
       const outShape = tf.broadcast_util.assertAndGetBroadcastShape(a.shape, b.shape);
-      const o = new Float32Array(sizeOf(outShape));
+      const o = f32(be, sizeOf(outShape));
       if (o.length > 0) binaryInto(n, op, vals(be, a) as Float32Array, a.shape, vals(be, b) as Float32Array, b.shape, outShape, o);
       return out(be, outShape, 'float32', o);
     });
@@ -233,7 +250,7 @@ export function nativeKernels(n: NativeAddon, name: string, cpu: Map<string, Ker
       const { x } = args.inputs as { x: TensorInfo };
       if (x.dtype !== 'float32') return fallback(kernel)(args);
       const be = args.backend as Backend;
-      const o = new Float32Array(sizeOf(x.shape));
+      const o = f32(be, sizeOf(x.shape));
       const alpha = kernel === tf.Step ? ((args.attrs as unknown as tf.StepAttrs).alpha ?? 0) : 0;
       n.unary(op, vals(be, x) as Float32Array, o, alpha, 0);
       return out(be, [...x.shape], 'float32', o);
@@ -248,7 +265,7 @@ export function nativeKernels(n: NativeAddon, name: string, cpu: Map<string, Ker
     if (logits.dtype !== 'float32' || r === 0 || (dim !== -1 && dim !== r - 1)) return fallback(tf.Softmax)(args);
     const be = args.backend as Backend;
     const cols = logits.shape[r - 1] as number;
-    const o = new Float32Array(sizeOf(logits.shape));
+    const o = f32(be, sizeOf(logits.shape));
     if (o.length > 0) n.softmax(vals(be, logits) as Float32Array, o, o.length / cols, cols, 0);
     return out(be, [...logits.shape], 'float32', o);
   });
@@ -276,7 +293,7 @@ export function nativeKernels(n: NativeAddon, name: string, cpu: Map<string, Ker
     const be = args.backend as Backend;
     const xv = vals(be, x);
     const shape = perm.map((p) => x.shape[p] as number);
-    const o = x.dtype === 'float32' ? new Float32Array(xv.length) : new Int32Array(xv.length);
+    const o = x.dtype === 'float32' ? f32(be, xv.length) : new Int32Array(xv.length);
     if (o.length > 0) n.transpose(xv, o, Int32Array.from(x.shape), Int32Array.from(perm));
     return out(be, shape, x.dtype, o);
   });
@@ -315,11 +332,11 @@ export function nativeKernels(n: NativeAddon, name: string, cpu: Map<string, Ker
 
   // --- slicing and joining: Slice, SplitV, Concat, PadV2 (4-byte dtypes) ---
   const is4 = (t: TensorInfo) => t.dtype === 'float32' || t.dtype === 'int32';
-  const alloc = (dtype: tf.DataType, n: number): Values => (dtype === 'int32' ? new Int32Array(n) : new Float32Array(n));
+  const alloc = (be: Backend, dtype: tf.DataType, n: number): Values => (dtype === 'int32' ? new Int32Array(n) : f32(be, n));
   const i32 = (a: readonly number[]) => Int32Array.from(a);
   const zeros = (rank: number) => new Int32Array(rank);
   const sliceOut = (be: Backend, x: TensorInfo, begin: number[], size: number[]): TensorInfo => {
-    const o = alloc(x.dtype, sizeOf(size));
+    const o = alloc(be, x.dtype, sizeOf(size));
     if (o.length > 0) n.copybox(vals(be, x), i32(x.shape), i32(begin), o, i32(size), zeros(size.length), i32(size));
     return out(be, [...size], x.dtype, o);
   };
@@ -361,7 +378,7 @@ export function nativeKernels(n: NativeAddon, name: string, cpu: Map<string, Ker
     tf.backend_util.assertParamsConsistent(inputs.map((t) => t.shape), ax);
     const shape = tf.backend_util.computeOutShape(inputs.map((t) => t.shape), ax);
     const be = args.backend as Backend;
-    const o = alloc(first.dtype, sizeOf(shape));
+    const o = alloc(be, first.dtype, sizeOf(shape));
     const at = zeros(shape.length);
     const oShape = i32(shape);
     for (const t of inputs) {
@@ -377,8 +394,8 @@ export function nativeKernels(n: NativeAddon, name: string, cpu: Map<string, Ker
     if (x.dtype !== 'float32' || x.shape.length > 8 || x.shape.length === 0) return fallback(tf.PadV2)(args);
     const be = args.backend as Backend;
     const shape = x.shape.map((d, i) => (paddings[i]?.[0] ?? 0) + d + (paddings[i]?.[1] ?? 0));
-    const o = new Float32Array(sizeOf(shape));
-    if (constantValue !== 0) n.fill(o, constantValue);
+    const o = f32(be, sizeOf(shape));
+    n.fill(o, constantValue);
     if (sizeOf(x.shape) > 0) n.copybox(vals(be, x), i32(x.shape), zeros(x.shape.length), o, i32(shape), i32(paddings.map((p) => p[0])), i32(x.shape));
     return out(be, shape, 'float32', o);
   });
