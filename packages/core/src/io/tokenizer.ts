@@ -1,0 +1,138 @@
+/**
+ * HF tokenizers from a local folder: tokenizer.json (+ tokenizer_config.json) through
+ * @huggingface/tokenizers, with the special tokens of tokenizer_config.json and its chat template
+ * (rendered by adaptorkit's Jinja subset, see chat-template.ts).
+ *
+ * `HFTokenizer` satisfies @adaptorkit/data's TextTokenizer contract: `encode(text)` adds no
+ * BOS/EOS (pass { addSpecialTokens: true } for the tokenizer's own post-processing), `decode(ids)`
+ * drops special tokens unless asked to keep them.
+ */
+import { promises as fsp } from 'node:fs';
+import * as path from 'node:path';
+import { Tokenizer } from '@huggingface/tokenizers';
+import { AdaptorkitError } from '../errors.js';
+import { ChatTemplate } from './chat-template.js';
+import { readJson, type HFConfig } from './hf.js';
+
+export interface ChatMessage {
+  role: string;
+  content: string;
+}
+
+export interface SpecialTokens {
+  bos?: string;
+  eos?: string;
+  pad?: string;
+  unk?: string;
+}
+
+/** tokenizer_config.json stores tokens as strings or as AddedToken objects ({ content }). */
+function tokenString(v: unknown): string | undefined {
+  if (typeof v === 'string') return v;
+  if (v && typeof v === 'object' && typeof (v as { content?: unknown }).content === 'string') return (v as { content: string }).content;
+  return undefined;
+}
+
+export class HFTokenizer {
+  /** One more than the largest id (added tokens included). */
+  readonly vocabSize: number;
+  readonly bosId: number | undefined;
+  readonly eosId: number | undefined;
+  readonly unkId: number | undefined;
+  /** pad_token's id; falls back to eos (common for LLaMA), then 0. */
+  readonly padId: number;
+  readonly specialTokens: SpecialTokens;
+  /** Ids of all special added tokens (dropped by decode by default). */
+  readonly specialIds: ReadonlySet<number>;
+  readonly chatTemplate: ChatTemplate | undefined;
+
+  constructor(
+    readonly inner: Tokenizer,
+    readonly config: HFConfig,
+    readonly source = '(memory)',
+  ) {
+    const vocab = inner.get_vocab(true);
+    let max = -1;
+    for (const id of vocab.values()) if (id > max) max = id;
+    this.vocabSize = max + 1;
+    this.specialTokens = {
+      bos: tokenString(config.bos_token),
+      eos: tokenString(config.eos_token),
+      pad: tokenString(config.pad_token),
+      unk: tokenString(config.unk_token),
+    };
+    const id = (t: string | undefined): number | undefined => (t === undefined ? undefined : inner.token_to_id(t));
+    this.bosId = id(this.specialTokens.bos);
+    this.eosId = id(this.specialTokens.eos);
+    this.unkId = id(this.specialTokens.unk);
+    this.padId = id(this.specialTokens.pad) ?? this.eosId ?? 0;
+    const specials = new Set<number>();
+    for (const [i, t] of inner.get_added_tokens_decoder()) if (t.special) specials.add(i);
+    for (const i of [this.bosId, this.eosId, this.unkId, id(this.specialTokens.pad)]) if (i !== undefined) specials.add(i);
+    this.specialIds = specials;
+    let tpl = config.chat_template;
+    if (Array.isArray(tpl)) tpl = (tpl as { name?: string; template?: string }[]).find((t) => t.name === 'default')?.template;
+    this.chatTemplate = typeof tpl === 'string' ? new ChatTemplate(tpl) : undefined;
+  }
+
+  /** Text -> ids. Default: no special tokens added (the TextTokenizer contract). */
+  encode(text: string, opts: { addSpecialTokens?: boolean } = {}): number[] {
+    return this.inner.encode(text, { add_special_tokens: opts.addSpecialTokens ?? false }).ids;
+  }
+
+  /** Ids -> text; special tokens are dropped unless skipSpecialTokens is false. */
+  decode(ids: readonly number[], opts: { skipSpecialTokens?: boolean } = {}): string {
+    for (const i of ids) {
+      if (!Number.isInteger(i) || i < 0 || i >= this.vocabSize) throw new AdaptorkitError('INVALID_ARGUMENT', `decode: id ${i} is outside the vocabulary [0, ${this.vocabSize})`);
+    }
+    if (ids.length === 0) return '';
+    return this.inner.decode([...ids], { skip_special_tokens: opts.skipSpecialTokens ?? true });
+  }
+
+  tokenToId(token: string): number | undefined {
+    return this.inner.token_to_id(token);
+  }
+
+  idToToken(id: number): string | undefined {
+    return this.inner.id_to_token(id);
+  }
+
+  /**
+   * Render messages with the tokenizer's chat template (tokenizer_config.json `chat_template`).
+   * The result is text with the special tokens written out; encode it with encode(text)
+   * (no extra BOS: templates that want one write bos_token themselves).
+   */
+  applyChatTemplate(messages: readonly ChatMessage[], opts: { addGenerationPrompt?: boolean; extra?: Record<string, unknown> } = {}): string {
+    if (!this.chatTemplate) {
+      throw new AdaptorkitError('UNSUPPORTED', `${this.source}: tokenizer_config.json has no chat_template; format the prompt yourself`);
+    }
+    return this.chatTemplate.render({
+      messages,
+      add_generation_prompt: opts.addGenerationPrompt ?? true,
+      bos_token: this.specialTokens.bos ?? '',
+      eos_token: this.specialTokens.eos ?? '',
+      pad_token: this.specialTokens.pad ?? '',
+      unk_token: this.specialTokens.unk ?? '',
+      ...opts.extra,
+    });
+  }
+}
+
+/** Load tokenizer.json (+ tokenizer_config.json when present) from a local folder. */
+export async function loadTokenizer(dir: string): Promise<HFTokenizer> {
+  const tjPath = path.join(dir, 'tokenizer.json');
+  const tj = await readJson(tjPath, 'tokenizer.json');
+  const tcPath = path.join(dir, 'tokenizer_config.json');
+  const hasConfig = await fsp
+    .access(tcPath)
+    .then(() => true)
+    .catch(() => false);
+  const tc = hasConfig ? await readJson(tcPath, 'tokenizer_config.json') : {};
+  let inner: Tokenizer;
+  try {
+    inner = new Tokenizer(tj, tc);
+  } catch (e) {
+    throw new AdaptorkitError('UNSUPPORTED', `${tjPath}: @huggingface/tokenizers cannot build this tokenizer: ${(e as Error).message}`, { cause: e });
+  }
+  return new HFTokenizer(inner, tc, dir);
+}
