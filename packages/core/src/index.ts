@@ -35,3 +35,25 @@ export { valueAndGrads } from './train/grad.js';
 export type { LossAndGrads } from './train/grad.js';
 export { maskedCrossEntropy, symmetricInfoNCE, l2normalize, IGNORE_INDEX } from './train/losses.js';
 export type { CrossEntropyOptions } from './train/losses.js';
+
+// Checkpoints, tokenizers, generation, planning (io/, generate/, plan/)
+export { skipInit } from './nn/parameter.js';
+export { SafetensorsFile, readSafetensors, writeSafetensors, parseHeader, MAX_HEADER_BYTES } from './io/safetensors.js';
+export type { TensorInfo, WriteOptions } from './io/safetensors.js';
+export type { SafetensorsDtype } from './io/dtypes.js';
+export { f16ToF32, bf16ToF32, f32ToF16, f32ToBf16 } from './io/dtypes.js';
+export { writeFileAtomic, writeTextAtomic } from './io/atomic.js';
+export { CheckpointReader } from './io/checkpoint.js';
+export { causalLMConfigFromHF, visionConfigFromHF, SUPPORTED_LM_TYPES } from './io/hf-config.js';
+export type { HFConfig } from './io/hf-config.js';
+export { loadCausalLM, loadVisionEncoder, loadWeights, saveWeights, checkpointSource } from './io/hf.js';
+export type { CheckpointSource, LoadModelOptions, LoadWeightsOptions } from './io/hf.js';
+export { saveAdapter, loadAdapter, readAdapterConfig, baseFingerprint, ADAPTER_WEIGHTS, ADAPTER_CONFIG } from './io/adapter.js';
+export type { AdapterFile, SaveAdapterOptions } from './io/adapter.js';
+export { loadTokenizer, HFTokenizer } from './io/tokenizer.js';
+export type { ChatMessage, SpecialTokens } from './io/tokenizer.js';
+export { ChatTemplate } from './io/chat-template.js';
+export { generate, sampleToken, argmax } from './generate/generate.js';
+export type { GenerateOptions, GenerateResult, GenerativeLM, SamplingOptions } from './generate/generate.js';
+export { plan, buildShapeOnly, normalizeConfig } from './plan/plan.js';
+export type { Plan, PlanOptions, MemoryEstimate } from './plan/plan.js';

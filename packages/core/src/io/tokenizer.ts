@@ -12,7 +12,8 @@ import * as path from 'node:path';
 import { Tokenizer } from '@huggingface/tokenizers';
 import { AdaptorkitError } from '../errors.js';
 import { ChatTemplate } from './chat-template.js';
-import { readJson, type HFConfig } from './hf.js';
+import type { HFConfig } from './hf-config.js';
+import { readJson } from './hf.js';
 
 export interface ChatMessage {
   role: string;
