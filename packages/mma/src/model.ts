@@ -1,0 +1,537 @@
+/**
+ * MmaModel: a frozen CausalLM (+ a frozen VisionEncoder) with LaVIN's mixture-of-modality
+ * adaptation (spec/mma.md):
+ *   - a routed MmaAdapter in every decoder block (slot 'preAttn', 'preMlp' or both) and in every
+ *     vision block (slot 'preAttn' = on the first LayerNorm output, routed by the class token);
+ *   - visual tokens = the class token after chosen vision blocks, through Linear -> SiLU -> Linear;
+ *   - a modality token (row 1 = image, row 0 = text-only of a trainable [2, d] table) prepended at
+ *     position 0 of every sequence; no other position attends to it, so its hidden state depends
+ *     on the modality only, and per-sample routers read it.
+ * Sequences given to forward / loss / generate are WITHOUT the modality token (it is added here);
+ * outputs are aligned with the given ids. Only MMA's parameters train.
+ */
+import {
+  AdaptorkitError,
+  BottleneckProjector,
+  Embedding,
+  IGNORE_INDEX,
+  Module,
+  Rng,
+  formatShape,
+  manualSeed,
+  maskedCrossEntropy,
+  sampleToken,
+  spliceFeatures,
+  tf,
+  type CausalLM,
+  type ForwardContext,
+  type KVCache,
+  type Parameter,
+  type VisionEncoder,
+} from '@adaptorkit/core';
+import { MMA_CTX, MmaAdapter, type MmaAdapterOptions, type MmaRoutingState } from './adapter.js';
+import { parseMmaConfig, resolveVisualDepths, type MmaConfig, type MmaConfigInput } from './config.js';
+
+/** The frozen base MMA attaches to. */
+export interface MmaBase {
+  lm: CausalLM;
+  /** Optional: without it MMA is text-only (LLM adapters + modality token). */
+  vision?: VisionEncoder;
+  /** Image placeholder token id (overrides config.imageTokenId). */
+  imageTokenId?: number;
+}
+
+export interface MmaForwardInput {
+  /** int32 [B, T] WITHOUT the modality token; each image already expanded to numVisualTokens placeholder ids. */
+  ids: tf.Tensor;
+  /**
+   * Normalised pixels NHWC: either one per row [B, H, W, 3] (rows without placeholders ignore
+   * theirs) or one per image row, in row order [B_img, H, W, 3].
+   */
+  images?: tf.Tensor;
+  /** Modality row per sample (1 = image, 0 = text-only); default: 1 where the row holds image placeholders. */
+  modality?: readonly number[];
+  /** Also return the logits of the modality token's position (default: dropped, outputs align with ids). */
+  skipHead?: boolean;
+  /** Passed to every layer; `training: true` turns dropout on. MMA's routing state goes under ctx.mma. */
+  ctx?: ForwardContext;
+}
+
+export interface MmaForwardOutput {
+  /** [B, T, V] (unless skipHead), aligned with ids. */
+  logits?: tf.Tensor3D;
+  /** [B, T, d] after the final norm, aligned with ids. */
+  lastHidden: tf.Tensor3D;
+}
+
+export interface MmaBatch extends MmaForwardInput {
+  /** int32 [B, T] aligned with ids: the token at t where trained (answer + EOS), IGNORE_INDEX (-100) elsewhere. Image placeholders are always ignored. */
+  labels: tf.Tensor;
+}
+
+/** Where an adapter sits. */
+export interface MmaAdapterSite {
+  tower: 'lm' | 'vision';
+  layer: number;
+  slot: 'preAttn' | 'preMlp';
+  adapter: MmaAdapter;
+}
+
+/** Routing weights of one adapter for one batch. */
+export interface MmaLayerRouting {
+  tower: 'lm' | 'vision';
+  layer: number;
+  slot: 'preAttn' | 'preMlp';
+  /** [B][N]: per-sample weights (per-token routing: the mean over the row's tokens). */
+  weights: number[][];
+  /** [B][T][N] when routing is per token. */
+  perToken?: number[][][];
+}
+
+export interface MmaRoutingReport {
+  /** Modality row used per sample. */
+  modality: number[];
+  lm: MmaLayerRouting[];
+  vision: MmaLayerRouting[];
+}
+
+/** Trainable-parameter counts by part. */
+export interface MmaPartCounts {
+  lmAdapters: number;
+  visionAdapters: number;
+  projector: number;
+  modalityEmbedding: number;
+  total: number;
+}
+
+export interface MmaGenerateOptions {
+  /** Prompt rows WITHOUT the modality token (image placeholders expanded); ragged rows are left-padded and masked. */
+  ids: number[][] | tf.Tensor;
+  images?: tf.Tensor;
+  modality?: readonly number[];
+  maxNewTokens: number;
+  /** Stop a row at this token (not included in the output). */
+  eosId?: number;
+  /** Fill id for left padding (default 0; pad keys are masked). */
+  padId?: number;
+  /** 0 (default) = greedy. */
+  temperature?: number;
+  topK?: number;
+  topP?: number;
+  seed?: number;
+  /** Token ids never generated (default: the image placeholder). */
+  suppressTokens?: number[];
+}
+
+export interface MmaGenerateResult {
+  tokens: number[][];
+  /** Routing weights used for every decode step (computed once at prefill). */
+  routing: MmaRoutingReport;
+}
+
+const NEG = -1e9;
+
+/** Modality rows. */
+export const TEXT_MODALITY = 0;
+export const IMAGE_MODALITY = 1;
+
+/**
+ * Additive mask [1, 1, T, T] (T counts the modality token): no position > 0 attends to position
+ * 0. Combined with the causal rule, the modality token sees only itself.
+ */
+export function modalityMask(T: number): tf.Tensor4D {
+  const m = new Float32Array(T * T);
+  for (let i = 1; i < T; i++) m[i * T] = NEG;
+  return tf.tensor4d(m, [1, 1, T, T]);
+}
+
+export class MmaModel extends Module {
+  readonly lm: CausalLM;
+  readonly vision: VisionEncoder | undefined;
+  readonly config: MmaConfig;
+  readonly imageTokenId: number | undefined;
+  readonly modality_embedding: Embedding;
+  readonly projector: BottleneckProjector | undefined;
+  /** Vision blocks (1-based) whose class-token output becomes a visual token. */
+  readonly visualDepths: readonly number[];
+  /** Every adapter with its place, LLM first then vision, by layer. */
+  readonly sites: readonly MmaAdapterSite[];
+
+  constructor(base: MmaBase, config: MmaConfig) {
+    super();
+    this.lm = this.child('lm', base.lm);
+    this.vision = base.vision ? this.child('vision', base.vision) : undefined;
+    this.config = config;
+    this.imageTokenId = base.imageTokenId ?? config.imageTokenId;
+    const d = base.lm.config.hiddenSize;
+    if (d % config.groups !== 0) {
+      throw new AdaptorkitError('INVALID_CONFIG', `mma config: groups: ${config.groups} does not divide the LLM width ${d}`);
+    }
+    manualSeed(config.seed);
+    const adapterOpts = (dim: number, k: number): MmaAdapterOptions => ({
+      dim,
+      rank: config.rank,
+      groups: config.groups,
+      branches: config.branches,
+      temperature: config.temperature,
+      scale: config.scale,
+      dropout: config.dropout,
+      routing: config.routing,
+      hardRouting: config.hardRouting,
+      seed: config.seed * 100_003 + k,
+    });
+    const sites: MmaAdapterSite[] = [];
+    const slots: ('preAttn' | 'preMlp')[] = config.placement === 'both' ? ['preAttn', 'preMlp'] : [config.placement];
+    base.lm.model.layers.at(0); // throws on an empty model
+    [...base.lm.model.layers].forEach((layer, i) => {
+      for (const slot of slots) {
+        if (layer.getAdapter(slot)) {
+          throw new AdaptorkitError('INVALID_ARGUMENT', `mma: decoder layer ${i} already has an adapter in slot '${slot}' (attach MMA to a clean base)`);
+        }
+        const a = new MmaAdapter(adapterOpts(d, sites.length));
+        layer.setAdapter(slot, a);
+        sites.push({ tower: 'lm', layer: i, slot, adapter: a });
+      }
+    });
+    this.modality_embedding = this.child('modality_embedding', new Embedding(2, d, { init: { kind: 'normal', std: config.modalityInitStd } }));
+    if (this.vision) {
+      const v = this.vision;
+      const dv = v.config.hiddenSize;
+      if (config.visionAdapters) {
+        if (dv % config.groups !== 0) throw new AdaptorkitError('INVALID_CONFIG', `mma config: groups: ${config.groups} does not divide the vision width ${dv}`);
+        [...v.vision_model.encoder.layers].forEach((layer, i) => {
+          if (layer.getAdapter('preAttn')) throw new AdaptorkitError('INVALID_ARGUMENT', `mma: vision layer ${i} already has an adapter in slot 'preAttn'`);
+          const a = new MmaAdapter({ ...adapterOpts(dv, sites.length), routeBy: v.config.kind === 'clip' ? 'first' : 'mean' });
+          layer.setAdapter('preAttn', a);
+          sites.push({ tower: 'vision', layer: i, slot: 'preAttn', adapter: a });
+        });
+      }
+      this.visualDepths = resolveVisualDepths(config.visualDepths, v.numLayers);
+      this.projector = this.child('projector', new BottleneckProjector(dv, config.projectorHidden, d, config.projectorAct));
+    } else {
+      this.visualDepths = [];
+      this.projector = undefined;
+    }
+    this.sites = sites;
+    // Freeze everything, then mark trainable by walking MMA's own modules.
+    this.freeze();
+    for (const m of this.mmaModules()) m.unfreeze();
+  }
+
+  /** MMA's modules: every adapter, the modality embedding, the projector. */
+  mmaModules(): Module[] {
+    return [...this.sites.map((s) => s.adapter), this.modality_embedding, ...(this.projector ? [this.projector] : [])];
+  }
+
+  /** Number of visual tokens per image (placeholders to expand each image into). */
+  get numVisualTokens(): number {
+    return this.visualDepths.length;
+  }
+
+  /** Trainable MMA parameters with their paths (`lm.model.layers.3.preAttn.down.weight`, ...). */
+  namedMmaParameters(): [string, Parameter][] {
+    const mine = new Set(this.mmaModules().flatMap((m) => m.parameters()));
+    return this.namedParameters().filter(([, p]) => mine.has(p) && p.trainable);
+  }
+
+  /** The explicit trainable list for the optimizer. */
+  mmaParameters(): Parameter[] {
+    return this.namedMmaParameters().map(([, p]) => p);
+  }
+
+  /** A checkpoint of the trainable MMA weights (stored layout; tensors belong to the model). */
+  mmaStateDict(): Map<string, tf.Tensor> {
+    return new Map(this.namedMmaParameters().map(([n, p]) => [n, p.value]));
+  }
+
+  /** Trainable parameters by part (works in shape-only mode). */
+  countMmaParameters(): MmaPartCounts {
+    const c = (ms: Module[]): number => ms.reduce((a, m) => a + m.countParameters({ trainable: true }), 0);
+    const parts = {
+      lmAdapters: c(this.sites.filter((s) => s.tower === 'lm').map((s) => s.adapter)),
+      visionAdapters: c(this.sites.filter((s) => s.tower === 'vision').map((s) => s.adapter)),
+      projector: this.projector ? c([this.projector]) : 0,
+      modalityEmbedding: c([this.modality_embedding]),
+    };
+    return { ...parts, total: parts.lmAdapters + parts.visionAdapters + parts.projector + parts.modalityEmbedding };
+  }
+
+  /** Visual tokens: pixels [B, H, W, 3] -> [B, K, d] (class token after each visual depth, projected). */
+  visualTokens(pixels: tf.Tensor, ctx?: ForwardContext): tf.Tensor3D {
+    const v = this.vision;
+    if (!v || !this.projector) throw new AdaptorkitError('INVALID_ARGUMENT', 'mma: images were given but the model was attached without a vision encoder');
+    return tf.tidy(() => {
+      const { hiddenStates } = v.forward(pixels, ctx);
+      const toks = this.visualDepths.map((k) => {
+        const h = hiddenStates[k]!; // [B, N, dv], output of block k
+        const [B, , dv] = h.shape;
+        return v.config.kind === 'clip' ? tf.slice(h, [0, 0, 0], [B, 1, dv]) : tf.mean(h, 1, true); // [B, 1, dv]
+      });
+      return this.projector!.forward(tf.concat(toks, 1)) as tf.Tensor3D; // [B, K, dv] -> [B, K, d]
+    });
+  }
+
+  /**
+   * Input embeddings with the modality token: [B, T+1, d]. Image rows get their projected visual
+   * tokens at the placeholder positions.
+   */
+  embedInputs(input: Pick<MmaForwardInput, 'ids' | 'images' | 'modality' | 'ctx'>): { embeds: tf.Tensor3D; modality: number[] } {
+    const { ids, images } = input;
+    if (ids.rank !== 2 || ids.dtype !== 'int32') {
+      throw new AdaptorkitError('SHAPE_MISMATCH', `mma: ids must be int32 [B, T], got ${ids.dtype} ${formatShape(ids.shape)}`);
+    }
+    const [B, T] = ids.shape as [number, number];
+    const flat = ids.dataSync() as Int32Array;
+    const tok = this.imageTokenId;
+    const imageRows: number[] = [];
+    for (let b = 0; b < B; b++) if (tok !== undefined && flat.subarray(b * T, (b + 1) * T).includes(tok)) imageRows.push(b);
+    const modality = input.modality ? [...input.modality] : Array.from({ length: B }, (_, b) => (imageRows.includes(b) ? IMAGE_MODALITY : TEXT_MODALITY));
+    if (modality.length !== B || modality.some((m) => m !== 0 && m !== 1)) {
+      throw new AdaptorkitError('INVALID_ARGUMENT', `mma: modality must list 0 (text) or 1 (image) for each of the ${B} rows, got [${modality.join(', ')}]`);
+    }
+    if (imageRows.length > 0 && !images) {
+      throw new AdaptorkitError('INVALID_ARGUMENT', `mma: rows ${imageRows.join(', ')} hold image placeholders (id ${tok}) but no images were given`);
+    }
+    if (images && tok === undefined) {
+      throw new AdaptorkitError('INVALID_CONFIG', 'mma: images were given but no imageTokenId is set: set config.imageTokenId or pass imageTokenId to attachMma');
+    }
+    return tf.tidy(() => {
+      let text = this.lm.embed(ids); // [B, T, d]
+      if (images && imageRows.length > 0) {
+        const nImg = images.shape[0]!;
+        let pix: tf.Tensor;
+        if (nImg === B) pix = imageRows.length === B ? images : tf.gather(images, tf.tensor1d(imageRows, 'int32'));
+        else if (nImg === imageRows.length) pix = images;
+        else {
+          throw new AdaptorkitError(
+            'SHAPE_MISMATCH',
+            `mma: images ${formatShape(images.shape)}: expected one per row (${B}) or one per image row (${imageRows.length}: rows ${imageRows.join(', ')})`,
+          );
+        }
+        const feats = this.visualTokens(pix, input.ctx); // [B_img, K, d]
+        const [, K, d] = feats.shape;
+        // one feature block per row: image rows their own, text rows zeros (spliceFeatures leaves them untouched)
+        const index = new Int32Array(B).fill(imageRows.length);
+        imageRows.forEach((b, i) => (index[b] = i));
+        const table = tf.concat([feats, tf.zeros([1, K, d])], 0); // [B_img + 1, K, d]
+        const full = tf.gather(table, tf.tensor1d(index, 'int32')); // [B, K, d]
+        text = spliceFeatures(text, flat, tok!, full);
+      }
+      const mod = this.modality_embedding.forward(tf.tensor2d(modality, [B, 1], 'int32')); // [B, 1, d]
+      return { embeds: tf.concat([mod, text], 1) as tf.Tensor3D, modality }; // [B, T+1, d]
+    }) as { embeds: tf.Tensor3D; modality: number[] };
+  }
+
+  forward(input: MmaForwardInput): MmaForwardOutput {
+    return tf.tidy(() => {
+      const { embeds } = this.embedInputs(input); // [B, T+1, d]
+      const [B, T1, d] = embeds.shape;
+      const out = this.lm.forward({ embeds, mask: modalityMask(T1), positionOffset: 0, skipHead: true, ctx: input.ctx });
+      const lastHidden = tf.slice(out.lastHidden, [0, 1, 0], [B, T1 - 1, d]) as tf.Tensor3D; // [B, T, d]: drop the modality token
+      const res: MmaForwardOutput = { lastHidden };
+      if (!input.skipHead) res.logits = this.lm.head(lastHidden); // [B, T, V]
+      return res as unknown as tf.TensorContainer;
+    }) as unknown as MmaForwardOutput;
+  }
+
+  /** The frozen base LLM on ids (no modality token, adapters bypassed): the text-only baseline. */
+  baseForward(ids: tf.Tensor, skipHead = false): MmaForwardOutput {
+    const ctx: ForwardContext = { [MMA_CTX]: { bypass: true } satisfies MmaRoutingState };
+    const out = this.lm.forward({ ids, skipHead, ctx });
+    return { logits: out.logits, lastHidden: out.lastHidden };
+  }
+
+  /** Answer-only masked next-token cross entropy. Pass ctx { training: true } for dropout. */
+  loss(batch: MmaBatch): tf.Scalar {
+    const { labels, ...input } = batch;
+    if (labels.rank !== 2 || labels.shape[0] !== batch.ids.shape[0] || labels.shape[1] !== batch.ids.shape[1]) {
+      throw new AdaptorkitError('SHAPE_MISMATCH', `mma loss: labels ${formatShape(labels.shape)} must match ids ${formatShape(batch.ids.shape)}`);
+    }
+    return tf.tidy(() => {
+      const logits = this.forward(input).logits!; // [B, T, V]
+      let lb = tf.cast(labels, 'int32');
+      if (this.imageTokenId !== undefined) lb = tf.where(tf.equal(batch.ids, this.imageTokenId), tf.fill(lb.shape, IGNORE_INDEX, 'int32'), lb);
+      return maskedCrossEntropy(logits, lb);
+    });
+  }
+
+  /**
+   * Perplexity of text `ids` (no images): exp of the mean next-token NLL over all positions but
+   * the first, skipping padId. adapters: true (default) = the adapted model with the text-only
+   * modality token; false = the frozen base LLM.
+   */
+  perplexity(ids: tf.Tensor, opts: { padId?: number; adapters?: boolean } = {}): { nll: number; perplexity: number; tokens: number } {
+    const { sum, count } = tf.tidy(() => {
+      const logits = (opts.adapters === false ? this.baseForward(ids) : this.forward({ ids, modality: new Array<number>(ids.shape[0]!).fill(TEXT_MODALITY) })).logits!; // [B, T, V]
+      const [B, T, V] = logits.shape;
+      const lp = tf.logSoftmax(tf.slice(logits, [0, 0, 0], [B, T - 1, V]), -1); // [B, T-1, V]
+      const next = tf.slice(ids, [0, 1], [B, T - 1]); // [B, T-1]
+      const picked = tf.sum(tf.mul(lp, tf.oneHot(tf.cast(next, 'int32'), V)), -1); // [B, T-1]
+      const valid = opts.padId === undefined ? tf.onesLike(picked) : tf.cast(tf.notEqual(next, opts.padId), 'float32');
+      return { sum: tf.neg(tf.sum(tf.mul(picked, valid))), count: tf.sum(valid) };
+    });
+    const s = sum.dataSync()[0]!;
+    const n = count.dataSync()[0]!;
+    sum.dispose();
+    count.dispose();
+    const nll = n > 0 ? s / n : 0;
+    return { nll, perplexity: Math.exp(nll), tokens: n };
+  }
+
+  /** Run one forward and report every adapter's routing weights (inference mode unless ctx says otherwise). */
+  routingWeights(input: Omit<MmaForwardInput, 'skipHead'>): MmaRoutingReport {
+    const record = new Map<MmaAdapter, tf.Tensor>();
+    const ctx: ForwardContext = { ...input.ctx, [MMA_CTX]: { record } satisfies MmaRoutingState };
+    let modality: number[] = [];
+    try {
+      tf.tidy(() => {
+        const { embeds, modality: m } = this.embedInputs({ ...input, ctx });
+        modality = m;
+        this.lm.forward({ embeds, mask: modalityMask(embeds.shape[1]), positionOffset: 0, skipHead: true, ctx });
+      });
+      return this.report(record, modality, true);
+    } finally {
+      for (const t of record.values()) t.dispose();
+    }
+  }
+
+  private report(record: Map<MmaAdapter, tf.Tensor>, modality: number[], dropFirst: boolean): MmaRoutingReport {
+    const out: MmaRoutingReport = { modality, lm: [], vision: [] };
+    for (const s of this.sites) {
+      const w = record.get(s.adapter);
+      if (!w) continue;
+      const arr = w.arraySync() as number[][][]; // [B, 1|T, N]
+      const entry: MmaLayerRouting = { tower: s.tower, layer: s.layer, slot: s.slot, weights: [] };
+      if (this.config.routing === 'token') {
+        const rows = arr.map((r) => (s.tower === 'lm' && dropFirst ? r.slice(1) : r)); // LLM: drop the modality token
+        entry.perToken = rows;
+        entry.weights = rows.map((r) => r[0]!.map((_, n) => r.reduce((a, t) => a + t[n]!, 0) / r.length));
+      } else entry.weights = arr.map((r) => r[0]!);
+      (s.tower === 'lm' ? out.lm : out.vision).push(entry);
+    }
+    return out;
+  }
+
+  /**
+   * Decode up to maxNewTokens per row with a KV cache. The prefill runs the whole prompt with the
+   * modality token (routing weights recorded there); then the modality token's keys/values are
+   * removed from the cache and every decode step reuses the prefill's routing weights
+   * (per-sample routing) at positions continuing after the prompt.
+   */
+  generate(opts: MmaGenerateOptions): MmaGenerateResult {
+    if (!Number.isInteger(opts.maxNewTokens) || opts.maxNewTokens < 0) {
+      throw new AdaptorkitError('INVALID_ARGUMENT', `mma generate: maxNewTokens must be a non-negative integer, got ${opts.maxNewTokens}`);
+    }
+    const { ids, pads } = leftPad(opts.ids, opts.padId ?? 0);
+    const B = pads.length;
+    const T = ids.shape[1]!;
+    const tokens: number[][] = Array.from({ length: B }, () => []);
+    const record = new Map<MmaAdapter, tf.Tensor>();
+    const state: MmaRoutingState = { record };
+    const ctx: ForwardContext = { training: false, [MMA_CTX]: state };
+    const cache = this.lm.createCache();
+    const suppress = opts.suppressTokens ?? (this.imageTokenId !== undefined ? [this.imageTokenId] : []);
+    const rng = new Rng(opts.seed ?? 0);
+    const padded = pads.some((p) => p > 0);
+    let modality: number[] = [];
+    try {
+      // prefill: [modality][prompt], mask = modality rule + left-pad keys
+      let last: tf.Tensor2D | undefined = tf.tidy(() => {
+        const { embeds, modality: m } = this.embedInputs({ ids, images: opts.images, modality: opts.modality, ctx });
+        modality = m;
+        let mask: tf.Tensor = modalityMask(T + 1); // [1, 1, T+1, T+1]
+        if (padded) mask = tf.add(mask, padKeyMask(pads, T + 1, 1)); // [B, 1, T+1, T+1]
+        const { lastHidden } = this.lm.forward({ embeds, cache, mask, positionOffset: 0, skipHead: true, ctx });
+        return lastLogits(this.lm, lastHidden);
+      });
+      dropFirstCachePosition(cache);
+      const routing = this.report(record, modality, true);
+      state.fixed = record;
+      state.record = undefined;
+      const done = new Array<boolean>(B).fill(false);
+      for (let step = 0; step < opts.maxNewTokens; step++) {
+        const rows = last!.dataSync() as Float32Array;
+        last!.dispose();
+        last = undefined;
+        const V = rows.length / B;
+        const next = new Int32Array(B);
+        for (let b = 0; b < B; b++) {
+          const row = rows.slice(b * V, (b + 1) * V);
+          for (const s of suppress) if (s >= 0 && s < V) row[s] = -Infinity;
+          const t = sampleToken(row, opts, rng);
+          next[b] = done[b] ? (opts.eosId ?? t) : t;
+          if (done[b]) continue;
+          if (opts.eosId !== undefined && t === opts.eosId) done[b] = true;
+          else tokens[b]!.push(t);
+        }
+        if (done.every(Boolean) || step === opts.maxNewTokens - 1) break;
+        // position of the new token: the modality token took position 0, the prompt 1..T
+        const pos = T + 1 + step;
+        last = tf.tidy(() => {
+          const mask = padded ? padKeyMask(pads, cache.length + 1, 0) : undefined; // [B, 1, 1, S]
+          const { lastHidden } = this.lm.forward({ ids: tf.tensor2d(next, [B, 1], 'int32'), cache, mask, positionOffset: pos, skipHead: true, ctx });
+          return lastLogits(this.lm, lastHidden);
+        });
+      }
+      last?.dispose();
+      return { tokens, routing };
+    } finally {
+      cache.dispose();
+      for (const t of record.values()) t.dispose();
+      if (ids !== opts.ids) ids.dispose();
+    }
+  }
+}
+
+/** Logits of the last position: [B, T, d] -> [B, V]. */
+function lastLogits(lm: CausalLM, lastHidden: tf.Tensor3D): tf.Tensor2D {
+  const [B, T, d] = lastHidden.shape;
+  const logits = lm.head(tf.slice(lastHidden, [0, T - 1, 0], [B, 1, d])); // [B, 1, V]
+  return tf.reshape(logits, [B, logits.shape[2]]) as tf.Tensor2D;
+}
+
+/** Remove cached position 0 (the modality token) from every layer: [B, Hkv, S, hd] -> [B, Hkv, S-1, hd]. */
+function dropFirstCachePosition(cache: KVCache): void {
+  for (const slot of cache.slots) {
+    const kv = slot.kv;
+    if (!kv) continue;
+    const [B, H, S, hd] = kv.k.shape;
+    const k = tf.slice(kv.k, [0, 0, 1, 0], [B, H, S - 1, hd]);
+    const v = tf.slice(kv.v, [0, 0, 1, 0], [B, H, S - 1, hd]);
+    kv.k.dispose();
+    kv.v.dispose();
+    slot.kv = { k, v };
+  }
+}
+
+/** Additive key mask [B, 1, 1, S]: -1e9 on each row's left-pad keys, which start at key index `offset`. */
+function padKeyMask(pads: readonly number[], S: number, offset: number): tf.Tensor4D {
+  const m = new Float32Array(pads.length * S);
+  pads.forEach((p, b) => m.fill(NEG, b * S + offset, b * S + Math.min(S, offset + p)));
+  return tf.tensor4d(m, [pads.length, 1, 1, S]);
+}
+
+/** Rows of ids (any lengths) -> int32 [B, T] left-padded, with each row's pad count. */
+function leftPad(ids: number[][] | tf.Tensor, padId: number): { ids: tf.Tensor; pads: number[] } {
+  if (ids instanceof tf.Tensor) {
+    if (ids.rank !== 2) throw new AdaptorkitError('SHAPE_MISMATCH', `mma generate: ids must be [B, T], got ${formatShape(ids.shape)}`);
+    return { ids, pads: new Array<number>(ids.shape[0]!).fill(0) };
+  }
+  if (ids.length === 0) throw new AdaptorkitError('INVALID_ARGUMENT', 'mma generate: no prompts given');
+  const T = Math.max(...ids.map((r) => r.length));
+  if (T === 0) throw new AdaptorkitError('INVALID_ARGUMENT', 'mma generate: every prompt is empty');
+  const pads = ids.map((r) => T - r.length);
+  const flat = new Int32Array(ids.length * T).fill(padId);
+  ids.forEach((r, b) => flat.set(r, b * T + pads[b]!));
+  return { ids: tf.tensor2d(flat, [ids.length, T], 'int32'), pads };
+}
+
+/** Attach MMA to a frozen LLM (+ vision encoder): freezes them, adds MMA's modules, returns the adapted model. */
+export function attachMma(base: MmaBase, config: MmaConfigInput | MmaConfig = {}): MmaModel {
+  return new MmaModel(base, parseMmaConfig(config));
+}
+
+/** Routing weights of every adapter for one input (see MmaModel.routingWeights). */
+export function routingWeights(model: MmaModel, input: Omit<MmaForwardInput, 'skipHead'>): MmaRoutingReport {
+  return model.routingWeights(input);
+}
