@@ -22,6 +22,14 @@ export interface MmaRoutingState {
   bypass?: boolean;
 }
 
+/**
+ * A ForwardContext under which every MMA adapter is the identity: core's generate / CausalLM.forward
+ * on the adapted `lm` with this ctx is the frozen base model (the text-only baseline).
+ */
+export function bypassContext(extra: ForwardContext = {}): ForwardContext {
+  return { ...extra, [MMA_CTX]: { bypass: true } satisfies MmaRoutingState };
+}
+
 export function routingState(ctx: ForwardContext | undefined): MmaRoutingState | undefined {
   return ctx?.[MMA_CTX] as MmaRoutingState | undefined;
 }

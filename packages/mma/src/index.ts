@@ -6,7 +6,7 @@
  */
 export { mmaConfigSchema, visualDepthsSchema, parseMmaConfig, resolveVisualDepths } from './config.js';
 export type { MmaConfig, MmaConfigInput } from './config.js';
-export { MmaAdapter, GroupedLinear, MMA_CTX, routingState } from './adapter.js';
+export { MmaAdapter, GroupedLinear, MMA_CTX, routingState, bypassContext } from './adapter.js';
 export type { MmaAdapterOptions, MmaRoutingState } from './adapter.js';
 export { MmaModel, attachMma, routingWeights, modalityMask, TEXT_MODALITY, IMAGE_MODALITY } from './model.js';
 export type {

@@ -29,7 +29,7 @@ import {
   type Parameter,
   type VisionEncoder,
 } from '@adaptorkit/core';
-import { MMA_CTX, MmaAdapter, type MmaAdapterOptions, type MmaRoutingState } from './adapter.js';
+import { MMA_CTX, MmaAdapter, bypassContext, type MmaAdapterOptions, type MmaRoutingState } from './adapter.js';
 import { parseMmaConfig, resolveVisualDepths, type MmaConfig, type MmaConfigInput } from './config.js';
 
 /** The frozen base MMA attaches to. */
@@ -336,8 +336,7 @@ export class MmaModel extends Module {
 
   /** The frozen base LLM on ids (no modality token, adapters bypassed): the text-only baseline. */
   baseForward(ids: tf.Tensor, skipHead = false): MmaForwardOutput {
-    const ctx: ForwardContext = { [MMA_CTX]: { bypass: true } satisfies MmaRoutingState };
-    const out = this.lm.forward({ ids, skipHead, ctx });
+    const out = this.lm.forward({ ids, skipHead, ctx: bypassContext() });
     return { logits: out.logits, lastHidden: out.lastHidden };
   }
 
