@@ -1,0 +1,444 @@
+/**
+ * renderReport: one self-contained HTML page comparing runs. No scripts, fonts, images or network:
+ * inline CSS and inline SVG only, and a Content-Security-Policy that forbids loading anything, so
+ * the page renders the same from a mail attachment as from the run folder. The linear/log switch
+ * of the loss chart is CSS-only (radio buttons).
+ */
+import { AdaptorkitError } from '@adaptorkit/core';
+import type { LoadedRun } from './read-run.js';
+import {
+  escapeHtml as e,
+  formatCount,
+  formatDuration,
+  formatMB,
+  formatMetric,
+  formatMs,
+  formatPercent,
+  lowerIsBetter,
+} from './format.js';
+import { barChart, downsample, FONT, lineChart, seriesStyle, type LineSeries, type Point } from './svg.js';
+
+export interface ReportOptions {
+  /** Page title (default "adaptorkit report: <run names>"). */
+  title?: string;
+  /** Loss chart y scale shown first: true = log, false = linear, 'auto' (default) = log when the loss spans more than 10x. */
+  logY?: boolean | 'auto';
+  /** EMA smoothing of the loss curve in [0, 1) (TensorBoard-style, debiased); 0 = raw only. Default 0.6. */
+  smoothing?: number;
+  /** Sample generations shown per run (default 8). */
+  maxSamples?: number;
+  /** Time printed in the header (default now); fixed in tests for reproducible output. */
+  generatedAt?: Date | string;
+}
+
+/** Debiased exponential moving average, skipping non-finite values (they stay NaN). */
+export function smoothEma(values: readonly number[], weight: number): number[] {
+  let last = 0;
+  let n = 0;
+  return values.map((v) => {
+    if (!Number.isFinite(v)) return v;
+    last = last * weight + (1 - weight) * v;
+    n++;
+    return last / (1 - weight ** n);
+  });
+}
+
+/** Distinct labels for the page: a repeated run name gets its folder appended. */
+function runLabels(runs: readonly LoadedRun[]): string[] {
+  const counts = new Map<string, number>();
+  for (const r of runs) counts.set(r.info.name, (counts.get(r.info.name) ?? 0) + 1);
+  const seen = new Map<string, number>();
+  return runs.map((r) => {
+    if ((counts.get(r.info.name) ?? 0) <= 1) return r.info.name;
+    const k = (seen.get(r.info.name) ?? 0) + 1;
+    seen.set(r.info.name, k);
+    return `${r.info.name} (${r.dir.split(/[\\/]/).filter(Boolean).slice(-2).join('/') || k})`;
+  });
+}
+
+const STATUS_CLASS: Record<string, string> = { completed: 'ok', running: 'running', failed: 'failed', interrupted: 'interrupted' };
+
+/** Flatten a parsed config into dotted paths -> JSON text. */
+function flatten(value: unknown, prefix = '', out = new Map<string, string>()): Map<string, string> {
+  if (value && typeof value === 'object' && !Array.isArray(value)) {
+    const entries = Object.entries(value as Record<string, unknown>);
+    if (!entries.length && prefix) out.set(prefix, '{}');
+    for (const [k, v] of entries) flatten(v, prefix ? `${prefix}.${k}` : k, out);
+  } else if (prefix) {
+    out.set(prefix, JSON.stringify(value) ?? 'undefined');
+  }
+  return out;
+}
+
+function slug(s: string): string {
+  return s.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '') || 'x';
+}
+
+interface Ctx {
+  runs: readonly LoadedRun[];
+  labels: string[];
+  styles: { color: string; dash: string }[];
+}
+
+function summaryTable(c: Ctx): string {
+  const metricNames = [...new Set(c.runs.flatMap((r) => Object.keys(r.final?.metrics ?? {})))].sort();
+  const hasText = c.runs.some((r) => r.final?.textSkill);
+  const best = new Map<string, number>();
+  for (const m of metricNames) {
+    const vals = c.runs.map((r) => r.final?.metrics[m]).filter((v): v is number => v !== undefined && Number.isFinite(v));
+    if (vals.length > 1 && new Set(vals).size > 1) best.set(m, lowerIsBetter(m) ? Math.min(...vals) : Math.max(...vals));
+  }
+  const textVals = (k: 'perplexity' | 'textTaskAccuracy'): number[] =>
+    c.runs.map((r) => r.final?.textSkill?.[k]).filter((v): v is number => v !== undefined && Number.isFinite(v));
+  // A best value is marked only where the runs differ (a frozen LM gives every run the same text skill).
+  const differ = (v: number[]): boolean => v.length > 1 && new Set(v).size > 1;
+  const bestPpl = differ(textVals('perplexity')) ? Math.min(...textVals('perplexity')) : undefined;
+  const bestAcc = differ(textVals('textTaskAccuracy')) ? Math.max(...textVals('textTaskAccuracy')) : undefined;
+  const cell = (v: number | undefined, isBest: boolean): string => `<td class="num${isBest ? ' best' : ''}">${formatMetric(v)}</td>`;
+
+  const head1 =
+    '<tr><th>run</th><th>method</th><th>status</th><th>backend</th><th class="num">steps</th><th class="num">trainable params</th>' +
+    '<th class="num">trainable %</th><th class="num">median step</th><th class="num">train time</th><th class="num">peak memory</th></tr>';
+  const runCell = (i: number): string =>
+    `<td class="run"><span class="swatch" style="background:${c.styles[i]!.color}"></span>${e(c.labels[i])}</td>`;
+  const rows1 = c.runs.map((r, i) => {
+    const info = r.info;
+    return (
+      `<tr>${runCell(i)}` +
+      `<td>${e(info.method)}</td>` +
+      `<td><span class="status ${STATUS_CLASS[info.status] ?? ''}"${info.statusDetail ? ` title="${e(info.statusDetail)}"` : ''}>${e(info.status)}</span></td>` +
+      `<td>${e(info.backend.name)}${info.backend.gpu ? ' <span class="tag">GPU</span>' : ''}</td>` +
+      `<td class="num">${info.step.toLocaleString('en-US')} / ${info.totalSteps.toLocaleString('en-US')}</td>` +
+      `<td class="num">${formatCount(info.trainableParams)} <span class="dim">of ${formatCount(info.totalParams)}</span></td>` +
+      `<td class="num">${formatPercent(info.trainablePercent)}</td>` +
+      `<td class="num">${formatMs(info.medianStepMs)}</td>` +
+      `<td class="num">${formatDuration(info.trainSeconds)}</td>` +
+      `<td class="num">${formatMB(info.peakRssMB)}</td></tr>`
+    );
+  });
+  let evalTable = '';
+  if (metricNames.length || hasText) {
+    const head2 =
+      '<tr><th>run</th><th>task</th><th>split</th><th class="num">step</th>' +
+      metricNames.map((m) => `<th class="num">${e(m)}${lowerIsBetter(m) ? ' ↓' : ' ↑'}</th>`).join('') +
+      (hasText ? '<th class="num text-skill">text perplexity ↓</th><th class="num">text-task accuracy ↑</th>' : '') +
+      '</tr>';
+    const rows2 = c.runs.map((r, i) => {
+      const fin = r.final;
+      const ts = fin?.textSkill;
+      if (!fin) return `<tr>${runCell(i)}<td colspan="${3 + metricNames.length + (hasText ? 2 : 0)}" class="dim">no eval.json</td></tr>`;
+      return (
+        `<tr>${runCell(i)}<td>${e(fin.task)}</td><td>${e(fin.split)}</td><td class="num">${fin.step}</td>` +
+        metricNames.map((m) => cell(fin.metrics[m], best.get(m) !== undefined && fin.metrics[m] === best.get(m))).join('') +
+        (hasText
+          ? cell(ts?.perplexity, bestPpl !== undefined && ts?.perplexity === bestPpl) +
+            cell(ts?.textTaskAccuracy, bestAcc !== undefined && ts?.textTaskAccuracy === bestAcc)
+          : '') +
+        '</tr>'
+      );
+    });
+    evalTable =
+      '<h3>Final evaluation <span class="dim">(eval.json; text skill = the language path on text-only data)</span></h3>' +
+      `<div class="scroll"><table class="final"><thead>${head2}</thead><tbody>${rows2.join('')}</tbody></table></div>`;
+  }
+  const notes = c.runs
+    .map((r, i) => {
+      const msgs: string[] = [];
+      if (r.info.status !== 'completed') {
+        msgs.push(`${r.info.status}${r.info.statusDetail ? `: ${r.info.statusDetail}` : ''} (at step ${r.info.step} of ${r.info.totalSteps})`);
+      }
+      msgs.push(...r.warnings);
+      return msgs.map((m) => `<li><b>${e(c.labels[i])}</b>: ${e(m)}</li>`).join('');
+    })
+    .join('');
+  return (
+    '<section id="summary"><h2>Summary</h2><div class="scroll"><table class="summary">' +
+    `<thead>${head1}</thead><tbody>${rows1.join('')}</tbody></table></div>` +
+    (notes ? `<ul class="notes">${notes}</ul>` : '') +
+    evalTable +
+    '<p class="hint">Best value per column in bold (↑ higher is better, ↓ lower is better). Trainable share is of all parameters, frozen base included.</p>' +
+    '</section>'
+  );
+}
+
+function lossSection(c: Ctx, opts: ReportOptions): string {
+  const smoothing = opts.smoothing ?? 0.6;
+  if (!(smoothing >= 0 && smoothing < 1)) throw new AdaptorkitError('INVALID_ARGUMENT', `report smoothing must be in [0, 1), got ${smoothing}`);
+  const series: LineSeries[] = [];
+  c.runs.forEach((r, i) => {
+    if (!r.steps.length) return;
+    const raw: Point[] = r.steps.map((s) => [s.step, s.loss]);
+    const smooth = smoothing > 0 && raw.length > 10;
+    const sm: Point[] = smooth ? (smoothEma(raw.map((p) => p[1]), smoothing).map((y, k) => [raw[k]![0], y] as const)) : raw;
+    series.push({
+      label: c.labels[i]!,
+      ...c.styles[i]!,
+      points: downsample(sm),
+      ...(smooth ? { faint: downsample(raw) } : {}),
+      markers: raw.length <= 40,
+    });
+  });
+  if (!series.length) return '<section id="loss"><h2>Training loss</h2><p class="dim">No training steps recorded yet.</p></section>';
+  const finite = c.runs.flatMap((r) => r.steps.map((s) => s.loss)).filter((v) => Number.isFinite(v));
+  const positive = finite.length > 0 && finite.every((v) => v > 0);
+  const spread = positive ? Math.max(...finite) / Math.min(...finite) : 1;
+  const wantLog = opts.logY === 'auto' || opts.logY === undefined ? spread > 10 : opts.logY;
+  const subtitle = smoothing > 0 ? ` (EMA ${smoothing}; raw loss pale)` : '';
+  const linear = lineChart({ id: 'loss-linear', title: `Training loss${subtitle}`, xLabel: 'step', yLabel: 'loss', series });
+  if (!positive) {
+    return `<section id="loss"><h2>Training loss</h2><div class="charts one"><figure class="chart-fig" id="fig-loss-linear">${linear}</figure></div>` +
+      '<p class="hint">Log scale unavailable: some losses are ≤ 0.</p></section>';
+  }
+  const log = lineChart({ id: 'loss-log', title: `Training loss, log scale${subtitle}`, xLabel: 'step', yLabel: 'loss (log)', series, logY: true });
+  return (
+    '<section id="loss"><h2>Training loss</h2>' +
+    `<input type="radio" name="loss-scale" id="loss-scale-linear" class="toggle"${wantLog ? '' : ' checked'}>` +
+    `<label for="loss-scale-linear" class="toggle-label">linear</label>` +
+    `<input type="radio" name="loss-scale" id="loss-scale-log" class="toggle"${wantLog ? ' checked' : ''}>` +
+    `<label for="loss-scale-log" class="toggle-label">log y</label>` +
+    `<div class="charts one scale-linear"><figure class="chart-fig" id="fig-loss-linear">${linear}</figure></div>` +
+    `<div class="charts one scale-log"><figure class="chart-fig" id="fig-loss-log">${log}</figure></div>` +
+    '</section>'
+  );
+}
+
+function lrSection(c: Ctx): string {
+  const series: LineSeries[] = c.runs.flatMap((r, i) =>
+    r.steps.length ? [{ label: c.labels[i]!, ...c.styles[i]!, points: downsample(r.steps.map((s) => [s.step, s.lr] as const)), markers: false }] : [],
+  );
+  if (!series.length) return '';
+  return lineChart({ id: 'lr', title: 'Learning rate', xLabel: 'step', yLabel: 'learning rate', series, height: 240 });
+}
+
+function evalSection(c: Ctx): string {
+  const names = [...new Set(c.runs.flatMap((r) => r.evals.flatMap((l) => Object.keys(l.metrics))))].sort();
+  const charts = names.map((m) => {
+    const series: LineSeries[] = [];
+    c.runs.forEach((r, i) => {
+      const lines = r.evals.filter((l) => m in l.metrics);
+      const splits = [...new Set(lines.map((l) => l.split))];
+      for (const split of splits) {
+        const pts = lines.filter((l) => l.split === split).map((l) => [l.step, l.metrics[m]!] as const);
+        const st = c.styles[i]!;
+        series.push({
+          label: splits.length > 1 ? `${c.labels[i]} (${split})` : c.labels[i]!,
+          color: st.color,
+          dash: split === 'test' && splits.length > 1 ? '5 3' : st.dash,
+          points: downsample(pts),
+          markers: pts.length <= 60,
+        });
+      }
+    });
+    return `<figure class="chart-fig" id="fig-eval-${slug(m)}">${lineChart({
+      id: `eval-${slug(m)}`,
+      title: `${m} ${lowerIsBetter(m) ? '(lower is better)' : '(higher is better)'}`,
+      xLabel: 'step',
+      yLabel: m,
+      series,
+      height: 280,
+    })}</figure>`;
+  });
+  const lr = lrSection(c);
+  if (!charts.length && !lr) return '';
+  return (
+    '<section id="eval"><h2>Evaluation during training</h2>' +
+    (charts.length ? '' : '<p class="dim">No evaluation lines in metrics.jsonl.</p>') +
+    `<div class="charts">${charts.join('')}${lr ? `<figure class="chart-fig" id="fig-lr">${lr}</figure>` : ''}</div></section>`
+  );
+}
+
+/** Per-layer router weights: one chart per run (and per branch when there are more than two). */
+function routingSection(c: Ctx): string {
+  const figs: string[] = [];
+  c.runs.forEach((r, i) => {
+    if (!r.routing) return;
+    const modalities = Object.keys(r.routing);
+    const layers = Math.max(0, ...modalities.map((m) => r.routing![m]!.length));
+    const rows = (m: string): (number | number[])[] => r.routing![m]!;
+    const branches = Math.max(1, ...modalities.flatMap((m) => rows(m).map((v) => (Array.isArray(v) ? v.length : 1))));
+    // Two softmax branches: the second is 1 - the first, so one chart says it all.
+    const sumsToOne = modalities.every((m) => rows(m).every((v) => !Array.isArray(v) || Math.abs(v.reduce((s, x) => s + x, 0) - 1) < 1e-3));
+    const shown = branches === 2 && sumsToOne ? [0] : [...Array(branches).keys()];
+    for (const b of shown) {
+      const title =
+        branches === 1
+          ? `${c.labels[i]}: router weight per layer`
+          : branches === 2 && sumsToOne
+            ? `${c.labels[i]}: router weight of branch 1 (branch 2 = 1 − it)`
+            : `${c.labels[i]}: router weight of branch ${b + 1} of ${branches}`;
+      const id = `routing-${slug(c.labels[i]!)}-${i}-b${b + 1}`;
+      figs.push(
+        `<figure class="chart-fig" id="fig-${id}">${barChart({
+          id,
+          title,
+          xLabel: 'adapted layer',
+          yLabel: 'weight',
+          categories: [...Array(layers).keys()].map(String),
+          series: modalities.map((m, k) => ({
+            label: m,
+            color: seriesStyle(k).color,
+            values: rows(m).map((v) => (Array.isArray(v) ? v[b] : v)),
+          })),
+          yMax: 1,
+        })}</figure>`,
+      );
+    }
+  });
+  if (!figs.length) return '';
+  return `<section id="routing"><h2>Routing</h2><div class="charts">${figs.join('')}</div></section>`;
+}
+
+function norm(s: string): string {
+  return s.trim().toLowerCase().replace(/\s+/g, ' ');
+}
+
+/** Generations side by side: one row per (prompt, answer), one column per run that has samples. */
+function samplesSection(c: Ctx, max: number): string {
+  const withSamples = c.runs.map((r, i) => ({ r, i })).filter(({ r }) => r.final?.samples?.length);
+  if (!withSamples.length) return '';
+  const keyOf = (s: { prompt: string; answer: string }): string => JSON.stringify([s.prompt, s.answer]);
+  const keys: string[] = [];
+  const preds = new Map<string, Map<number, string>>();
+  for (const { r, i } of withSamples) {
+    for (const s of r.final!.samples!.slice(0, max)) {
+      const k = keyOf(s);
+      if (!preds.has(k)) {
+        preds.set(k, new Map());
+        keys.push(k);
+      }
+      preds.get(k)!.set(i, s.prediction);
+    }
+  }
+  const head = `<tr><th>prompt</th><th>expected</th>${withSamples.map(({ i }) => `<th><span class="swatch" style="background:${c.styles[i]!.color}"></span>${e(c.labels[i])}</th>`).join('')}</tr>`;
+  const rows = keys.map((k) => {
+    const [prompt, answer] = JSON.parse(k) as [string, string];
+    const cells = withSamples.map(({ i }) => {
+      const p = preds.get(k)!.get(i);
+      if (p === undefined) return '<td class="dim">–</td>';
+      const ok = norm(p) === norm(answer);
+      return `<td class="${ok ? 'right' : 'wrong'}"><span class="mark">${ok ? '✓' : '✗'}</span> ${e(p)}</td>`;
+    });
+    return `<tr><td class="prompt">${e(prompt)}</td><td>${e(answer)}</td>${cells.join('')}</tr>`;
+  });
+  return (
+    '<section id="samples"><h2>Sample generations</h2><div class="scroll"><table class="samples">' +
+    `<thead>${head}</thead><tbody>${rows.join('')}</tbody></table></div>` +
+    '<p class="hint">✓ = exact match with the expected answer (ignoring case and spacing).</p></section>'
+  );
+}
+
+function configSection(c: Ctx): string {
+  const withCfg = c.runs.map((r, i) => ({ r, i })).filter(({ r }) => r.config !== undefined);
+  if (!withCfg.length) return '';
+  const flat = withCfg.map(({ r }) => flatten(r.config));
+  const keys = [...new Set(flat.flatMap((m) => [...m.keys()]))].sort();
+  const differing = withCfg.length > 1 ? keys.filter((k) => new Set(flat.map((m) => m.get(k) ?? '∅')).size > 1) : [];
+  const head = `<tr><th>key</th>${withCfg.map(({ i }) => `<th>${e(c.labels[i])}</th>`).join('')}</tr>`;
+  const row = (k: string): string => `<tr><td class="key">${e(k)}</td>${flat.map((m) => `<td><code>${m.has(k) ? e(m.get(k)) : '<span class="dim">(absent)</span>'}</code></td>`).join('')}</tr>`;
+  const diff =
+    withCfg.length > 1
+      ? differing.length
+        ? `<div class="scroll"><table class="config">${head}${differing.map(row).join('')}</table></div>`
+        : '<p>The configs are identical.</p>'
+      : '';
+  return (
+    `<section id="config"><h2>Config${withCfg.length > 1 ? ' differences' : ''}</h2>${diff}` +
+    `<details><summary>All ${keys.length} config keys</summary><div class="scroll"><table class="config">${head}${keys.map(row).join('')}</table></div></details>` +
+    '</section>'
+  );
+}
+
+function machineSection(c: Ctx): string {
+  const rows = c.runs.map((r, i) => {
+    const m = r.info.machine;
+    const b = r.info.backend;
+    return (
+      `<tr><td>${e(c.labels[i])}</td><td>${e(b.name)} <span class="dim">(${e(b.package)}${b.detail ? `; ${e(b.detail)}` : ''})</span></td>` +
+      `<td>${e(m.hostname)}</td><td>${e(m.cpuModel)} × ${m.cpus}</td><td class="num">${m.memoryGB.toFixed(0)} GB</td>` +
+      `<td>${e(m.platform)}/${e(m.arch)}, node ${e(m.node)}</td><td class="num">${r.info.seed}</td>` +
+      `<td>${e(r.info.startedAt)}</td><td>${e(r.info.finishedAt ?? '–')}</td><td class="path">${e(r.dir)}</td></tr>`
+    );
+  });
+  return (
+    '<section id="machines"><h2>Where the runs ran</h2><div class="scroll"><table class="machines">' +
+    '<thead><tr><th>run</th><th>backend</th><th>host</th><th>CPU</th><th class="num">memory</th><th>platform</th><th class="num">seed</th><th>started</th><th>finished</th><th>folder</th></tr></thead>' +
+    `<tbody>${rows.join('')}</tbody></table></div></section>`
+  );
+}
+
+const CSS = `
+:root { color-scheme: light; }
+* { box-sizing: border-box; }
+body { margin: 0; background: #f6f7f9; color: #1d1f23; font: 14px/1.45 ${FONT}; }
+main { max-width: 1180px; margin: 0 auto; padding: 20px 24px 40px; }
+header h1 { font-size: 22px; margin: 0 0 2px; }
+header p { margin: 0; color: #555; }
+section { background: #fff; border: 1px solid #dde1e6; border-radius: 6px; padding: 14px 18px; margin: 16px 0; }
+h2 { font-size: 16px; margin: 0 0 10px; }
+h3 { font-size: 14px; margin: 16px 0 8px; }
+.scroll { overflow-x: auto; }
+table { border-collapse: collapse; width: 100%; font-size: 13px; }
+th, td { padding: 5px 8px; border-bottom: 1px solid #e6e8eb; text-align: left; vertical-align: top; }
+th { background: #f0f2f5; font-weight: 600; white-space: nowrap; }
+th.group { text-align: center; border-bottom: 2px solid #c9ced6; background: #fff; }
+td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+td.best { font-weight: 700; }
+td.run { white-space: nowrap; font-weight: 600; }
+.dim { color: #6b7280; font-weight: normal; }
+.swatch { display: inline-block; width: 11px; height: 11px; border-radius: 2px; margin-right: 6px; vertical-align: -1px; }
+.tag { font-size: 11px; border: 1px solid #999; border-radius: 3px; padding: 0 3px; }
+.status { padding: 1px 7px; border-radius: 10px; font-size: 12px; font-weight: 600; border: 1px solid; }
+.status.ok { color: #005a3c; border-color: #009E73; background: #e3f5ee; }
+.status.running { color: #004d80; border-color: #0072B2; background: #e3f0f9; }
+.status.failed { color: #8f2f00; border-color: #D55E00; background: #fbeae1; }
+.status.interrupted { color: #7a5200; border-color: #E69F00; background: #fdf3dd; }
+.notes { margin: 8px 0 0; padding-left: 20px; color: #5c3a00; }
+.hint { color: #6b7280; font-size: 12px; margin: 6px 0 0; }
+.charts { display: grid; grid-template-columns: repeat(auto-fill, minmax(520px, 1fr)); gap: 12px; }
+.charts.one { grid-template-columns: minmax(0, 760px); }
+figure.chart-fig { margin: 0; }
+figure.chart-fig svg { width: 100%; height: auto; display: block; }
+.toggle { position: absolute; opacity: 0; }
+.toggle-label { display: inline-block; padding: 2px 10px; border: 1px solid #c9ced6; cursor: pointer; font-size: 12px; margin-bottom: 8px; }
+.toggle-label + .toggle + .toggle-label { margin-left: -1px; }
+.toggle:checked + .toggle-label { background: #0072B2; border-color: #0072B2; color: #fff; }
+.toggle:focus-visible + .toggle-label { outline: 2px solid #E69F00; }
+#loss-scale-linear:checked ~ .scale-log, #loss-scale-log:checked ~ .scale-linear { display: none; }
+table.samples td { max-width: 340px; overflow-wrap: anywhere; }
+td.prompt { white-space: pre-wrap; color: #333; }
+td.right .mark { color: #009E73; font-weight: 700; }
+td.wrong .mark { color: #D55E00; font-weight: 700; }
+table.config td.key { font-family: ui-monospace, "DejaVu Sans Mono", monospace; white-space: nowrap; }
+code { font-family: ui-monospace, "DejaVu Sans Mono", monospace; font-size: 12px; overflow-wrap: anywhere; }
+td.path { font-family: ui-monospace, "DejaVu Sans Mono", monospace; font-size: 12px; }
+details summary { cursor: pointer; color: #0059a0; margin-top: 6px; }
+`;
+
+/** Render the comparison page for the given runs (in the order given). */
+export function renderReport(runs: readonly LoadedRun[], opts: ReportOptions = {}): string {
+  if (!runs.length) throw new AdaptorkitError('INVALID_ARGUMENT', 'renderReport needs at least one run');
+  const labels = runLabels(runs);
+  const c: Ctx = { runs, labels, styles: runs.map((_, i) => seriesStyle(i)) };
+  const title = opts.title ?? `adaptorkit report: ${labels.join(', ')}`;
+  const at = opts.generatedAt === undefined ? new Date() : new Date(opts.generatedAt);
+  const body = [
+    summaryTable(c),
+    lossSection(c, opts),
+    evalSection(c),
+    routingSection(c),
+    samplesSection(c, opts.maxSamples ?? 8),
+    configSection(c),
+    machineSection(c),
+  ].join('\n');
+  return (
+    '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">' +
+    // Nothing may be loaded: the page is complete as it is.
+    `<meta http-equiv="Content-Security-Policy" content="default-src 'none'; style-src 'unsafe-inline'; img-src data:">` +
+    '<meta name="viewport" content="width=device-width, initial-scale=1">' +
+    '<meta name="generator" content="adaptorkit report">' +
+    `<title>${e(title)}</title><style>${CSS}</style></head><body><main>` +
+    `<header><h1>${e(title)}</h1><p>${runs.length} run${runs.length > 1 ? 's' : ''} · generated ${e(at.toISOString())}</p></header>\n` +
+    body +
+    '\n</main></body></html>\n'
+  );
+}
