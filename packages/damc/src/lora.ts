@@ -1,0 +1,253 @@
+/**
+ * LoRA with per-position routing. An adapted linear map holds several named deltas; a per-position
+ * mask (handed down in the forward context under ROUTES_KEY) picks which applies:
+ *
+ *   y = W0 x + b + sum_a M_a * dW_a x          (M_a: [B, T, 1], one-hot over route names)
+ *
+ * Positions whose route names no delta of this layer (or with no routes at all and no default
+ * delta) get the frozen base only. With no routes in the context every position takes the
+ * layer's default delta (DAMC: 'text', so newly decoded tokens are text).
+ *
+ * Module paths follow PEFT: `q_proj.base_layer.weight`, `q_proj.lora_A.<delta>.weight` [r, in],
+ * `q_proj.lora_B.<delta>.weight` [out, r] in checkpoint layout (stored transposed, as every Linear).
+ */
+import { AdaptorkitError, Linear, Module, Rng, activate, dropout, linear, tf, type Activation, type Forward, type ForwardContext, type GatedMLP } from '@adaptorkit/core';
+
+/** ForwardContext key of the route masks: Map<route name, float32 [B, T, 1]>. */
+export const ROUTES_KEY = 'damc.routes';
+export type RouteMasks = ReadonlyMap<string, tf.Tensor>;
+
+/** A delta dW x computed from its parts; dW = sum_i coef_i * scale_i * A_i B_i (one part for a plain LoRA). */
+export interface DeltaPart {
+  A: Linear; // [in, r] stored
+  B: Linear; // [r, out] stored
+  scale: number;
+}
+
+export class RoutedDelta {
+  constructor(
+    readonly parts: DeltaPart[],
+    /** Per-part coefficients (composition's lambda_i); 1 for a trained delta. */
+    public coefs: number[] = parts.map(() => 1),
+  ) {}
+
+  /** x [..., in] -> [..., out] (the caller applies dropout to x). */
+  apply(x: tf.Tensor): tf.Tensor {
+    return tf.tidy(() => {
+      let y: tf.Tensor | undefined;
+      this.parts.forEach((p, i) => {
+        const c = (this.coefs[i] ?? 1) * p.scale;
+        if (c === 0) return;
+        const t = tf.mul(linear(linear(x, p.A.weight.value), p.B.weight.value), c); // [..., out]
+        y = y ? tf.add(y, t) : t;
+      });
+      if (!y) {
+        const out = this.parts[0]!.B.outFeatures;
+        y = tf.zeros([...x.shape.slice(0, -1), out]);
+      }
+      return y;
+    });
+  }
+
+  /** dW in stored layout [in, out] (for folding into a base weight). */
+  weightDelta(): tf.Tensor2D {
+    return tf.tidy(() => {
+      let w: tf.Tensor | undefined;
+      this.parts.forEach((p, i) => {
+        const t = tf.mul(tf.matMul(p.A.weight.value as tf.Tensor2D, p.B.weight.value as tf.Tensor2D), (this.coefs[i] ?? 1) * p.scale);
+        w = w ? tf.add(w, t) : t;
+      });
+      return w as tf.Tensor2D;
+    });
+  }
+}
+
+class Bag extends Module {}
+
+export interface LoRAOptions {
+  rank: number;
+  alpha: number;
+  dropout: number;
+  /** Seed of this layer's dropout masks. */
+  seed?: number;
+}
+
+/** A frozen Linear plus named, routed low-rank deltas. */
+export class RoutedLoRALinear extends Module implements Forward {
+  readonly base_layer: Linear;
+  readonly lora_A: Module;
+  readonly lora_B: Module;
+  readonly deltas = new Map<string, RoutedDelta>();
+  /** Delta applied everywhere when the context carries no routes. */
+  defaultDelta: string | undefined;
+  private readonly rng: Rng;
+
+  constructor(base: Linear, readonly opts: LoRAOptions) {
+    super();
+    this.base_layer = this.child('base_layer', base);
+    this.lora_A = this.child('lora_A', new Bag());
+    this.lora_B = this.child('lora_B', new Bag());
+    this.rng = new Rng(opts.seed ?? 0);
+  }
+
+  get inFeatures(): number {
+    return this.base_layer.inFeatures;
+  }
+  get outFeatures(): number {
+    return this.base_layer.outFeatures;
+  }
+
+  /** Add a trainable LoRA delta `name`: A ~ U(+-1/sqrt(in)) (PEFT's kaiming init), B = 0, so dW = 0. */
+  addLoRA(name: string, rank = this.opts.rank, alpha = this.opts.alpha): RoutedDelta {
+    if (this.deltas.has(name)) throw new AdaptorkitError('INVALID_ARGUMENT', `delta '${name}' already exists on this layer`);
+    if (!Number.isInteger(rank) || rank < 1) throw new AdaptorkitError('INVALID_CONFIG', `lora rank must be a positive integer, got ${rank}`);
+    const A = this.lora_A.addChild(name, new Linear(this.inFeatures, rank, { bias: false }));
+    const B = this.lora_B.addChild(name, new Linear(rank, this.outFeatures, { bias: false, init: { kind: 'zeros' } }));
+    const d = new RoutedDelta([{ A, B, scale: alpha / rank }]);
+    this.deltas.set(name, d);
+    return d;
+  }
+
+  /** Add a delta made of existing parts (composition); its parameters stay where they are registered. */
+  addComposite(name: string, delta: RoutedDelta): void {
+    if (this.deltas.has(name)) throw new AdaptorkitError('INVALID_ARGUMENT', `delta '${name}' already exists on this layer`);
+    this.deltas.set(name, delta);
+  }
+
+  /** The low-rank part: sum_a M_a * dW_a x ([..., out]), or undefined when no delta applies. */
+  deltaOutput(x: tf.Tensor, masks: RouteMasks | undefined, ctx: ForwardContext | undefined): tf.Tensor | undefined {
+    const active: [RoutedDelta, tf.Tensor | undefined][] = [];
+    if (masks) {
+      for (const [name, d] of this.deltas) {
+        const m = masks.get(name);
+        if (m) active.push([d, m]);
+      }
+    } else if (this.defaultDelta !== undefined) {
+      const d = this.deltas.get(this.defaultDelta);
+      if (d) active.push([d, undefined]);
+    }
+    if (active.length === 0) return undefined;
+    return tf.tidy(() => {
+      const xd = dropout(x, this.opts.dropout, ctx, this.rng);
+      let y: tf.Tensor | undefined;
+      for (const [d, m] of active) {
+        let t = d.apply(xd);
+        if (m) t = tf.mul(t, m); // [B, T, out] * [B, T, 1]
+        y = y ? tf.add(y, t) : t;
+      }
+      return y!;
+    });
+  }
+
+  /** Output of one named delta alone (no mask): dW_name x; zeros when this layer lacks it. */
+  oneDelta(name: string, x: tf.Tensor, ctx: ForwardContext | undefined): tf.Tensor | undefined {
+    const d = this.deltas.get(name);
+    if (!d) return undefined;
+    return tf.tidy(() => d.apply(dropout(x, this.opts.dropout, ctx, this.rng)));
+  }
+
+  /** x [..., in] -> [..., out] */
+  forward(x: tf.Tensor, ctx?: ForwardContext): tf.Tensor {
+    return tf.tidy(() => {
+      const y = this.base_layer.forward(x);
+      const d = this.deltaOutput(x, ctx?.[ROUTES_KEY] as RouteMasks | undefined, ctx);
+      return d ? tf.add(y, d) : y;
+    });
+  }
+}
+
+/**
+ * SwiGLU MLP routed as a whole path per delta: for each delta a,
+ *   h_a = act(gate_a(x)) * up_a(x),  out_a = down_a(h_a),  y = sum_a M_a out_a  (+ M_0 * base path)
+ * computed with the base matmuls shared (W0_down is linear, so W0_down sum_a M_a h_a = sum_a M_a W0_down h_a).
+ * Projections that were not targeted stay plain Linears (their delta is 0).
+ */
+export class RoutedGatedMLP extends Module implements Forward {
+  readonly act: Activation;
+  constructor(orig: GatedMLP) {
+    super();
+    this.act = orig.act;
+    for (const n of ['gate_proj', 'up_proj', 'down_proj']) this.child(n, orig.getChild(n));
+  }
+  private proj(n: string): Module & Forward {
+    return this.getChild<Module & Forward>(n);
+  }
+  get gate_proj(): Module & Forward { return this.proj('gate_proj'); }
+  get up_proj(): Module & Forward { return this.proj('up_proj'); }
+  get down_proj(): Module & Forward { return this.proj('down_proj'); }
+
+  /** Replace a projection (by name) with its LoRA wrapper. */
+  adapt(n: 'gate_proj' | 'up_proj' | 'down_proj', lora: RoutedLoRALinear): void {
+    this.replaceChild(n, lora);
+  }
+
+  /** Names of the deltas any projection holds. */
+  deltaNames(): string[] {
+    const s = new Set<string>();
+    for (const p of [this.gate_proj, this.up_proj, this.down_proj]) if (p instanceof RoutedLoRALinear) for (const k of p.deltas.keys()) s.add(k);
+    return [...s];
+  }
+
+  /** [..., d] -> [..., d] */
+  forward(x: tf.Tensor, ctx?: ForwardContext): tf.Tensor {
+    const masks = ctx?.[ROUTES_KEY] as RouteMasks | undefined;
+    if (!masks) {
+      // no routes: every position takes the default delta of each projection (or the base)
+      return tf.tidy(() => this.down_proj.forward(tf.mul(activate(this.gate_proj.forward(x, ctx), this.act), this.up_proj.forward(x, ctx)), ctx));
+    }
+    return tf.tidy(() => {
+      const base = (p: Module & Forward, v: tf.Tensor): tf.Tensor => (p instanceof RoutedLoRALinear ? p.base_layer.forward(v) : p.forward(v));
+      const delta = (p: Module & Forward, name: string, v: tf.Tensor): tf.Tensor | undefined => (p instanceof RoutedLoRALinear ? p.oneDelta(name, v, ctx) : undefined);
+      const gb = base(this.gate_proj, x); // [B, T, f]
+      const ub = base(this.up_proj, x); // [B, T, f]
+      const names = this.deltaNames().filter((n) => masks.has(n));
+      let covered: tf.Tensor | undefined; // sum_a M_a, [B, T, 1]
+      let h: tf.Tensor | undefined; // sum_a M_a h_a
+      let dOut: tf.Tensor | undefined; // sum_a M_a dW_down,a h_a
+      for (const n of names) {
+        const m = masks.get(n)!;
+        const dg = delta(this.gate_proj, n, x);
+        const du = delta(this.up_proj, n, x);
+        const ha = tf.mul(activate(dg ? tf.add(gb, dg) : gb, this.act), du ? tf.add(ub, du) : ub); // [B, T, f]
+        const mh = tf.mul(ha, m);
+        h = h ? tf.add(h, mh) : mh;
+        covered = covered ? tf.add(covered, m) : m;
+        const dd = delta(this.down_proj, n, ha);
+        if (dd) {
+          const t = tf.mul(dd, m);
+          dOut = dOut ? tf.add(dOut, t) : t;
+        }
+      }
+      const h0 = tf.mul(activate(gb, this.act), ub); // the base path
+      h = h ? tf.add(h, tf.mul(h0, tf.sub(1, covered!))) : h0;
+      const y = base(this.down_proj, h);
+      return dOut ? tf.add(y, dOut) : y;
+    });
+  }
+}
+
+/**
+ * Route masks from per-position route ids: ids[b*T + t] indexes `names` (-1 = no delta: base only).
+ * Returns float32 [B, T, 1] masks keyed by name (the caller owns and disposes them).
+ */
+export function routeMasks(ids: Int32Array, B: number, T: number, names: readonly string[]): Map<string, tf.Tensor> {
+  if (ids.length !== B * T) throw new AdaptorkitError('SHAPE_MISMATCH', `routeMasks: ${ids.length} route ids for [${B}, ${T}]`);
+  const out = new Map<string, tf.Tensor>();
+  names.forEach((name, k) => {
+    const a = new Float32Array(B * T);
+    let any = false;
+    for (let i = 0; i < a.length; i++) if (ids[i] === k) {
+      a[i] = 1;
+      any = true;
+    }
+    const prev = out.get(name);
+    if (!any && !prev) return;
+    const t = tf.tensor3d(a, [B, T, 1]);
+    if (prev) {
+      out.set(name, tf.add(prev, t));
+      prev.dispose();
+      t.dispose();
+    } else out.set(name, t);
+  });
+  return out;
+}
