@@ -184,12 +184,14 @@ function lossSection(c: Ctx, opts: ReportOptions): string {
   const spread = positive ? Math.max(...finite) / Math.min(...finite) : 1;
   const wantLog = opts.logY === 'auto' || opts.logY === undefined ? spread > 10 : opts.logY;
   const subtitle = smoothing > 0 ? ` (EMA ${smoothing}; raw loss pale)` : '';
-  const linear = lineChart({ id: 'loss-linear', title: `Training loss${subtitle}`, xLabel: 'step', yLabel: 'loss', series });
+  // Drawn at the width the page shows it (760 CSS px), so its text has the size of the other charts'.
+  const size = { width: 760, height: 340 };
+  const linear = lineChart({ id: 'loss-linear', title: `Training loss${subtitle}`, xLabel: 'step', yLabel: 'loss', series, ...size });
   if (!positive) {
     return `<section id="loss"><h2>Training loss</h2><div class="charts one"><figure class="chart-fig" id="fig-loss-linear">${linear}</figure></div>` +
       '<p class="hint">Log scale unavailable: some losses are ≤ 0.</p></section>';
   }
-  const log = lineChart({ id: 'loss-log', title: `Training loss, log scale${subtitle}`, xLabel: 'step', yLabel: 'loss (log)', series, logY: true });
+  const log = lineChart({ id: 'loss-log', title: `Training loss, log scale${subtitle}`, xLabel: 'step', yLabel: 'loss (log)', series, logY: true, ...size });
   return (
     '<section id="loss"><h2>Training loss</h2>' +
     `<input type="radio" name="loss-scale" id="loss-scale-linear" class="toggle"${wantLog ? '' : ' checked'}>` +
@@ -378,10 +380,11 @@ h2 { font-size: 16px; margin: 0 0 10px; }
 h3 { font-size: 14px; margin: 16px 0 8px; }
 .scroll { overflow-x: auto; }
 table { border-collapse: collapse; width: 100%; font-size: 13px; }
-th, td { padding: 5px 8px; border-bottom: 1px solid #e6e8eb; text-align: left; vertical-align: top; }
-th { background: #f0f2f5; font-weight: 600; white-space: nowrap; }
+th, td { padding: 4px 7px; border-bottom: 1px solid #e6e8eb; text-align: left; vertical-align: top; }
+th { background: #f0f2f5; font-weight: 600; vertical-align: bottom; }
 th.group { text-align: center; border-bottom: 2px solid #c9ced6; background: #fff; }
-td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
+td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
+td.num { white-space: nowrap; }
 td.best { font-weight: 700; }
 td.run { white-space: nowrap; font-weight: 600; }
 .dim { color: #6b7280; font-weight: normal; }
@@ -394,7 +397,7 @@ td.run { white-space: nowrap; font-weight: 600; }
 .status.interrupted { color: #7a5200; border-color: #E69F00; background: #fdf3dd; }
 .notes { margin: 8px 0 0; padding-left: 20px; color: #5c3a00; }
 .hint { color: #6b7280; font-size: 12px; margin: 6px 0 0; }
-.charts { display: grid; grid-template-columns: repeat(auto-fill, minmax(520px, 1fr)); gap: 12px; }
+.charts { display: grid; grid-template-columns: repeat(auto-fill, minmax(440px, 1fr)); gap: 12px 20px; }
 .charts.one { grid-template-columns: minmax(0, 760px); }
 figure.chart-fig { margin: 0; }
 figure.chart-fig svg { width: 100%; height: auto; display: block; }

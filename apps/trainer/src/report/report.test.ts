@@ -92,7 +92,7 @@ describe('readRun', () => {
     expect(run.info.status).toBe('failed');
     expect(run.warnings.join()).toContain(`metrics.jsonl:${half}: ignored a half-written last line`);
     expect(run.steps.at(-1)!.loss).toBeNaN();
-    const html = renderReport([run], { generatedAt: 0 });
+    const html = renderReport([run], { generatedAt: '2025-01-02T00:00:00Z' });
     expect(html).toContain('loss became NaN at step 121');
     expect(html).toContain('status failed');
   });

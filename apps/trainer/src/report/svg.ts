@@ -150,7 +150,7 @@ function legendHeight(labels: readonly string[], width: number): number {
 function frame(id: string, title: string, width: number, height: number, seriesCount: number, kind: string, body: string): string {
   return (
     `<svg xmlns="http://www.w3.org/2000/svg" class="chart" data-chart="${escapeHtml(id)}" data-kind="${kind}" data-series="${seriesCount}" ` +
-    `viewBox="0 0 ${width} ${height}" width="${width}" height="${height}" role="img" aria-label="${escapeHtml(title)}" ` +
+    `viewBox="0 0 ${width} ${height}" width="${width}" height="${height}" style="max-width:${width}px" role="img" aria-label="${escapeHtml(title)}" ` +
     `font-family="${escapeHtml(FONT)}">` +
     `<title>${escapeHtml(title)}</title>` +
     `<rect width="${width}" height="${height}" fill="#fff"/>` +
