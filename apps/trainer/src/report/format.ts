@@ -65,3 +65,14 @@ export function formatMetric(v: number | undefined): string {
 export function lowerIsBetter(metric: string): boolean {
   return /perplexity|ppl|loss|error|\bwer\b|\bcer\b|mse|mae/i.test(metric);
 }
+
+/** Smallest and largest value, by a loop (Math.min(...xs) overflows the call stack past ~100k values). */
+export function extent(values: readonly number[]): [min: number, max: number] {
+  let lo = Infinity;
+  let hi = -Infinity;
+  for (const v of values) {
+    if (v < lo) lo = v;
+    if (v > hi) hi = v;
+  }
+  return [lo, hi];
+}

@@ -8,6 +8,7 @@ import { AdaptorkitError } from '@adaptorkit/core';
 import type { LoadedRun } from './read-run.js';
 import {
   escapeHtml as e,
+  extent,
   formatCount,
   formatDuration,
   formatMB,
@@ -181,7 +182,8 @@ function lossSection(c: Ctx, opts: ReportOptions): string {
   if (!series.length) return '<section id="loss"><h2>Training loss</h2><p class="dim">No training steps recorded yet.</p></section>';
   const finite = c.runs.flatMap((r) => r.steps.map((s) => s.loss)).filter((v) => Number.isFinite(v));
   const positive = finite.length > 0 && finite.every((v) => v > 0);
-  const spread = positive ? Math.max(...finite) / Math.min(...finite) : 1;
+  const [minLoss, maxLoss] = extent(finite);
+  const spread = positive ? maxLoss / minLoss : 1;
   const wantLog = opts.logY === 'auto' || opts.logY === undefined ? spread > 10 : opts.logY;
   const subtitle = smoothing > 0 ? ` (EMA ${smoothing}; raw loss pale)` : '';
   // Drawn at the width the page shows it (760 CSS px), so its text has the size of the other charts'.

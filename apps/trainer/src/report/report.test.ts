@@ -143,12 +143,25 @@ describe('renderReport', () => {
     expect(diff).not.toContain('>data.task<'); // the same in every run: only under "all keys"
   });
 
+  it('keeps a 200k-step run a light page (downsampled, no stack overflow on long arrays)', () => {
+    const steps = Array.from({ length: 200_000 }, (_, k) => ({ kind: 'step' as const, step: k + 1, loss: 3 / Math.sqrt(k + 1), lr: 1e-4, ms: 10, time: 't' }));
+    const long = renderReport([{ ...runs[0]!, steps }], { generatedAt: '2025-01-02T00:00:00Z' });
+    expect(long.length).toBeLessThan(300_000);
+    const line = /data-chart="loss-log".*?<path class="line" d="([^"]*)"/s.exec(long)![1]!;
+    expect(line.split('L').length).toBeLessThanOrEqual(600);
+  });
+
   it('smooths with a debiased EMA and picks readable ticks', () => {
     expect(smoothEma([2, 2, 2], 0.9)).toEqual([2, 2, 2].map((v) => expect.closeTo(v, 12)));
     expect(smoothEma([1, Number.NaN, 3], 0.5)[1]).toBeNaN();
     expect(niceTicks(0.31, 4.2).ticks).toEqual([0, 1, 2, 3, 4, 5]);
     expect(niceTicks(0, 120, 6).ticks).toEqual([0, 20, 40, 60, 80, 100, 120]);
     expect(logTicks(0.3, 4.5).ticks).toEqual([0.2, 0.5, 1, 2, 5]);
+    // Flat up to rounding (the mean of a constant learning rate): a band around it, not 10^15 ticks.
+    const flat = niceTicks(0.00009999999999999977, 0.00009999999999999979);
+    expect(flat.ticks.length).toBeLessThan(10);
+    expect(flat.lo).toBeLessThan(1e-4);
+    expect(flat.hi).toBeGreaterThan(1e-4);
   });
 });
 

@@ -4,7 +4,7 @@
  * alone (as a PNG too). Every chart root carries data-chart / data-series; every series is a
  * <g class="series" data-label=...>, which is what the browser test counts.
  */
-import { escapeHtml } from './format.js';
+import { escapeHtml, extent } from './format.js';
 
 /** Okabe & Ito's colour-blind-safe palette, reordered for contrast on white (yellow left out). */
 export const PALETTE = ['#0072B2', '#E69F00', '#009E73', '#D55E00', '#CC79A7', '#56B4E9', '#000000'] as const;
@@ -64,7 +64,8 @@ const M = { left: 62, right: 18, top: 34, bottom: 44 };
 
 /** 1-2-2.5-5 x 10^k ticks covering [lo, hi]. */
 export function niceTicks(lo: number, hi: number, target = 5): { ticks: number[]; step: number; lo: number; hi: number } {
-  if (!(hi > lo)) {
+  // A flat series (or one flat up to rounding, e.g. the mean of a constant lr) gets a visible band.
+  if (!(hi - lo > 1e-9 * Math.max(Math.abs(lo), Math.abs(hi)))) {
     const pad = lo === 0 ? 1 : Math.abs(lo) * 0.1;
     lo -= pad;
     hi += pad;
@@ -74,9 +75,12 @@ export function niceTicks(lo: number, hi: number, target = 5): { ticks: number[]
   const step = ([1, 2, 2.5, 5, 10].map((m) => m * mag).find((s) => s >= raw) ?? 10 * mag);
   const start = Math.floor(lo / step + 1e-9) * step;
   const end = Math.ceil(hi / step - 1e-9) * step;
-  const ticks: number[] = [];
-  for (let v = start; v <= end + step * 1e-6; v += step) ticks.push(Math.abs(v) < step * 1e-9 ? 0 : v);
-  return { ticks, step, lo: start, hi: end };
+  const n = Math.min(100, Math.round((end - start) / step)); // counted, never a float loop
+  const ticks = Array.from({ length: n + 1 }, (_, i) => {
+    const v = start + i * step;
+    return Math.abs(v) < step * 1e-9 ? 0 : v;
+  });
+  return { ticks, step, lo: start, hi: start + n * step };
 }
 
 /** Decade ticks (and 2, 5 within decades when the range is narrow) covering [lo, hi], lo > 0. */
@@ -259,20 +263,22 @@ export function lineChart(spec: LineChartSpec): string {
   if (!xs.length || !ys.length) {
     return frame(spec.id, spec.title, width, 120, 0, 'line', `<text x="${M.left}" y="60" font-size="13" fill="#666">no data to plot</text>`);
   }
-  const xr = niceTicks(Math.min(...xs), Math.max(...xs), Math.max(3, Math.round(plotW / 90)));
+  const [x0, x1] = extent(xs);
+  const [y0, y1] = extent(ys);
+  const xr = niceTicks(x0, x1, Math.max(3, Math.round(plotW / 90)));
   const px = (x: number): number => plot.x + ((x - xr.lo) / (xr.hi - xr.lo)) * plot.w;
   let py: (y: number) => number;
   let yTicks: number[];
   let yLabel: (v: number) => string;
   if (spec.logY) {
-    const lr = logTicks(Math.min(...ys), Math.max(...ys));
+    const lr = logTicks(y0, y1);
     const l0 = Math.log10(lr.lo);
     const l1 = Math.log10(lr.hi);
     py = (y) => (y > 0 ? plot.y + plot.h - ((Math.log10(y) - l0) / (l1 - l0)) * plot.h : Number.NaN);
     yTicks = lr.ticks;
     yLabel = (v) => formatTick(v);
   } else {
-    const yr = niceTicks(Math.min(...ys), Math.max(...ys), 5);
+    const yr = niceTicks(y0, y1, 5);
     py = (y) => plot.y + plot.h - ((y - yr.lo) / (yr.hi - yr.lo)) * plot.h;
     yTicks = yr.ticks;
     yLabel = (v) => formatTick(v, yr.step);
