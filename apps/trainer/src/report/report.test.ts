@@ -96,6 +96,17 @@ describe('readRun', () => {
     expect(html).toContain('loss became NaN at step 121');
     expect(html).toContain('status failed');
   });
+
+  it('reads a run that has only just started (run.json alone) and renders it without charts', async () => {
+    const dir = path.join(root, 'just-started');
+    await fs.mkdir(dir);
+    await fs.copyFile(path.join(dirs[3]!, 'run.json'), path.join(dir, 'run.json'));
+    const run = await readRun(dir);
+    expect(run.warnings.join()).toMatch(/metrics\.jsonl does not exist yet/);
+    const html = renderReport([run], { generatedAt: '2025-01-02T00:00:00Z' });
+    expect(html).toContain('No training steps recorded yet');
+    expect(html).not.toContain('<svg');
+  });
 });
 
 describe('renderReport', () => {
