@@ -1,0 +1,69 @@
+/**
+ * The run config: one YAML file describes a run (base models, method, data, optimisation).
+ * Defaults and help text live in the schema; `adaptorkit train cfg.yaml --set train.steps=50`
+ * overrides any key.
+ */
+import { z } from 'zod';
+import { BACKEND_PREFERENCES } from '@adaptorkit/core';
+
+export const TASKS = ['vqa', 'grounding', 'caption', 'instruct', 'common', 'retrieval', 'text'] as const;
+export type TrainTask = (typeof TASKS)[number];
+
+export const TrainSchema = z
+  .object({
+    steps: z.number().int().positive().default(300).describe('Optimizer steps.'),
+    batchSize: z.number().int().positive().default(16).describe('Examples per micro-batch.'),
+    accumulation: z.number().int().positive().default(1).describe('Micro-batches per optimizer step.'),
+    lr: z.number().positive().default(1e-3).describe('Peak learning rate.'),
+    warmupSteps: z.number().int().min(0).default(20),
+    schedule: z.enum(['cosine', 'linear', 'constant']).default('cosine'),
+    minLrRatio: z.number().min(0).max(1).default(0.1).describe('Final lr as a fraction of the peak.'),
+    weightDecay: z.number().min(0).default(0).describe('Decoupled weight decay (not applied to biases and 1-D tensors).'),
+    betas: z.tuple([z.number(), z.number()]).default([0.9, 0.999]),
+    clipNorm: z.number().positive().optional().describe('Clip gradients to this global norm.'),
+    evalEvery: z.number().int().min(0).default(0).describe('Evaluate on the val split every N steps (0 = only at the end).'),
+    saveEvery: z.number().int().min(0).default(100).describe('Checkpoint every N steps (0 = only at the end).'),
+  })
+  .prefault({});
+
+export const DataSchema = z
+  .object({
+    source: z.enum(['shapesworld', 'llava']).default('shapesworld'),
+    task: z.enum(TASKS).default('vqa').describe('ShapesWorld task to train on and score.'),
+    worldSeed: z.number().int().min(0).default(0).describe('ShapesWorld seed (same seed, same data).'),
+    trainExamples: z.number().int().positive().optional().describe('Use only the first N training examples.'),
+    evalExamples: z.number().int().positive().default(200).describe('Examples scored at each evaluation.'),
+    llava: z
+      .object({
+        json: z.string().describe('LLaVA-format instruction JSON.'),
+        imageRoot: z.string().describe('Folder the image paths are relative to (paths cannot escape it).'),
+        onError: z.enum(['skip', 'fail']).default('fail'),
+      })
+      .optional(),
+  })
+  .prefault({});
+
+export const RunConfigSchema = z.object({
+  name: z
+    .string()
+    .regex(/^[A-Za-z0-9._-]+$/, 'use letters, digits, dot, dash and underscore (it names the run folder)')
+    .describe('Run name; the run folder is <outputDir>/<name>.'),
+  seed: z.number().int().min(0).default(0),
+  backend: z.enum(BACKEND_PREFERENCES as unknown as ['auto', ...string[]]).default('auto'),
+  outputDir: z.string().default('runs'),
+  base: z
+    .object({
+      lm: z.string().default('shapesworld').describe("'shapesworld' (the shipped ShapesWorld LM) or a local HF model folder."),
+      vision: z.string().default('shapesworld').describe("'shapesworld' (the shipped ShapesWorld vision encoder) or a local HF CLIP/SigLIP folder."),
+    })
+    .prefault({}),
+  method: z.object({
+    name: z.string().describe('A method from the trainer registry (see `adaptorkit methods`).'),
+    config: z.record(z.string(), z.unknown()).default({}).describe("The method's own config (validated by its schema)."),
+  }),
+  data: DataSchema,
+  train: TrainSchema,
+});
+
+export type RunConfig = z.infer<typeof RunConfigSchema>;
+export type TrainConfig = z.infer<typeof TrainSchema>;

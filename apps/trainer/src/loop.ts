@@ -1,0 +1,80 @@
+/**
+ * The one training loop every command uses: scheduled AdamW steps over an explicit trainable list,
+ * gradient clipping and accumulation, NaN stop, periodic logging. Callers give a loss per
+ * micro-batch index; the loop owns no data.
+ */
+import { AdamW, AdaptorkitError, clipGradNorm, defaultParamGroups, disposeGrads, GradAccumulator, scheduledLr, valueAndGrads, tf } from '@adaptorkit/core';
+import type { Parameter } from '@adaptorkit/core';
+
+export interface LoopOptions {
+  named: [string, Parameter][];
+  /** Loss for micro-batch `micro` of optimizer step `step`; runs inside tf.tidy. */
+  loss: (step: number, micro: number) => tf.Scalar;
+  steps: number;
+  lr: number;
+  warmupSteps?: number;
+  schedule?: 'cosine' | 'linear' | 'constant';
+  minLrRatio?: number;
+  weightDecay?: number;
+  betas?: [number, number];
+  clipNorm?: number;
+  accumulation?: number;
+  /** First step to run (resume). */
+  startStep?: number;
+  optimizer?: AdamW;
+  /** Called after each optimizer step. Return true to stop early. */
+  onStep?: (info: { step: number; loss: number; lr: number; gradNorm: number; ms: number }) => boolean | void | Promise<boolean | void>;
+}
+
+export interface LoopResult {
+  optimizer: AdamW;
+  losses: number[];
+  stepsRun: number;
+  stoppedEarly: boolean;
+}
+
+export async function trainLoop(o: LoopOptions): Promise<LoopResult> {
+  const params = o.named.map(([, p]) => p);
+  if (params.length === 0) throw new AdaptorkitError('INVALID_CONFIG', 'nothing to train: the model has no trainable parameters');
+  const opt = o.optimizer ?? new AdamW(defaultParamGroups(o.named, o.weightDecay ?? 0), { lr: o.lr, betas: o.betas });
+  const accum = Math.max(1, o.accumulation ?? 1);
+  const losses: number[] = [];
+  let stoppedEarly = false;
+  let step = o.startStep ?? 0;
+  for (; step < o.steps; step++) {
+    const t0 = performance.now();
+    const lr = scheduledLr(step, { lr: o.lr, totalSteps: o.steps, warmupSteps: o.warmupSteps ?? 0, kind: o.schedule ?? 'cosine', minLrRatio: o.minLrRatio ?? 0 });
+    opt.lr = lr;
+    let grads: Map<Parameter, tf.Tensor>;
+    let loss = 0;
+    if (accum === 1) {
+      const r = valueAndGrads(() => tf.tidy(() => o.loss(step, 0)), params);
+      grads = r.grads;
+      loss = r.loss;
+    } else {
+      const acc = new GradAccumulator();
+      for (let m = 0; m < accum; m++) {
+        const r = valueAndGrads(() => tf.tidy(() => o.loss(step, m)), params);
+        acc.add(r.grads);
+        disposeGrads(r.grads);
+        loss += r.loss / accum;
+      }
+      grads = acc.take();
+    }
+    if (!Number.isFinite(loss)) {
+      disposeGrads(grads);
+      throw new AdaptorkitError('INVALID_ARGUMENT', `loss became ${loss} at step ${step + 1}: stopping (lower the learning rate or enable clipping); the last checkpoint is intact`);
+    }
+    const gradNorm = o.clipNorm ? clipGradNorm(grads, o.clipNorm) : 0;
+    opt.step(grads);
+    disposeGrads(grads);
+    losses.push(loss);
+    const stop = await o.onStep?.({ step: step + 1, loss, lr, gradNorm, ms: performance.now() - t0 });
+    if (stop === true) {
+      stoppedEarly = true;
+      step++;
+      break;
+    }
+  }
+  return { optimizer: opt, losses, stepsRun: step - (o.startStep ?? 0), stoppedEarly };
+}
