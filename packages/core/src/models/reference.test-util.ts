@@ -4,7 +4,7 @@
  */
 import type { CausalLM } from './causal-lm.js';
 
-type Mat = Float64Array; // row-major
+type Mat = Float64Array<ArrayBufferLike>; // row-major
 
 function get(lm: CausalLM, name: string): { data: Float64Array; shape: number[] } {
   const p = lm.namedParameters().find(([n]) => n === name)?.[1];
@@ -50,7 +50,7 @@ export function referenceLlamaLogits(lm: CausalLM, ids: number[]): Float64Array 
   const Hkv = c.numKVHeads;
   const hd = c.headDim;
   const E = get(lm, 'model.embed_tokens.weight');
-  let h = new Float64Array(T * d);
+  let h: Mat = new Float64Array(T * d);
   ids.forEach((id, t) => h.set(E.data.subarray(id * d, (id + 1) * d), t * d));
   // rotary: inv_freq[i] = theta^(-2i/hd); rotate_half pairs i with i + hd/2
   const half = hd / 2;

@@ -23,22 +23,21 @@ export function maskedCrossEntropy(logits: tf.Tensor, labels: tf.Tensor, opts: C
   }
   return tf.tidy(() => {
     const [B, T, V] = logits.shape as [number, number, number];
-    let lg: tf.Tensor = logits;
-    let lb: tf.Tensor = labels;
-    let t = T;
-    if (shift) {
-      lg = tf.slice(logits, [0, 0, 0], [B, T - 1, V]);
-      lb = tf.slice(labels, [0, 1], [B, T - 1]);
-      t = T - 1;
-    }
-    const flatLogits = tf.reshape(lg, [B * t, V]);
-    const flatLabels = tf.reshape(lb, [B * t]);
-    const valid = tf.cast(tf.notEqual(flatLabels, ignore), 'float32'); // [N]
-    const safe = tf.where(tf.notEqual(flatLabels, ignore), flatLabels, tf.zerosLike(flatLabels)) as tf.Tensor1D;
-    const logp = tf.logSoftmax(flatLogits, -1); // [N, V]
-    const picked = tf.sum(tf.mul(logp, tf.oneHot(tf.cast(safe, 'int32'), V)), -1); // [N]
+    const N = B * T;
+    // Shift the labels, not the logits: slicing [B, T, V] copies the largest tensor of the step
+    // (forward and backward). Position t predicts label t+1; the last position predicts nothing.
+    const lb = shift ? tf.concat([tf.slice(labels, [0, 1], [B, T - 1]), tf.fill([B, 1], ignore, 'int32')], 1) : labels;
+    const flatLabels = tf.reshape(tf.cast(lb, 'int32'), [N]);
+    const keep = tf.notEqual(flatLabels, ignore);
+    const valid = tf.cast(keep, 'float32'); // [N]
+    const safe = tf.where(keep, flatLabels, tf.zerosLike(flatLabels)); // [N]
+    const flatLogits = tf.reshape(logits, [N, V]);
+    // -log p(label) = logsumexp(logits) - logits[label]; the target logit is one gather, not a
+    // [N, V] one-hot product.
+    const lse = tf.logSumExp(flatLogits, -1); // [N]
+    const picked = tf.gather(tf.reshape(flatLogits, [N * V]), tf.add(tf.mul(tf.range(0, N, 1, 'int32'), tf.scalar(V, 'int32')), safe)); // [N]
     const count = tf.maximum(tf.sum(valid), 1);
-    return tf.div(tf.neg(tf.sum(tf.mul(picked, valid))), count) as tf.Scalar;
+    return tf.div(tf.sum(tf.mul(tf.sub(lse, picked), valid)), count) as tf.Scalar;
   });
 }
 
