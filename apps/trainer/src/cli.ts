@@ -9,7 +9,12 @@ import { readYaml } from './config-util.js';
 import { readRun, writeReport } from './report/index.js';
 import { pretrainLM, pretrainVision } from './shapes/pretrain.js';
 import { saveLM, saveVision, shippedBasesDir } from './shapes/store.js';
-import { writeJsonAtomic } from './fsutil.js';
+import { readJson, writeJsonAtomic } from './fsutil.js';
+import { METHODS } from './methods/index.js';
+import { finalEval, loadRunConfig, runTrain, setup } from './train.js';
+import type { RunInfo } from './run-format.js';
+import { RunConfigSchema } from './config.js';
+import { parseWith } from './config-util.js';
 
 const program = new Command();
 program.name('adaptorkit').description('Fine-tune frozen LLMs with small adaptors; compose adapted models by merging.').version('0.1.0');
@@ -58,6 +63,47 @@ program
     const cfg = file.endsWith('.json') ? JSON.parse(await (await import('node:fs/promises')).readFile(file, 'utf8')) : await readYaml(file);
     const p = plan(cfg as never, { batchSize: o.batch, seqLen: o.seq });
     console.log(p.summary);
+  });
+
+const collect = (v: string, prev: string[]): string[] => [...prev, v];
+
+program
+  .command('train')
+  .description('Train a method from a YAML run config; leaves a run folder (config, metrics, checkpoints, adapter, eval).')
+  .argument('<config>', 'run config YAML')
+  .option('--set <key=value>', 'override a config key (repeatable), e.g. --set train.steps=50', collect, [])
+  .option('--resume', 'continue the run from its last checkpoint')
+  .option('--no-eval', 'skip the final evaluation')
+  .action(async (file: string, o: { set: string[]; resume?: boolean; eval: boolean }) => {
+    const cfg = await loadRunConfig(file, o.set);
+    const { dir, info } = await runTrain(cfg, { resume: o.resume ?? false, noEval: !o.eval });
+    console.log(`run ${info.status}: ${dir}`);
+    if (info.status === 'interrupted') process.exitCode = 130;
+  });
+
+program
+  .command('eval')
+  .description("Score a finished run's adapter on its task's test split, and the text skill of its text path.")
+  .argument('<run>', 'run folder')
+  .option('--task <task>', 'task to score (default: the one it trained on)')
+  .option('--n <n>', 'examples', (v) => Number(v))
+  .action(async (dir: string, o: { task?: string; n?: number }) => {
+    const { loadAdapter } = await import('@adaptorkit/core');
+    const raw = (await import('yaml')).parse(await (await import('node:fs/promises')).readFile(path.join(dir, 'config.yaml'), 'utf8'));
+    const cfg = parseWith(RunConfigSchema, raw, path.join(dir, 'config.yaml'));
+    if (o.task) cfg.data.task = o.task as never;
+    if (o.n) cfg.data.evalExamples = o.n;
+    const env = await setup(cfg, (l) => console.log(l));
+    await loadAdapter(path.join(dir, 'final'), env.system.module);
+    const info = await readJson<RunInfo>(path.join(dir, 'run.json'));
+    await finalEval(env, cfg, dir, info, (l) => console.log(l));
+  });
+
+program
+  .command('methods')
+  .description('List the methods the trainer can run.')
+  .action(() => {
+    for (const m of METHODS) console.log(`${m.name.padEnd(10)} ${m.description}`);
   });
 
 program

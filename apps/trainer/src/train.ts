@@ -1,0 +1,330 @@
+/**
+ * `adaptorkit train`: one config -> one run folder (see run-format.ts). Batches are drawn from a
+ * per-step seeded RNG, so a run resumed from a checkpoint continues exactly as an uninterrupted
+ * one; checkpoints are written to a temp folder and renamed, so a crash never leaves half of one.
+ */
+import { promises as fs } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { stringify as toYaml } from 'yaml';
+import { AdamW, AdaptorkitError, defaultParamGroups, initBackend, readSafetensors, Rng, saveAdapter, tf, writeSafetensors } from '@adaptorkit/core';
+import type { BackendInfo, Parameter } from '@adaptorkit/core';
+import { IMAGE_TOKEN, POINTS_TOKEN, scoreExact, scoreTask, ShapesWorld, SOUND_TOKEN, type Example, type Split } from '@adaptorkit/data';
+import { applyOverrides, parseWith, readYaml } from './config-util.js';
+import { RunConfigSchema, type RunConfig } from './config.js';
+import { exists, readJson, writeFileAtomic, writeJsonAtomic } from './fsutil.js';
+import { trainLoop } from './loop.js';
+import { methodByName, type Bases, type TrainSystem } from './methods/index.js';
+import type { EvalLine, EvalResult, MachineInfo, RunInfo, StepLine } from './run-format.js';
+import { basePath, loadBases } from './shapes/store.js';
+import { buildBatch } from './vl/batch.js';
+
+export const MAX_NEW_TOKENS: Record<string, number> = { vqa: 6, grounding: 24, caption: 48, common: 3, instruct: 24, text: 8 };
+
+export function machineInfo(): MachineInfo {
+  const cpus = os.cpus();
+  return {
+    hostname: os.hostname(),
+    platform: os.platform(),
+    arch: os.arch(),
+    cpus: cpus.length,
+    cpuModel: cpus[0]?.model ?? 'unknown',
+    memoryGB: Math.round(os.totalmem() / 2 ** 30),
+    node: process.version,
+  };
+}
+
+export async function loadRunConfig(file: string, overrides: readonly string[] = []): Promise<RunConfig> {
+  return parseWith(RunConfigSchema, applyOverrides(await readYaml(file), overrides), file);
+}
+
+export interface TrainOptions {
+  resume?: boolean;
+  log?: (line: string) => void;
+  /** Stop after this many steps of this invocation (tests use it to simulate an interruption). */
+  stopAfter?: number;
+  /** Skip the final evaluation. */
+  noEval?: boolean;
+}
+
+export interface Env {
+  sw: ShapesWorld;
+  bases: Bases;
+  system: TrainSystem;
+  backend: BackendInfo;
+}
+
+export async function setup(cfg: RunConfig, log: (l: string) => void): Promise<Env> {
+  const backend = await initBackend(cfg.backend as never, { log });
+  if (cfg.data.source !== 'shapesworld') {
+    throw new AdaptorkitError('UNSUPPORTED', `data.source '${cfg.data.source}': the trainer runs ShapesWorld tasks so far; LLaVA-format data is read by @adaptorkit/data but not yet wired into train`);
+  }
+  const sw = new ShapesWorld({ seed: cfg.data.worldSeed });
+  const { lm, vision } = await loadBases(cfg.base.lm, cfg.base.vision);
+  const tok = sw.tokenizer;
+  const id = (t: string): number => {
+    const v = tok.tokenToId(t);
+    if (v === undefined) throw new AdaptorkitError('INVALID_CONFIG', `the tokenizer has no ${t} token`);
+    return v;
+  };
+  if (lm.config.vocabSize !== tok.vocabSize) {
+    throw new AdaptorkitError('INVALID_CONFIG', `base.lm has vocabulary ${lm.config.vocabSize} but the ShapesWorld tokenizer has ${tok.vocabSize}: use the ShapesWorld base LM (base.lm: shapesworld) for ShapesWorld tasks`);
+  }
+  const bases: Bases = { lm, vision, placeholderIds: { image: id(IMAGE_TOKEN), sound: id(SOUND_TOKEN), points: id(POINTS_TOKEN) }, padId: tok.padId, eosId: tok.eosId };
+  const system = methodByName(cfg.method.name).build(bases, cfg.method.config);
+  return { sw, bases, system, backend };
+}
+
+/** Decode generated ids to answer strings. */
+function decodeAll(sw: ShapesWorld, rows: number[][]): string[] {
+  return rows.map((r) => sw.tokenizer.decode(r));
+}
+
+export async function evaluate(env: Env, task: string, split: Split, n: number, batchSize = 32): Promise<{ metrics: Record<string, number>; samples: EvalResult['samples'] }> {
+  const { sw, system } = env;
+  const examples = sw.task(task as never, split).slice(0, n);
+  const preds: string[] = [];
+  for (let i = 0; i < examples.length; i += batchSize) {
+    const chunk = examples.slice(i, i + batchSize);
+    const batch = buildBatch(sw, chunk, { tokensPerInput: system.tokensPerInput, promptOnly: true, padLeft: true });
+    preds.push(...decodeAll(sw, system.generate(batch, MAX_NEW_TOKENS[task] ?? 16)));
+  }
+  const s = scoreTask(examples[0]!.task, preds, examples) as unknown as Record<string, unknown>;
+  const metrics: Record<string, number> = {};
+  for (const [k, v] of Object.entries(s)) if (typeof v === 'number') metrics[k] = v;
+  const samples = examples.slice(0, 8).map((e, i) => ({ prompt: e.prompt, answer: e.answer, prediction: preds[i]! }));
+  return { metrics, samples };
+}
+
+/** Held-out perplexity and exact-answer text-task accuracy through the model's text path. */
+export function textSkill(env: Env, n = 200): { perplexity: number; textTaskAccuracy: number } {
+  const { sw, system } = env;
+  const tok = sw.tokenizer;
+  const lines = sw.corpus('heldout').slice(0, n);
+  let nll = 0;
+  let tokens = 0;
+  for (let i = 0; i < lines.length; i += 50) {
+    const rows = lines.slice(i, i + 50).map((l) => [tok.bosId, ...tok.encode(l), tok.eosId]);
+    const T = Math.max(...rows.map((r) => r.length));
+    const ids = new Int32Array(rows.length * T).fill(tok.padId);
+    rows.forEach((r, b) => ids.set(r, b * T));
+    const t = tf.tensor2d(ids, [rows.length, T], 'int32');
+    const r = system.textNll(t);
+    t.dispose();
+    nll += r.nll;
+    tokens += r.tokens;
+  }
+  const qa = sw.task('text', 'test').slice(0, n);
+  const preds: string[] = [];
+  for (let i = 0; i < qa.length; i += 50) {
+    const rows = qa.slice(i, i + 50).map((e) => [tok.bosId, ...tok.encode(e.prompt)]);
+    preds.push(...decodeAll(sw, system.generateText(rows, MAX_NEW_TOKENS.text!)));
+  }
+  return { perplexity: Math.exp(nll / Math.max(1, tokens)), textTaskAccuracy: scoreExact(preds, qa).accuracy };
+}
+
+function trainExamples(sw: ShapesWorld, cfg: RunConfig): Example[] {
+  const all = sw.task(cfg.data.task as never, 'train');
+  return cfg.data.trainExamples ? all.slice(0, cfg.data.trainExamples) : all;
+}
+
+/** The examples of optimizer step `step`, micro-batch `micro`: a pure function of (seed, step, micro). */
+export function batchExamples(examples: readonly Example[], seed: number, step: number, micro: number, batchSize: number): Example[] {
+  const rng = new Rng((seed * 1_000_003 + step * 131 + micro) >>> 0);
+  return Array.from({ length: batchSize }, () => examples[rng.int(examples.length)]!);
+}
+
+interface CheckpointState {
+  step: number;
+  losses: number;
+}
+
+async function saveCheckpoint(dir: string, step: number, named: [string, Parameter][], opt: AdamW): Promise<string> {
+  const final = path.join(dir, 'checkpoints', `step-${String(step).padStart(6, '0')}`);
+  const tmp = `${final}.tmp-${process.pid}`;
+  await fs.rm(tmp, { recursive: true, force: true });
+  await fs.mkdir(tmp, { recursive: true });
+  await writeSafetensors(path.join(tmp, 'trainable.safetensors'), new Map(named.map(([n, p]) => [n, p.value as tf.Tensor])));
+  const st = opt.state();
+  const moments = new Map<string, tf.Tensor>();
+  st.moments.forEach((m, i) => {
+    moments.set(`${i}.m`, m.m);
+    moments.set(`${i}.v`, m.v);
+  });
+  await writeSafetensors(path.join(tmp, 'optimizer.safetensors'), moments);
+  await writeJsonAtomic(path.join(tmp, 'state.json'), { step: st.step, losses: step } satisfies CheckpointState);
+  await fs.rm(final, { recursive: true, force: true });
+  await fs.rename(tmp, final);
+  return final;
+}
+
+async function latestCheckpoint(dir: string): Promise<string | undefined> {
+  const root = path.join(dir, 'checkpoints');
+  if (!(await exists(root))) return undefined;
+  const names = (await fs.readdir(root)).filter((n) => /^step-\d{6}$/.test(n)).sort();
+  const last = names[names.length - 1];
+  return last ? path.join(root, last) : undefined;
+}
+
+async function loadCheckpoint(ckpt: string, named: [string, Parameter][], opt: AdamW): Promise<number> {
+  const { tensors } = await readSafetensors(path.join(ckpt, 'trainable.safetensors'));
+  const byName = new Map(named);
+  for (const [n, p] of byName) {
+    const t = tensors.get(n);
+    if (!t) throw new AdaptorkitError('MISSING_TENSOR', `checkpoint ${ckpt} has no tensor '${n}' (was it written by a different config?)`);
+    p.assign(t, n);
+  }
+  const state = await readJson<CheckpointState>(path.join(ckpt, 'state.json'));
+  const { tensors: mom } = await readSafetensors(path.join(ckpt, 'optimizer.safetensors'));
+  const moments = named.map((_, i) => ({ m: mom.get(`${i}.m`)!, v: mom.get(`${i}.v`)! }));
+  if (moments.some((m) => !m.m || !m.v)) throw new AdaptorkitError('BAD_FILE', `checkpoint ${ckpt}: optimizer state does not match the trainable parameters`);
+  opt.loadState({ step: state.step, moments });
+  tf.dispose([...tensors.values(), ...mom.values()]);
+  return state.step;
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length ? s[Math.floor(s.length / 2)]! : 0;
+}
+
+export async function runTrain(cfg: RunConfig, o: TrainOptions = {}): Promise<{ dir: string; info: RunInfo; eval?: EvalResult }> {
+  const log = o.log ?? ((l: string) => console.log(l));
+  const dir = path.resolve(cfg.outputDir, cfg.name);
+  const runJson = path.join(dir, 'run.json');
+  if ((await exists(runJson)) && !o.resume) {
+    throw new AdaptorkitError('INVALID_ARGUMENT', `run folder ${dir} already holds a run: pass --resume to continue it, or choose another name`);
+  }
+  await fs.mkdir(dir, { recursive: true });
+  const env = await setup(cfg, log);
+  const { sw, system, backend } = env;
+  const named = system.trainable();
+  const trainableParams = named.reduce((s, [, p]) => s + p.size, 0);
+  const totalParams = system.totalParameters();
+  const examples = trainExamples(sw, cfg);
+  const t = cfg.train;
+  const opt = new AdamW(defaultParamGroups(named, t.weightDecay), { lr: t.lr, betas: t.betas });
+  let startStep = 0;
+  const ckpt = o.resume ? await latestCheckpoint(dir) : undefined;
+  if (ckpt) {
+    startStep = await loadCheckpoint(ckpt, named, opt);
+    log(`resuming ${cfg.name} from ${path.relative(process.cwd(), ckpt)} (step ${startStep})`);
+  }
+  const prevInfo = o.resume && (await exists(runJson)) ? await readJson<RunInfo>(runJson) : undefined;
+  const info: RunInfo = {
+    name: cfg.name,
+    method: cfg.method.name,
+    status: 'running',
+    backend: { name: backend.name, package: backend.package, gpu: backend.gpu, ...(backend.detail ? { detail: backend.detail } : {}) },
+    machine: machineInfo(),
+    seed: cfg.seed,
+    startedAt: prevInfo?.startedAt ?? new Date().toISOString(),
+    step: startStep,
+    totalSteps: t.steps,
+    trainableParams,
+    totalParams,
+    trainablePercent: (100 * trainableParams) / totalParams,
+    trainSeconds: prevInfo?.trainSeconds ?? 0,
+  };
+  await writeFileAtomic(path.join(dir, 'config.yaml'), toYaml(cfg));
+  await writeJsonAtomic(runJson, info);
+  log(`${cfg.name}: ${cfg.method.name} on ${cfg.data.task}, ${trainableParams.toLocaleString()} of ${totalParams.toLocaleString()} parameters trainable (${info.trainablePercent.toFixed(2)}%)`);
+
+  const metricsFile = path.join(dir, 'metrics.jsonl');
+  const lines: string[] = [];
+  const flush = async (): Promise<void> => {
+    if (lines.length) await fs.appendFile(metricsFile, lines.splice(0).join(''));
+  };
+  let interrupted = false;
+  const onSigint = (): void => {
+    interrupted = true;
+    log('interrupt: finishing this step, then writing a checkpoint');
+  };
+  process.once('SIGINT', onSigint);
+  const stepMs: number[] = [];
+  let peakRss = process.memoryUsage().rss;
+  let lastSaved = startStep;
+  const trainStart = performance.now();
+  let stepsThisRun = 0;
+  try {
+    await trainLoop({
+      named,
+      optimizer: opt,
+      startStep,
+      steps: t.steps,
+      lr: t.lr,
+      warmupSteps: t.warmupSteps,
+      schedule: t.schedule,
+      minLrRatio: t.minLrRatio,
+      clipNorm: t.clipNorm,
+      accumulation: t.accumulation,
+      loss: (step, micro) => {
+        const batch = buildBatch(sw, batchExamples(examples, cfg.seed, step, micro, t.batchSize), { tokensPerInput: system.tokensPerInput });
+        return system.loss(batch, true);
+      },
+      onStep: async ({ step, loss, lr, gradNorm, ms }) => {
+        stepsThisRun++;
+        stepMs.push(ms);
+        peakRss = Math.max(peakRss, process.memoryUsage().rss);
+        lines.push(`${JSON.stringify({ kind: 'step', step, loss, lr, gradNorm, ms, time: new Date().toISOString() } satisfies StepLine)}\n`);
+        if (step % 10 === 0 || step === t.steps) log(`step ${step}/${t.steps} loss ${loss.toFixed(4)} lr ${lr.toExponential(2)} (${ms.toFixed(0)} ms)`);
+        if (t.evalEvery > 0 && step % t.evalEvery === 0 && step < t.steps) {
+          const { metrics } = await evaluate(env, cfg.data.task, 'val', Math.min(cfg.data.evalExamples, 100));
+          lines.push(`${JSON.stringify({ kind: 'eval', step, split: 'val', metrics, time: new Date().toISOString() } satisfies EvalLine)}\n`);
+          log(`eval step ${step}: ${JSON.stringify(metrics)}`);
+        }
+        await flush();
+        const stop = interrupted || (o.stopAfter !== undefined && stepsThisRun >= o.stopAfter);
+        if ((t.saveEvery > 0 && step % t.saveEvery === 0) || stop) {
+          await saveCheckpoint(dir, step, named, opt);
+          lastSaved = step;
+        }
+        info.step = step;
+        return stop;
+      },
+    });
+  } catch (err) {
+    await flush();
+    info.status = 'failed';
+    info.statusDetail = (err as Error).message;
+    info.finishedAt = new Date().toISOString();
+    await writeJsonAtomic(runJson, info);
+    throw err;
+  } finally {
+    process.removeListener('SIGINT', onSigint);
+  }
+  info.trainSeconds = (info.trainSeconds ?? 0) + (performance.now() - trainStart) / 1000;
+  info.medianStepMs = median(stepMs);
+  info.peakRssMB = Math.round(peakRss / 2 ** 20);
+  if (info.step < t.steps) {
+    info.status = 'interrupted';
+    info.statusDetail = `stopped at step ${info.step}; checkpoint step-${String(lastSaved).padStart(6, '0')} holds it: rerun with --resume`;
+    await writeJsonAtomic(runJson, info);
+    log(info.statusDetail);
+    return { dir, info };
+  }
+  if (lastSaved !== t.steps) await saveCheckpoint(dir, t.steps, named, opt);
+  await saveAdapter(path.join(dir, 'final'), system.module, { ...system.describe(), basePath: basePath(cfg.base.lm, 'lm') });
+  let result: EvalResult | undefined;
+  if (!o.noEval) result = await finalEval(env, cfg, dir, info, log);
+  info.status = 'completed';
+  info.finishedAt = new Date().toISOString();
+  await writeJsonAtomic(runJson, info);
+  opt.dispose();
+  return { dir, info, eval: result };
+}
+
+export async function finalEval(env: Env, cfg: RunConfig, dir: string, info: RunInfo, log: (l: string) => void): Promise<EvalResult> {
+  const t0 = performance.now();
+  const { metrics, samples } = await evaluate(env, cfg.data.task, 'test', cfg.data.evalExamples);
+  const text = textSkill(env);
+  const result: EvalResult = { step: info.step, split: 'test', task: cfg.data.task, metrics, textSkill: text, samples };
+  await writeJsonAtomic(path.join(dir, 'eval.json'), result);
+  await fs.appendFile(path.join(dir, 'metrics.jsonl'), `${JSON.stringify({ kind: 'eval', step: info.step, split: 'test', metrics, time: new Date().toISOString() } satisfies EvalLine)}\n`);
+  if (env.system.extras) {
+    const mk = (task: 'text' | 'vqa') => buildBatch(env.sw, env.sw.task(task, 'val').slice(0, 16), { tokensPerInput: env.system.tokensPerInput, promptOnly: true });
+    info.extras = env.system.extras({ text: mk('text'), image: mk('vqa') });
+  }
+  log(`test ${cfg.data.task}: ${JSON.stringify(metrics)} | text path: perplexity ${text.perplexity.toFixed(3)}, text tasks ${(100 * text.textTaskAccuracy).toFixed(1)}% (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
+  return result;
+}
