@@ -100,6 +100,35 @@ program
   });
 
 program
+  .command('generate')
+  .description("Answer a prompt about an image (or text only) with a run's trained adapter.")
+  .argument('<run>', 'run folder')
+  .requiredOption('--prompt <text>', 'the question or instruction')
+  .option('--image <file>', 'an image file (PNG/JPEG; resized and padded to the encoder size)')
+  .option('--max-new-tokens <n>', 'longest answer', (v) => Number(v), 32)
+  .action(async (dir: string, o: { prompt: string; image?: string; maxNewTokens: number }) => {
+    const { loadAdapter } = await import('@adaptorkit/core');
+    const { loadImage, IMAGE_TOKEN } = await import('@adaptorkit/data');
+    const raw = (await import('yaml')).parse(await (await import('node:fs/promises')).readFile(path.join(dir, 'config.yaml'), 'utf8'));
+    const cfg = parseWith(RunConfigSchema, raw, path.join(dir, 'config.yaml'));
+    const env = await setup(cfg, () => {});
+    await loadAdapter(path.join(dir, 'final'), env.system.module);
+    const size = env.bases.vision.config.imageSize;
+    const inputs = [];
+    if (o.image) {
+      const img = await loadImage(o.image, { size, fit: 'pad', normalize: 'none' });
+      inputs.push({ modality: 'image' as const, row: 0, data: img.data });
+    }
+    const tok = env.sw.tokenizer;
+    const ids: number[] = [tok.bosId];
+    if (o.image) for (let i = 0; i < (env.system.tokensPerInput.image ?? 0); i++) ids.push(env.bases.placeholderIds.image!);
+    ids.push(...tok.encode(o.prompt.replace(IMAGE_TOKEN, '')));
+    const batch = { B: 1, T: ids.length, ids: Int32Array.from(ids), labels: new Int32Array(ids.length).fill(-100), lengths: [ids.length], inputs, examples: [] };
+    const out = o.image ? env.system.generate(batch, o.maxNewTokens) : env.system.generateText([ids], o.maxNewTokens);
+    console.log(tok.decode(out[0] ?? []));
+  });
+
+program
   .command('methods')
   .description('List the methods the trainer can run.')
   .action(() => {
