@@ -21,7 +21,7 @@ export { GatedMLP, MLP } from './nn/mlp.js';
 export { DecoderLayer, EncoderLayer, ADAPTER_SLOTS } from './nn/blocks.js';
 export type { AdapterSlot, DecoderLayerOptions, EncoderLayerOptions } from './nn/blocks.js';
 
-export { CausalLM, LlamaModel, KVCache, resolveCausalLMConfig } from './models/causal-lm.js';
+export { CausalLM, LlamaModel, KVCache, resolveCausalLMConfig, newDecoderLayer } from './models/causal-lm.js';
 export type { CausalLMConfig, ResolvedCausalLMConfig, LMForwardInput, LMForwardOutput, LayerRunOptions } from './models/causal-lm.js';
 export { VisionEncoder, PatchEmbedding, resolveVisionConfig } from './models/vision.js';
 export type { VisionConfig, VisionOutput } from './models/vision.js';
@@ -33,7 +33,7 @@ export { AdamW, defaultParamGroups, scheduledLr, clipGradNorm, globalNorm, GradA
 export type { AdamWOptions, ParamGroup, ScheduleOptions } from './train/optim.js';
 export { valueAndGrads } from './train/grad.js';
 export type { LossAndGrads } from './train/grad.js';
-export { maskedCrossEntropy, symmetricInfoNCE, l2normalize, IGNORE_INDEX } from './train/losses.js';
+export { maskedCrossEntropy, ignoreTokens, symmetricInfoNCE, l2normalize, IGNORE_INDEX } from './train/losses.js';
 export type { CrossEntropyOptions } from './train/losses.js';
 
 // Checkpoints, tokenizers, generation, planning (io/, generate/, plan/)

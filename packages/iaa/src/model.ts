@@ -8,12 +8,12 @@
  */
 import {
   AdaptorkitError,
-  IGNORE_INDEX,
   KVCache,
   Module,
   Rng,
   formatShape,
   manualSeed,
+  ignoreTokens,
   maskedCrossEntropy,
   spliceFeatures,
   tf,
@@ -265,15 +265,8 @@ export class IaaModel extends Module {
   /** Masked next-token cross entropy of a batch (labels: answer-only, see answerLabels; image positions are ignored here too). */
   loss(batch: IaaBatch): tf.Scalar {
     const { labels, ...input } = batch;
-    if (labels.rank !== 2 || labels.shape[0] !== batch.ids.shape[0] || labels.shape[1] !== batch.ids.shape[1]) {
-      throw new AdaptorkitError('SHAPE_MISMATCH', `iaa loss: labels ${formatShape(labels.shape)} must match ids ${formatShape(batch.ids.shape)}`);
-    }
-    return tf.tidy(() => {
-      const logits = this.forward(input).logits!; // [B, T, V]
-      let lb = tf.cast(labels, 'int32');
-      if (this.imageTokenId !== undefined) lb = tf.where(tf.equal(batch.ids, this.imageTokenId), tf.fill(lb.shape, IGNORE_INDEX, 'int32'), lb);
-      return maskedCrossEntropy(logits, lb);
-    });
+    // image placeholder positions carry features, never targets
+    return tf.tidy(() => maskedCrossEntropy(this.forward(input).logits!, ignoreTokens(labels, batch.ids, this.imageTokenId)));
   }
 
   /**

@@ -14,11 +14,11 @@ import {
   AdaptorkitError,
   BottleneckProjector,
   Embedding,
-  IGNORE_INDEX,
   Module,
   Rng,
   formatShape,
   manualSeed,
+  ignoreTokens,
   maskedCrossEntropy,
   sampleToken,
   spliceFeatures,
@@ -343,15 +343,8 @@ export class MmaModel extends Module {
   /** Answer-only masked next-token cross entropy. Pass ctx { training: true } for dropout. */
   loss(batch: MmaBatch): tf.Scalar {
     const { labels, ...input } = batch;
-    if (labels.rank !== 2 || labels.shape[0] !== batch.ids.shape[0] || labels.shape[1] !== batch.ids.shape[1]) {
-      throw new AdaptorkitError('SHAPE_MISMATCH', `mma loss: labels ${formatShape(labels.shape)} must match ids ${formatShape(batch.ids.shape)}`);
-    }
-    return tf.tidy(() => {
-      const logits = this.forward(input).logits!; // [B, T, V]
-      let lb = tf.cast(labels, 'int32');
-      if (this.imageTokenId !== undefined) lb = tf.where(tf.equal(batch.ids, this.imageTokenId), tf.fill(lb.shape, IGNORE_INDEX, 'int32'), lb);
-      return maskedCrossEntropy(logits, lb);
-    });
+    // image placeholder positions carry features, never targets
+    return tf.tidy(() => maskedCrossEntropy(this.forward(input).logits!, ignoreTokens(labels, batch.ids, this.imageTokenId)));
   }
 
   /**

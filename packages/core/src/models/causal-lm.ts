@@ -118,6 +118,21 @@ export interface LayerRunOptions {
   collect?: tf.Tensor3D[];
 }
 
+/** A decoder layer of this model's shape (methods that add layers of the LLM's own shape use it). */
+export function newDecoderLayer(c: ResolvedCausalLMConfig): DecoderLayer {
+  return new DecoderLayer({
+    dim: c.hiddenSize,
+    hidden: c.intermediateSize,
+    numHeads: c.numHeads,
+    numKVHeads: c.numKVHeads,
+    headDim: c.headDim,
+    rmsNormEps: c.rmsNormEps,
+    act: c.hiddenAct,
+    attentionBias: c.attentionBias,
+    mlpBias: c.mlpBias,
+  });
+}
+
 /** The decoder stack (HF `model.`): embed_tokens, layers, norm. */
 export class LlamaModel extends Module {
   readonly embed_tokens: Embedding;
@@ -127,26 +142,7 @@ export class LlamaModel extends Module {
     super();
     const c = config;
     this.embed_tokens = this.child('embed_tokens', new Embedding(c.vocabSize, c.hiddenSize));
-    this.layers = this.child(
-      'layers',
-      new ModuleList(
-        Array.from(
-          { length: c.numLayers },
-          () =>
-            new DecoderLayer({
-              dim: c.hiddenSize,
-              hidden: c.intermediateSize,
-              numHeads: c.numHeads,
-              numKVHeads: c.numKVHeads,
-              headDim: c.headDim,
-              rmsNormEps: c.rmsNormEps,
-              act: c.hiddenAct,
-              attentionBias: c.attentionBias,
-              mlpBias: c.mlpBias,
-            }),
-        ),
-      ),
-    );
+    this.layers = this.child('layers', new ModuleList(Array.from({ length: c.numLayers }, () => newDecoderLayer(c))));
     this.norm = this.child('norm', new RMSNorm(c.hiddenSize, c.rmsNormEps));
   }
 }

@@ -42,6 +42,21 @@ export function maskedCrossEntropy(logits: tf.Tensor, labels: tf.Tensor, opts: C
 }
 
 /**
+ * labels with IGNORE_INDEX wherever ids holds `tokenId` (e.g. the image placeholder positions
+ * a model fills with features). Returns labels as int32 unchanged when tokenId is undefined.
+ */
+export function ignoreTokens(labels: tf.Tensor, ids: tf.Tensor, tokenId: number | undefined): tf.Tensor {
+  return tf.tidy(() => {
+    const lb = tf.cast(labels, 'int32');
+    if (tokenId === undefined) return lb;
+    if (labels.shape.join() !== ids.shape.join()) {
+      throw new AdaptorkitError('SHAPE_MISMATCH', `labels ${formatShape(labels.shape)} must match ids ${formatShape(ids.shape)}`);
+    }
+    return tf.where(tf.equal(ids, tokenId), tf.fill(lb.shape, IGNORE_INDEX, 'int32'), lb);
+  });
+}
+
+/**
  * Symmetric InfoNCE for paired embeddings a[i] <-> b[i]: L2-normalise both, logits = scale * a b^T,
  * loss = (CE(rows) + CE(columns)) / 2 with the diagonal as targets. `logitScale` is the multiplier
  * (e.g. exp of a learnable log-temperature); pass a tensor to learn it.
