@@ -9,7 +9,7 @@ import { readYaml } from './config-util.js';
 import { readRun, writeReport } from './report/index.js';
 import { pretrainLM, pretrainVision } from './shapes/pretrain.js';
 import { saveLM, saveVision, shippedBasesDir } from './shapes/store.js';
-import { readJson, writeJsonAtomic } from './fsutil.js';
+import { readJson } from './fsutil.js';
 import { METHODS } from './methods/index.js';
 import { finalEval, loadRunConfig, runTrain, setup } from './train.js';
 import type { RunInfo } from './run-format.js';
@@ -25,8 +25,8 @@ program
   .command('pretrain')
   .description('Pretrain the small ShapesWorld base LM (text) and vision encoder (contrastive on captions) that the examples freeze.')
   .option('--out <dir>', 'output folder (default: the shipped models/shapesworld of the trainer)')
-  .option('--lm-steps <n>', 'LM optimizer steps', (v) => Number(v), 600)
-  .option('--vision-steps <n>', 'vision optimizer steps', (v) => Number(v), 400)
+  .option('--lm-steps <n>', 'LM optimizer steps', (v) => Number(v), 1200)
+  .option('--vision-steps <n>', 'vision optimizer steps', (v) => Number(v), 320)
   .option('--seed <n>', 'seed', (v) => Number(v), 0)
   .option('--only <part>', "'lm' or 'vision'")
   .addOption(backendOption())
@@ -40,7 +40,6 @@ program
       const t0 = performance.now();
       const { lm, losses } = await pretrainLM(sw, { steps: o.lmSteps, batchSize: 16, seqLen: 64, lr: 3e-3, seed: o.seed, log });
       await saveLM(path.join(out, 'lm'), lm, { ...meta, adaptorkit_final_loss: losses[losses.length - 1], adaptorkit_seconds: Math.round((performance.now() - t0) / 1000) });
-      await writeJsonAtomic(path.join(out, 'lm', 'vocab.json'), sw.tokenizer.vocabSize);
       console.log(`saved LM to ${path.join(out, 'lm')}`);
       lm.dispose();
     }
