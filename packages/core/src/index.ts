@@ -54,6 +54,7 @@ export { loadTokenizer, HFTokenizer } from './io/tokenizer.js';
 export type { ChatMessage, SpecialTokens } from './io/tokenizer.js';
 export { ChatTemplate } from './io/chat-template.js';
 export { generate, sampleToken, argmax } from './generate/generate.js';
+export { leftPadRows, padKeyMask } from './generate/ragged.js';
 export type { GenerateOptions, GenerateResult, GenerativeLM, SamplingOptions } from './generate/generate.js';
 export { plan, buildShapeOnly, normalizeConfig } from './plan/plan.js';
 export type { Plan, PlanOptions, MemoryEstimate } from './plan/plan.js';

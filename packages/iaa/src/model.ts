@@ -14,6 +14,8 @@ import {
   formatShape,
   manualSeed,
   ignoreTokens,
+  leftPadRows,
+  padKeyMask,
   maskedCrossEntropy,
   spliceFeatures,
   tf,
@@ -301,7 +303,7 @@ export class IaaModel extends Module {
     if (!Number.isInteger(opts.maxNewTokens) || opts.maxNewTokens < 0) {
       throw new AdaptorkitError('INVALID_ARGUMENT', `iaa generate: maxNewTokens must be a non-negative integer, got ${opts.maxNewTokens}`);
     }
-    const { ids, pads } = leftPad(opts.ids, opts.padId ?? 0);
+    const { ids, pads } = leftPadRows(opts.ids, opts.padId ?? 0, 'iaa generate');
     const B = pads.length;
     const outs: number[][] = Array.from({ length: B }, () => []);
     if (opts.maxNewTokens === 0) {
@@ -315,7 +317,7 @@ export class IaaModel extends Module {
     // Left padding: pad keys are masked out; RoPE scores depend on relative positions only, so a
     // padded row attends exactly like the unpadded prompt (up to float rounding).
     const padded = pads.some((p) => p > 0);
-    const keyMask = (S: number): tf.Tensor | undefined => (padded ? padMask(pads, S) : undefined);
+    const keyMask = (S: number): tf.Tensor | undefined => (padded ? padKeyMask(pads, S) : undefined);
     try {
       const T = ids.shape[1]!;
       let mask = keyMask(T);
@@ -396,28 +398,6 @@ export class IaaModel extends Module {
     });
     return this.lm.runLayers(h, start, this.lm.numLayers, run);
   }
-}
-
-/** Rows of ids (any lengths) -> int32 [B, T] left-padded with `padId`, and each row's pad count. */
-function leftPad(ids: tf.Tensor | number[][], padId: number): { ids: tf.Tensor; pads: number[] } {
-  if (ids instanceof tf.Tensor) {
-    if (ids.rank !== 2) throw new AdaptorkitError('SHAPE_MISMATCH', `iaa generate: ids must be [B, T], got ${formatShape(ids.shape)}`);
-    return { ids, pads: new Array<number>(ids.shape[0]!).fill(0) };
-  }
-  if (ids.length === 0) throw new AdaptorkitError('INVALID_ARGUMENT', 'iaa generate: no prompts given');
-  const T = Math.max(...ids.map((r) => r.length));
-  if (T === 0) throw new AdaptorkitError('INVALID_ARGUMENT', 'iaa generate: every prompt is empty');
-  const pads = ids.map((r) => T - r.length);
-  const flat = new Int32Array(ids.length * T).fill(padId);
-  ids.forEach((r, b) => flat.set(r, b * T + pads[b]!));
-  return { ids: tf.tensor2d(flat, [ids.length, T], 'int32'), pads };
-}
-
-/** Additive key mask [B, 1, 1, S]: -1e9 on each row's leading pad positions. */
-function padMask(pads: readonly number[], S: number): tf.Tensor {
-  const m = new Float32Array(pads.length * S);
-  pads.forEach((p, b) => m.fill(-1e9, b * S, b * S + Math.min(p, S)));
-  return tf.tensor4d(m, [pads.length, 1, 1, S]);
 }
 
 /** Initialise a task set from the base: embedding/norm/head copies; insertion layers per `init`. */

@@ -19,6 +19,8 @@ import {
   formatShape,
   manualSeed,
   ignoreTokens,
+  leftPadRows,
+  padKeyMask,
   maskedCrossEntropy,
   sampleToken,
   spliceFeatures,
@@ -414,7 +416,7 @@ export class MmaModel extends Module {
     if (!Number.isInteger(opts.maxNewTokens) || opts.maxNewTokens < 0) {
       throw new AdaptorkitError('INVALID_ARGUMENT', `mma generate: maxNewTokens must be a non-negative integer, got ${opts.maxNewTokens}`);
     }
-    const { ids, pads } = leftPad(opts.ids, opts.padId ?? 0);
+    const { ids, pads } = leftPadRows(opts.ids, opts.padId ?? 0, 'mma generate');
     const B = pads.length;
     const T = ids.shape[1]!;
     const tokens: number[][] = Array.from({ length: B }, () => []);
@@ -494,28 +496,6 @@ function dropFirstCachePosition(cache: KVCache): void {
     kv.v.dispose();
     slot.kv = { k, v };
   }
-}
-
-/** Additive key mask [B, 1, 1, S]: -1e9 on each row's left-pad keys, which start at key index `offset`. */
-function padKeyMask(pads: readonly number[], S: number, offset: number): tf.Tensor4D {
-  const m = new Float32Array(pads.length * S);
-  pads.forEach((p, b) => m.fill(NEG, b * S + offset, b * S + Math.min(S, offset + p)));
-  return tf.tensor4d(m, [pads.length, 1, 1, S]);
-}
-
-/** Rows of ids (any lengths) -> int32 [B, T] left-padded, with each row's pad count. */
-function leftPad(ids: number[][] | tf.Tensor, padId: number): { ids: tf.Tensor; pads: number[] } {
-  if (ids instanceof tf.Tensor) {
-    if (ids.rank !== 2) throw new AdaptorkitError('SHAPE_MISMATCH', `mma generate: ids must be [B, T], got ${formatShape(ids.shape)}`);
-    return { ids, pads: new Array<number>(ids.shape[0]!).fill(0) };
-  }
-  if (ids.length === 0) throw new AdaptorkitError('INVALID_ARGUMENT', 'mma generate: no prompts given');
-  const T = Math.max(...ids.map((r) => r.length));
-  if (T === 0) throw new AdaptorkitError('INVALID_ARGUMENT', 'mma generate: every prompt is empty');
-  const pads = ids.map((r) => T - r.length);
-  const flat = new Int32Array(ids.length * T).fill(padId);
-  ids.forEach((r, b) => flat.set(r, b * T + pads[b]!));
-  return { ids: tf.tensor2d(flat, [ids.length, T], 'int32'), pads };
 }
 
 /** Attach MMA to a frozen LLM (+ vision encoder): freezes them, adds MMA's modules, returns the adapted model. */
