@@ -79,7 +79,7 @@ describe('adaptorkit train', () => {
 
   it('train -> eval -> report end to end on ShapesWorld', async () => {
     const r = await runTrain(config('e2e', ['train.steps=3']), { log: quiet });
-    expect(r.eval?.metrics.accuracy).toBeGreaterThanOrEqual(0);
+    expect(r.eval?.metrics.n).toBe(8); // every eval example was generated and scored
     expect(r.eval?.textSkill?.perplexity).toBeGreaterThan(1);
     expect(r.eval?.samples?.length).toBeGreaterThan(0);
     const run = await readRun(r.dir);

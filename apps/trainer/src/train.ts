@@ -17,7 +17,7 @@ import { trainLoop } from './loop.js';
 import { methodByName, type Bases, type TrainSystem } from './methods/index.js';
 import type { EvalLine, EvalResult, MachineInfo, RunInfo, StepLine } from './run-format.js';
 import { basePath, loadBases } from './shapes/store.js';
-import { buildBatch } from './vl/batch.js';
+import { buildBatch, padRight } from './vl/batch.js';
 
 export const MAX_NEW_TOKENS: Record<string, number> = { vqa: 6, grounding: 24, caption: 48, common: 3, instruct: 24, text: 8 };
 
@@ -104,11 +104,7 @@ export function textSkill(env: Env, n = 200): { perplexity: number; textTaskAccu
   let nll = 0;
   let tokens = 0;
   for (let i = 0; i < lines.length; i += 50) {
-    const rows = lines.slice(i, i + 50).map((l) => [tok.bosId, ...tok.encode(l), tok.eosId]);
-    const T = Math.max(...rows.map((r) => r.length));
-    const ids = new Int32Array(rows.length * T).fill(tok.padId);
-    rows.forEach((r, b) => ids.set(r, b * T));
-    const t = tf.tensor2d(ids, [rows.length, T], 'int32');
+    const t = padRight(lines.slice(i, i + 50).map((l) => [tok.bosId, ...tok.encode(l), tok.eosId]), tok.padId);
     const r = system.textNll(t);
     t.dispose();
     nll += r.nll;

@@ -14,6 +14,7 @@ import {
   formatShape,
   manualSeed,
   ignoreTokens,
+  sequenceNll,
   leftPadRows,
   padKeyMask,
   maskedCrossEntropy,
@@ -277,21 +278,12 @@ export class IaaModel extends Module {
    */
   perplexity(ids: tf.Tensor, opts: { task?: string; padId?: number } = {}): { nll: number; perplexity: number; tokens: number } {
     const task = opts.task ?? TEXT_TASK;
-    const { sum, count } = tf.tidy(() => {
-      const logits = this.forward({ ids, task }).logits!; // [B, T, V]
-      const [B, T, V] = logits.shape;
-      const lp = tf.logSoftmax(tf.slice(logits, [0, 0, 0], [B, T - 1, V]), -1); // [B, T-1, V]
-      const next = tf.slice(ids, [0, 1], [B, T - 1]); // [B, T-1]
-      const picked = tf.sum(tf.mul(lp, tf.oneHot(next, V)), -1); // [B, T-1]
-      const valid = opts.padId === undefined ? tf.onesLike(picked) : tf.cast(tf.notEqual(next, opts.padId), 'float32');
-      return { sum: tf.neg(tf.sum(tf.mul(picked, valid))), count: tf.sum(valid) };
-    });
-    const s = sum.dataSync()[0]!;
-    const n = count.dataSync()[0]!;
-    sum.dispose();
-    count.dispose();
-    const nll = n > 0 ? s / n : 0;
-    return { nll, perplexity: Math.exp(nll), tokens: n };
+    const logits = tf.tidy(() => this.forward({ ids, task }).logits!); // [B, T, V]
+    try {
+      return sequenceNll(logits, ids, opts.padId);
+    } finally {
+      logits.dispose();
+    }
   }
 
   /**

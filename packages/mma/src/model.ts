@@ -19,6 +19,7 @@ import {
   formatShape,
   manualSeed,
   ignoreTokens,
+  sequenceNll,
   leftPadRows,
   padKeyMask,
   maskedCrossEntropy,
@@ -355,21 +356,12 @@ export class MmaModel extends Module {
    * modality token; false = the frozen base LLM.
    */
   perplexity(ids: tf.Tensor, opts: { padId?: number; adapters?: boolean } = {}): { nll: number; perplexity: number; tokens: number } {
-    const { sum, count } = tf.tidy(() => {
-      const logits = (opts.adapters === false ? this.baseForward(ids) : this.forward({ ids, modality: new Array<number>(ids.shape[0]!).fill(TEXT_MODALITY) })).logits!; // [B, T, V]
-      const [B, T, V] = logits.shape;
-      const lp = tf.logSoftmax(tf.slice(logits, [0, 0, 0], [B, T - 1, V]), -1); // [B, T-1, V]
-      const next = tf.slice(ids, [0, 1], [B, T - 1]); // [B, T-1]
-      const picked = tf.sum(tf.mul(lp, tf.oneHot(tf.cast(next, 'int32'), V)), -1); // [B, T-1]
-      const valid = opts.padId === undefined ? tf.onesLike(picked) : tf.cast(tf.notEqual(next, opts.padId), 'float32');
-      return { sum: tf.neg(tf.sum(tf.mul(picked, valid))), count: tf.sum(valid) };
-    });
-    const s = sum.dataSync()[0]!;
-    const n = count.dataSync()[0]!;
-    sum.dispose();
-    count.dispose();
-    const nll = n > 0 ? s / n : 0;
-    return { nll, perplexity: Math.exp(nll), tokens: n };
+    const logits = tf.tidy(() => (opts.adapters === false ? this.baseForward(ids) : this.forward({ ids, modality: new Array<number>(ids.shape[0]!).fill(TEXT_MODALITY) })).logits!); // [B, T, V]
+    try {
+      return sequenceNll(logits, ids, opts.padId);
+    } finally {
+      logits.dispose();
+    }
   }
 
   /** Run one forward and report every adapter's routing weights (inference mode unless ctx says otherwise). */

@@ -29,3 +29,13 @@ export function imagesPerRow(b: MMBatch): tf.Tensor4D | undefined {
 export function promptRows(b: MMBatch): number[][] {
   return b.lengths.map((n, r) => Array.from(b.ids.subarray(r * b.T + (b.T - n), r * b.T + b.T)));
 }
+
+/** Run `fn` with the batch's images as a tensor, disposed afterwards (for calls that return no tensors). */
+export function withImages<R>(b: MMBatch, fn: (images: tf.Tensor4D | undefined) => R): R {
+  const images = imagesPerRow(b);
+  try {
+    return fn(images);
+  } finally {
+    images?.dispose();
+  }
+}

@@ -7,7 +7,7 @@
  */
 import { attachIaa, frozenBaselineConfig, type IaaModel } from '@adaptorkit/iaa';
 import type { MMBatch } from '../vl/batch.js';
-import { idsTensor, imagesPerRow, labelsTensor, promptRows } from './common.js';
+import { idsTensor, imagesPerRow, labelsTensor, promptRows, withImages } from './common.js';
 import type { Bases, MethodEntry, TrainSystem } from './types.js';
 
 function system(bases: Bases, model: IaaModel, method: string, config: unknown, fullLM: boolean): TrainSystem {
@@ -23,7 +23,7 @@ function system(bases: Bases, model: IaaModel, method: string, config: unknown, 
     tokensPerInput: { image: model.imageTokens },
     loss: (b: MMBatch) => model.loss({ ids: idsTensor(b), labels: labelsTensor(b), task: 'mm', images: imagesPerRow(b) }),
     generate: (b, maxNewTokens) =>
-      model.generate({ ids: promptRows(b), padId: bases.padId, task: 'mm', images: imagesPerRow(b), maxNewTokens, eosId: bases.eosId }),
+      withImages(b, (images) => model.generate({ ids: promptRows(b), padId: bases.padId, task: 'mm', images, maxNewTokens, eosId: bases.eosId })),
     textNll: (ids) => {
       const r = model.perplexity(ids, { task: 'text', padId: bases.padId });
       return { nll: r.nll * r.tokens, tokens: r.tokens };

@@ -1,7 +1,7 @@
 /** MMA (LaVIN): routed adapters in every LLM and vision block, a modality token, visual tokens. */
 import { attachMma, routingWeights } from '@adaptorkit/mma';
 import type { MMBatch } from '../vl/batch.js';
-import { idsTensor, imagesPerRow, labelsTensor, promptRows } from './common.js';
+import { idsTensor, imagesPerRow, labelsTensor, promptRows, withImages } from './common.js';
 import type { MethodEntry } from './types.js';
 import { tf } from '@adaptorkit/core';
 
@@ -19,7 +19,7 @@ export const mmaEntry: MethodEntry = {
       tokensPerInput: { image: model.numVisualTokens },
       loss: (b, training) => model.loss({ ids: idsTensor(b), labels: labelsTensor(b), images: imagesPerRow(b), modality: modality(b), ctx: { training } }),
       generate: (b, maxNewTokens) =>
-        model.generate({ ids: promptRows(b), padId: bases.padId, images: imagesPerRow(b), modality: modality(b), maxNewTokens, eosId: bases.eosId }).tokens,
+        withImages(b, (images) => model.generate({ ids: promptRows(b), padId: bases.padId, images, modality: modality(b), maxNewTokens, eosId: bases.eosId }).tokens),
       textNll: (ids) => {
         const r = model.perplexity(ids, { padId: bases.padId });
         return { nll: r.nll * r.tokens, tokens: r.tokens };

@@ -8,6 +8,7 @@
 import { CausalLM, manualSeed, maskedCrossEntropy, Rng, symmetricInfoNCE, VisionEncoder, tf } from '@adaptorkit/core';
 import { encodeSegments, type ShapesWorld } from '@adaptorkit/data';
 import { trainLoop } from '../loop.js';
+import { padRight } from '../vl/batch.js';
 import { shapesLMConfig, shapesVisionConfig, TextTower, VisionProjection } from './bases.js';
 
 export interface PretrainLog {
@@ -119,11 +120,8 @@ export async function pretrainVision(sw: ShapesWorld, o: VisionPretrainOptions):
     loss: () => {
       const idx = Array.from({ length: o.batchSize }, () => rng.int(pairs.length));
       const px = pixelsTensor(idx.map((i) => images[i]!), size);
-      const L = Math.max(...idx.map((i) => texts[i]!.length));
-      const ids = new Int32Array(o.batchSize * L).fill(tok.padId);
-      idx.forEach((i, b) => ids.set(texts[i]!, b * L));
       const img = vproj.proj.forward(vision.forward(px).pooled) as tf.Tensor2D;
-      const txt = text.forward(tf.tensor2d(ids, [o.batchSize, L], 'int32'), tok.padId);
+      const txt = text.forward(padRight(idx.map((i) => texts[i]!), tok.padId), tok.padId);
       return symmetricInfoNCE(img, txt, tf.exp(tf.minimum(vproj.logitScale.value, Math.log(100))));
     },
     onStep: ({ step, loss, ms }) => {
@@ -134,10 +132,7 @@ export async function pretrainVision(sw: ShapesWorld, o: VisionPretrainOptions):
   const val = sw.retrieval('val').slice(0, 200);
   const r1 = tf.tidy(() => {
     const img = vproj.proj.forward(vision.forward(pixelsTensor(val.map((p) => sw.renderImage(p.scene)), size)).pooled);
-    const L = Math.max(...val.map((p) => encodeText(p.text).length));
-    const ids = new Int32Array(val.length * L).fill(tok.padId);
-    val.forEach((p, b) => ids.set(encodeText(p.text), b * L));
-    const txt = text.forward(tf.tensor2d(ids, [val.length, L], 'int32'), tok.padId);
+    const txt = text.forward(padRight(val.map((p) => encodeText(p.text)), tok.padId), tok.padId);
     const sims = tf.matMul(img, txt, false, true); // [N, N]
     const best = tf.argMax(sims, 1).dataSync();
     let hit = 0;

@@ -2,7 +2,7 @@
  * Multimodal batches from ShapesWorld examples: prompt/answer encoded with answer-only labels, each
  * modality placeholder expanded to the number of feature vectors its encoder gives, right-padded.
  */
-import { AdaptorkitError, IGNORE_INDEX } from '@adaptorkit/core';
+import { AdaptorkitError, IGNORE_INDEX, tf } from '@adaptorkit/core';
 import { encodeExample, MODALITY_TOKENS, type Example, type Modality, type ShapesWorld } from '@adaptorkit/data';
 
 export interface MMInput {
@@ -79,4 +79,12 @@ export function buildBatch(sw: ShapesWorld, examples: readonly Example[], o: Bat
     labels.set(r.labels, b * T + off);
   });
   return { B, T, ids, labels, lengths: rows.map((r) => r.ids.length), inputs, examples: [...examples] };
+}
+
+/** Token rows of any lengths -> int32 [B, T] right-padded with padId. */
+export function padRight(rows: readonly (readonly number[])[], padId: number): tf.Tensor2D {
+  const T = Math.max(1, ...rows.map((r) => r.length));
+  const ids = new Int32Array(rows.length * T).fill(padId);
+  rows.forEach((r, b) => ids.set(r, b * T));
+  return tf.tensor2d(ids, [rows.length, T], 'int32');
 }

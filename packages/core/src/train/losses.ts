@@ -58,6 +58,23 @@ export function ignoreTokens(labels: tf.Tensor, ids: tf.Tensor, tokenId: number 
 }
 
 /**
+ * Mean next-token NLL of `ids` under `logits` (position t predicts ids[t+1]), skipping targets equal
+ * to padId; with its perplexity and the number of tokens scored.
+ */
+export function sequenceNll(logits: tf.Tensor, ids: tf.Tensor, padId?: number): { nll: number; perplexity: number; tokens: number } {
+  const [mean, count] = tf.tidy(() => {
+    const labels = ignoreTokens(ids, ids, padId); // [B, T], pads ignored
+    const [B, T] = labels.shape as [number, number];
+    const scored = tf.sum(tf.cast(tf.notEqual(tf.slice(labels, [0, 1], [B, T - 1]), IGNORE_INDEX), 'float32'));
+    return [maskedCrossEntropy(logits, labels), scored];
+  });
+  const nll = mean.dataSync()[0]!;
+  const tokens = count.dataSync()[0]!;
+  tf.dispose([mean, count]);
+  return { nll, perplexity: Math.exp(nll), tokens };
+}
+
+/**
  * Symmetric InfoNCE for paired embeddings a[i] <-> b[i]: L2-normalise both, logits = scale * a b^T,
  * loss = (CE(rows) + CE(columns)) / 2 with the diagonal as targets. `logitScale` is the multiplier
  * (e.g. exp of a learnable log-temperature); pass a tensor to learn it.
