@@ -9,45 +9,53 @@ import { readYaml } from './config-util.js';
 import { readRun, writeReport } from './report/index.js';
 import { pretrainLM, pretrainVision } from './shapes/pretrain.js';
 import { saveLM, saveVision, shippedBasesDir } from './shapes/store.js';
-import { readJson } from './fsutil.js';
 import { METHODS } from './methods/index.js';
-import { finalEval, loadRunConfig, runTrain, setup } from './train.js';
-import type { RunInfo } from './run-format.js';
-import { RunConfigSchema } from './config.js';
-import { parseWith } from './config-util.js';
+import { finalEval, loadRunConfig, runTrain, writeSummary } from './train.js';
+import { PretrainConfigSchema, TASKS } from './config.js';
+import { ask, chat, readImagePixels } from './ask.js';
+import { openRun } from './open-run.js';
+import { applyOverrides, parseWith } from './config-util.js';
 
 const program = new Command();
 program.name('adaptorkit').description('Fine-tune frozen LLMs with small adaptors; compose adapted models by merging.').version('0.1.0');
 
-const backendOption = () => new Option('--backend <name>', 'tfjs backend').choices(BACKEND_PREFERENCES as unknown as string[]).default('auto');
+
 
 program
   .command('pretrain')
   .description('Pretrain the small ShapesWorld base LM (text) and vision encoder (contrastive on captions) that the examples freeze.')
+  .argument('[config]', 'pretrain config YAML (see examples/pretrain-shapes.yaml); flags override it')
   .option('--out <dir>', 'output folder (default: the shipped models/shapesworld of the trainer)')
-  .option('--lm-steps <n>', 'LM optimizer steps', (v) => Number(v), 1200)
-  .option('--vision-steps <n>', 'vision optimizer steps', (v) => Number(v), 320)
-  .option('--seed <n>', 'seed', (v) => Number(v), 0)
+  .option('--lm-steps <n>', 'LM optimizer steps (default 1200)', (v) => Number(v))
+  .option('--vision-steps <n>', 'vision optimizer steps (default 320)', (v) => Number(v))
+  .option('--seed <n>', 'seed (default 0)', (v) => Number(v))
   .option('--only <part>', "'lm' or 'vision'")
-  .addOption(backendOption())
-  .action(async (o: { out?: string; lmSteps: number; visionSteps: number; seed: number; only?: string; backend: BackendPreference }) => {
-    const backend = await initBackend(o.backend);
-    const out = path.resolve(o.out ?? shippedBasesDir());
-    const sw = new ShapesWorld({ seed: o.seed });
+  .option('--backend <name>', 'tfjs backend (default auto)')
+  .action(async (file: string | undefined, o: { out?: string; lmSteps?: number; visionSteps?: number; seed?: number; only?: string; backend?: string }) => {
+    const sets: string[] = [];
+    if (o.out !== undefined) sets.push(`out=${JSON.stringify(path.resolve(o.out))}`);
+    if (o.lmSteps !== undefined) sets.push(`lm.steps=${o.lmSteps}`);
+    if (o.visionSteps !== undefined) sets.push(`vision.steps=${o.visionSteps}`);
+    if (o.seed !== undefined) sets.push(`seed=${o.seed}`);
+    if (o.only !== undefined) sets.push(`only=${o.only}`);
+    if (o.backend !== undefined) sets.push(`backend=${o.backend}`);
+    const raw = applyOverrides(file ? await readYaml(file) : {}, sets);
+    const cfg = parseWith(PretrainConfigSchema, raw, file ?? 'pretrain flags');
+    const backend = await initBackend(cfg.backend as BackendPreference);
+    const out = path.resolve(file && cfg.out ? path.resolve(path.dirname(file), cfg.out) : (cfg.out ?? shippedBasesDir()));
+    const sw = new ShapesWorld({ seed: cfg.seed });
     const log = (l: string): void => console.log(l);
-    const meta = { adaptorkit_pretrain: { seed: o.seed, backend: backend.name, command: `adaptorkit pretrain --lm-steps ${o.lmSteps} --vision-steps ${o.visionSteps} --seed ${o.seed}` } };
-    if (o.only !== 'vision') {
+    const command = `adaptorkit pretrain --lm-steps ${cfg.lm.steps} --vision-steps ${cfg.vision.steps} --seed ${cfg.seed}`;
+    const meta = { adaptorkit_pretrain: { seed: cfg.seed, backend: backend.name, command, config: cfg } };
+    if (cfg.only !== 'vision') {
       const t0 = performance.now();
-      const { lm, losses } = await pretrainLM(sw, { steps: o.lmSteps, batchSize: 16, seqLen: 64, lr: 3e-3, seed: o.seed, log });
+      const { lm, losses } = await pretrainLM(sw, { ...cfg.lm, seed: cfg.seed, log });
       await saveLM(path.join(out, 'lm'), lm, { ...meta, adaptorkit_final_loss: losses[losses.length - 1], adaptorkit_seconds: Math.round((performance.now() - t0) / 1000) });
       console.log(`saved LM to ${path.join(out, 'lm')}`);
       lm.dispose();
     }
-    if (o.only !== 'lm') {
+    if (cfg.only !== 'lm') {
       const t0 = performance.now();
-      const { vision, losses, retrievalR1 } = await pretrainVision(sw, { steps: o.visionSteps, batchSize: 64, lr: 2e-3, seed: o.seed, log });
-      await saveVision(path.join(out, 'vision'), vision, { ...meta, adaptorkit_final_loss: losses[losses.length - 1], adaptorkit_val_r1: retrievalR1, adaptorkit_seconds: Math.round((performance.now() - t0) / 1000) });
-      console.log(`saved vision encoder to ${path.join(out, 'vision')} (val image->text R@1 ${(100 * retrievalR1).toFixed(1)}%)`);
       vision.dispose();
     }
   });
@@ -82,20 +90,17 @@ program
 
 program
   .command('eval')
-  .description("Score a finished run's adapter on its task's test split, and the text skill of its text path.")
+  .description("Score a finished run's adapter on a task's test split, and the text skill of its text path next to the untouched base's.")
   .argument('<run>', 'run folder')
-  .option('--task <task>', 'task to score (default: the one it trained on)')
+  .option('--task <task>', `task to score (default: the one it trained on): ${TASKS.join(', ')}`)
   .option('--n <n>', 'examples', (v) => Number(v))
   .action(async (dir: string, o: { task?: string; n?: number }) => {
-    const { loadAdapter } = await import('@adaptorkit/core');
-    const raw = (await import('yaml')).parse(await (await import('node:fs/promises')).readFile(path.join(dir, 'config.yaml'), 'utf8'));
-    const cfg = parseWith(RunConfigSchema, raw, path.join(dir, 'config.yaml'));
-    if (o.task) cfg.data.task = o.task as never;
-    if (o.n) cfg.data.evalExamples = o.n;
-    const env = await setup(cfg, (l) => console.log(l));
-    await loadAdapter(path.join(dir, 'final'), env.system.module);
-    const info = await readJson<RunInfo>(path.join(dir, 'run.json'));
-    await finalEval(env, cfg, dir, info, (l) => console.log(l));
+    const { cfg, env, info } = await openRun(dir, { task: o.task, evalExamples: o.n, log: (l) => console.log(l) });
+    const own = !o.task && !o.n;
+    const file = own ? 'eval.json' : `eval-${cfg.data.task}-${cfg.data.evalExamples}.json`;
+    const result = await finalEval(env, cfg, dir, info, (l) => console.log(l), file);
+    if (own) await writeSummary(dir, info, result);
+    console.log(`wrote ${path.join(dir, file)}`);
   });
 
 program
@@ -106,25 +111,21 @@ program
   .option('--image <file>', 'an image file (PNG/JPEG; resized and padded to the encoder size)')
   .option('--max-new-tokens <n>', 'longest answer', (v) => Number(v), 32)
   .action(async (dir: string, o: { prompt: string; image?: string; maxNewTokens: number }) => {
-    const { loadAdapter } = await import('@adaptorkit/core');
-    const { loadImage, IMAGE_TOKEN } = await import('@adaptorkit/data');
-    const raw = (await import('yaml')).parse(await (await import('node:fs/promises')).readFile(path.join(dir, 'config.yaml'), 'utf8'));
-    const cfg = parseWith(RunConfigSchema, raw, path.join(dir, 'config.yaml'));
-    const env = await setup(cfg, () => {});
-    await loadAdapter(path.join(dir, 'final'), env.system.module);
-    const size = env.bases.vision.config.imageSize;
-    const inputs = [];
-    if (o.image) {
-      const img = await loadImage(o.image, { size, fit: 'pad', normalize: 'none' });
-      inputs.push({ modality: 'image' as const, row: 0, data: img.data });
-    }
-    const tok = env.sw.tokenizer;
-    const ids: number[] = [tok.bosId];
-    if (o.image) for (let i = 0; i < (env.system.tokensPerInput.image ?? 0); i++) ids.push(env.bases.placeholderIds.image!);
-    ids.push(...tok.encode(o.prompt.replace(IMAGE_TOKEN, '')));
-    const batch = { B: 1, T: ids.length, ids: Int32Array.from(ids), labels: new Int32Array(ids.length).fill(-100), lengths: [ids.length], inputs, examples: [] };
-    const out = o.image ? env.system.generate(batch, o.maxNewTokens) : env.system.generateText([ids], o.maxNewTokens);
-    console.log(tok.decode(out[0] ?? []));
+    const { env } = await openRun(dir);
+    const image = o.image ? await readImagePixels(env, o.image) : undefined;
+    console.log(ask(env, o.prompt, image, o.maxNewTokens));
+  });
+
+program
+  .command('chat')
+  .description("Talk to a run's trained adapter line by line (/image <file> attaches an image, /text drops it, /quit leaves).")
+  .argument('<run>', 'run folder')
+  .option('--image <file>', 'start with this image attached')
+  .option('--max-new-tokens <n>', 'longest answer', (v) => Number(v), 32)
+  .action(async (dir: string, o: { image?: string; maxNewTokens: number }) => {
+    const { env } = await openRun(dir);
+    const image = o.image ? await readImagePixels(env, o.image) : undefined;
+    await chat(env, { input: process.stdin, output: process.stdout, maxNewTokens: o.maxNewTokens, image });
   });
 
 program

@@ -33,6 +33,7 @@ export const DataSchema = z
     worldSeed: z.number().int().min(0).default(0).describe('ShapesWorld seed (same seed, same data).'),
     trainExamples: z.number().int().positive().optional().describe('Use only the first N training examples.'),
     evalExamples: z.number().int().positive().default(200).describe('Examples scored at each evaluation.'),
+    textEvalExamples: z.number().int().positive().default(200).describe('Held-out corpus lines (perplexity) and text questions scored for the text skill.'),
     llava: z
       .object({
         json: z.string().describe('LLaVA-format instruction JSON.'),
@@ -67,3 +68,30 @@ export const RunConfigSchema = z.object({
 
 export type RunConfig = z.infer<typeof RunConfigSchema>;
 export type TrainConfig = z.infer<typeof TrainSchema>;
+
+/** `adaptorkit pretrain [config.yaml]`: the ShapesWorld bases the examples freeze. */
+export const PretrainConfigSchema = z
+  .object({
+    seed: z.number().int().min(0).default(0).describe('ShapesWorld seed and init seed.'),
+    backend: z.enum(BACKEND_PREFERENCES as unknown as ['auto', ...string[]]).default('auto'),
+    out: z.string().optional().describe("Output folder holding lm/ and vision/ (default: the trainer's shipped models/shapesworld)."),
+    only: z.enum(['lm', 'vision']).optional().describe('Train only one of the two.'),
+    lm: z
+      .object({
+        steps: z.number().int().positive().default(1200),
+        batchSize: z.number().int().positive().default(16),
+        seqLen: z.number().int().positive().default(64),
+        lr: z.number().positive().default(3e-3),
+      })
+      .prefault({}),
+    vision: z
+      .object({
+        steps: z.number().int().positive().default(320),
+        batchSize: z.number().int().positive().default(64),
+        lr: z.number().positive().default(2e-3),
+      })
+      .prefault({}),
+  })
+  .strict();
+
+export type PretrainConfig = z.infer<typeof PretrainConfigSchema>;

@@ -6,6 +6,7 @@
  *     run.json           RunInfo: what ran, where, on which backend, status, sizes, timings
  *     metrics.jsonl      one MetricsLine per line: training steps and evaluations
  *     eval.json          EvalResult of the final evaluation (when run)
+ *     summary.json       RunSummary: the headline numbers of a completed run
  *     checkpoints/step-NNNNNN/   adapter + optimizer state, written atomically
  *     final/             the trained adapter (adapter_model.safetensors + adapter_config.json)
  */
@@ -43,6 +44,8 @@ export interface RunInfo {
   trainablePercent: number;
   /** Median wall time of one optimizer step, ms. */
   medianStepMs?: number;
+  /** Median training throughput: non-padding tokens per second. */
+  tokensPerSec?: number;
   /** Peak resident set size of the process, MB. */
   peakRssMB?: number;
   /** Training wall time, seconds (excluding evaluation). */
@@ -59,6 +62,9 @@ export interface StepLine {
   lr: number;
   gradNorm?: number;
   ms: number;
+  /** Non-padding tokens in the step's batches (all micro-batches). */
+  tokens?: number;
+  tokensPerSec?: number;
   /** ISO time. */
   time: string;
 }
@@ -82,6 +88,28 @@ export interface EvalResult {
   metrics: Record<string, number>;
   /** Text skill of the (possibly frozen) language path: held-out perplexity and text-task accuracy. */
   textSkill?: { perplexity: number; textTaskAccuracy: number };
+  /** The same measured on the untouched base LM (loaded afresh): what freezing must preserve. */
+  baseTextSkill?: { perplexity: number; textTaskAccuracy: number };
   /** A few generations for a human to read. */
   samples?: { prompt: string; answer: string; prediction: string }[];
+}
+
+/** summary.json of a completed run. */
+export interface RunSummary {
+  name: string;
+  method: string;
+  status: RunStatus;
+  task?: string;
+  steps: number;
+  metrics: Record<string, number>;
+  textSkill?: { perplexity: number; textTaskAccuracy: number };
+  baseTextSkill?: { perplexity: number; textTaskAccuracy: number };
+  trainableParams: number;
+  totalParams: number;
+  trainablePercent: number;
+  medianStepMs?: number;
+  tokensPerSec?: number;
+  trainSeconds?: number;
+  peakRssMB?: number;
+  backend: string;
 }

@@ -5,13 +5,16 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { CausalLM, initBackend, manualSeed, VisionEncoder } from '@adaptorkit/core';
-import { ShapesWorld } from '@adaptorkit/data';
-import { RunConfigSchema, type RunConfig } from './config.js';
+import { ShapesWorld, writeImagePng } from '@adaptorkit/data';
+import { Readable, Writable } from 'node:stream';
+import { PretrainConfigSchema, RunConfigSchema, type RunConfig } from './config.js';
+import { ask, chat, readImagePixels } from './ask.js';
+import { openRun } from './open-run.js';
 import { applyOverrides, parseWith } from './config-util.js';
 import { readRun, renderReport } from './report/index.js';
-import type { RunInfo, StepLine } from './run-format.js';
+import type { RunInfo, RunSummary, StepLine } from './run-format.js';
 import { saveLM, saveVision } from './shapes/store.js';
-import { runTrain } from './train.js';
+import { finalEval, runTrain } from './train.js';
 
 let tmp = '';
 let lmDir = '';
@@ -39,7 +42,7 @@ function config(name: string, over: string[] = []): RunConfig {
     outputDir: path.join(tmp, 'runs'),
     base: { lm: lmDir, vision: visionDir },
     method: { name: 'iaa', config: { depths: [1] } },
-    data: { task: 'vqa', evalExamples: 8 },
+    data: { task: 'vqa', evalExamples: 8, textEvalExamples: 16 },
     train: { steps: 6, batchSize: 4, lr: 1e-3, warmupSteps: 1, saveEvery: 0 },
   };
   return parseWith(RunConfigSchema, applyOverrides(raw, over), `${name} (test)`);
@@ -77,16 +80,62 @@ describe('adaptorkit train', () => {
     expect(Buffer.compare(wa, wb)).toBe(0);
   });
 
-  it('train -> eval -> report end to end on ShapesWorld', async () => {
+  it('train -> eval -> generate -> chat -> report end to end on ShapesWorld', async () => {
     const r = await runTrain(config('e2e', ['train.steps=3']), { log: quiet });
     expect(r.eval?.metrics.n).toBe(8); // every eval example was generated and scored
     expect(r.eval?.textSkill?.perplexity).toBeGreaterThan(1);
+    // IAA leaves the text path untouched: its text skill is the freshly loaded base's, exactly.
+    expect(r.eval?.textSkill).toEqual(r.eval?.baseTextSkill);
     expect(r.eval?.samples?.length).toBeGreaterThan(0);
+    const steps = (await fs.readFile(path.join(r.dir, 'metrics.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as StepLine).filter((l) => l.kind === 'step');
+    expect(steps.every((l) => (l.tokens ?? 0) > 0 && (l.tokensPerSec ?? 0) > 0)).toBe(true);
+    const summary = JSON.parse(await fs.readFile(path.join(r.dir, 'summary.json'), 'utf8')) as RunSummary;
+    expect(summary).toMatchObject({ name: 'e2e', method: 'iaa', status: 'completed', task: 'vqa', steps: 3 });
+    expect(summary.metrics.accuracy).toBe(r.eval?.metrics.accuracy);
+
+    // eval of the finished run from its folder, on another task, beside (not over) eval.json
+    const opened = await openRun(r.dir, { task: 'vqa', evalExamples: 4 });
+    const again = await finalEval(opened.env, opened.cfg, r.dir, opened.info, quiet, 'eval-vqa-4.json');
+    expect(again.metrics.n).toBe(4);
+    expect(JSON.parse(await fs.readFile(path.join(r.dir, 'eval.json'), 'utf8')).metrics.n).toBe(8);
+    await expect(openRun(r.dir, { task: 'poetry' })).rejects.toThrow(/--task 'poetry' is not a task \(allowed: vqa/);
+    await expect(openRun(path.join(tmp, 'no-such-run'))).rejects.toThrow(/not a run folder/);
+
+    // generate: with an image from disk and text only; the answers decode to ShapesWorld words
+    const sw = new ShapesWorld({ seed: 0 });
+    const ex = sw.task('vqa', 'test')[0]!;
+    const png = path.join(tmp, 'scene.png');
+    await writeImagePng(png, sw.renderImage(ex.inputs[0]!.scene), 32);
+    const pixels = await readImagePixels(opened.env, png);
+    const withImage = ask(opened.env, ex.prompt, pixels, 4);
+    const textOnly = ask(opened.env, 'what colour is the square?', undefined, 4);
+    for (const a of [withImage, textOnly]) for (const w of a.split(' ').filter(Boolean)) expect(sw.tokenizer.tokenToId(w), a).toBeDefined();
+    // the text path equals the base, so a text-only answer is the frozen base's own answer
+    const base = await openRun(r.dir);
+    expect(ask(base.env, 'what colour is the square?', undefined, 4)).toBe(textOnly);
+
+    // chat: a scripted session through streams
+    const input = Readable.from(['what colour is the square?\n', `/image ${png}\n`, `${ex.prompt}\n`, '/nope\n', '/quit\n', 'never read\n']);
+    let said = '';
+    const output = new Writable({ write(chunk: Buffer, _e, cb) { said += chunk.toString(); cb(); } });
+    await chat(opened.env, { input, output, maxNewTokens: 4 });
+    expect(said).toContain(`> ${textOnly}`);
+    expect(said).toContain('(image attached)');
+    expect(said).toContain(`> ${withImage}`);
+    expect(said).toContain('unknown command /nope');
+
     const run = await readRun(r.dir);
     expect(run.info.status).toBe('completed');
     expect(run.info.trainableParams).toBeGreaterThan(0);
     const html = renderReport([run]);
     expect(html).toContain('e2e');
+  });
+
+  it('pretrain configs are validated with field paths', () => {
+    expect(parseWith(PretrainConfigSchema, {}, 'p').lm.steps).toBe(1200);
+    expect(() => parseWith(PretrainConfigSchema, { lm: { steps: 0 } }, 'p.yaml')).toThrow(/p\.yaml:\n {2}lm\.steps: /);
+    expect(() => parseWith(PretrainConfigSchema, { only: 'audio' }, 'p.yaml')).toThrow(/only: .*lm/);
+    expect(() => parseWith(PretrainConfigSchema, { lmSteps: 3 }, 'p.yaml')).toThrow(/lmSteps|Unrecognized/);
   });
 
   it('stops on a non-finite loss, marks the run failed and keeps the last checkpoint', async () => {

@@ -15,7 +15,8 @@ import { RunConfigSchema, type RunConfig } from './config.js';
 import { exists, readJson, writeFileAtomic, writeJsonAtomic } from './fsutil.js';
 import { trainLoop } from './loop.js';
 import { methodByName, type Bases, type TrainSystem } from './methods/index.js';
-import type { EvalLine, EvalResult, MachineInfo, RunInfo, StepLine } from './run-format.js';
+import type { EvalLine, EvalResult, MachineInfo, RunInfo, RunSummary, StepLine } from './run-format.js';
+import { makeProgress } from './progress.js';
 import { basePath, loadBases } from './shapes/store.js';
 import { buildBatch, padRight } from './vl/batch.js';
 
@@ -135,7 +136,7 @@ interface CheckpointState {
   losses: number;
 }
 
-async function saveCheckpoint(dir: string, step: number, named: [string, Parameter][], opt: AdamW): Promise<string> {
+export async function saveCheckpoint(dir: string, step: number, named: [string, Parameter][], opt: AdamW): Promise<string> {
   const final = path.join(dir, 'checkpoints', `step-${String(step).padStart(6, '0')}`);
   const tmp = `${final}.tmp-${process.pid}`;
   await fs.rm(tmp, { recursive: true, force: true });
@@ -154,7 +155,7 @@ async function saveCheckpoint(dir: string, step: number, named: [string, Paramet
   return final;
 }
 
-async function latestCheckpoint(dir: string): Promise<string | undefined> {
+export async function latestCheckpoint(dir: string): Promise<string | undefined> {
   const root = path.join(dir, 'checkpoints');
   if (!(await exists(root))) return undefined;
   const names = (await fs.readdir(root)).filter((n) => /^step-\d{6}$/.test(n)).sort();
@@ -162,7 +163,7 @@ async function latestCheckpoint(dir: string): Promise<string | undefined> {
   return last ? path.join(root, last) : undefined;
 }
 
-async function loadCheckpoint(ckpt: string, named: [string, Parameter][], opt: AdamW): Promise<number> {
+export async function loadCheckpoint(ckpt: string, named: [string, Parameter][], opt: AdamW): Promise<number> {
   const { tensors } = await readSafetensors(path.join(ckpt, 'trainable.safetensors'));
   const byName = new Map(named);
   for (const [n, p] of byName) {
@@ -185,7 +186,7 @@ function median(xs: number[]): number {
 }
 
 export async function runTrain(cfg: RunConfig, o: TrainOptions = {}): Promise<{ dir: string; info: RunInfo; eval?: EvalResult }> {
-  const log = o.log ?? ((l: string) => console.log(l));
+  const { progress, log } = makeProgress(o.log);
   const dir = path.resolve(cfg.outputDir, cfg.name);
   const runJson = path.join(dir, 'run.json');
   if ((await exists(runJson)) && !o.resume) {
@@ -238,6 +239,8 @@ export async function runTrain(cfg: RunConfig, o: TrainOptions = {}): Promise<{ 
   };
   process.once('SIGINT', onSigint);
   const stepMs: number[] = [];
+  const stepTps: number[] = [];
+  let stepTokens = 0;
   let peakRss = process.memoryUsage().rss;
   let lastSaved = startStep;
   const trainStart = performance.now();
@@ -256,14 +259,19 @@ export async function runTrain(cfg: RunConfig, o: TrainOptions = {}): Promise<{ 
       accumulation: t.accumulation,
       loss: (step, micro) => {
         const batch = buildBatch(sw, batchExamples(examples, cfg.seed, step, micro, t.batchSize), { tokensPerInput: system.tokensPerInput });
+        stepTokens += batch.lengths.reduce((a, b) => a + b, 0);
         return system.loss(batch, true);
       },
       onStep: async ({ step, loss, lr, gradNorm, ms }) => {
         stepsThisRun++;
         stepMs.push(ms);
+        const tokens = stepTokens;
+        stepTokens = 0;
+        const tokensPerSec = ms > 0 ? (1000 * tokens) / ms : 0;
+        stepTps.push(tokensPerSec);
         peakRss = Math.max(peakRss, process.memoryUsage().rss);
-        lines.push(`${JSON.stringify({ kind: 'step', step, loss, lr, gradNorm, ms, time: new Date().toISOString() } satisfies StepLine)}\n`);
-        if (step % 10 === 0 || step === t.steps) log(`step ${step}/${t.steps} loss ${loss.toFixed(4)} lr ${lr.toExponential(2)} (${ms.toFixed(0)} ms)`);
+        lines.push(`${JSON.stringify({ kind: 'step', step, loss, lr, gradNorm, ms, tokens, tokensPerSec, time: new Date().toISOString() } satisfies StepLine)}\n`);
+        progress.update({ step, total: t.steps, loss, lr, ms, tokensPerSec });
         if (t.evalEvery > 0 && step % t.evalEvery === 0 && step < t.steps) {
           const { metrics } = await evaluate(env, cfg.data.task, 'val', Math.min(cfg.data.evalExamples, 100));
           lines.push(`${JSON.stringify({ kind: 'eval', step, split: 'val', metrics, time: new Date().toISOString() } satisfies EvalLine)}\n`);
@@ -287,10 +295,12 @@ export async function runTrain(cfg: RunConfig, o: TrainOptions = {}): Promise<{ 
     await writeJsonAtomic(runJson, info);
     throw err;
   } finally {
+    progress.done();
     process.removeListener('SIGINT', onSigint);
   }
   info.trainSeconds = (info.trainSeconds ?? 0) + (performance.now() - trainStart) / 1000;
   info.medianStepMs = median(stepMs);
+  info.tokensPerSec = median(stepTps);
   info.peakRssMB = Math.round(peakRss / 2 ** 20);
   if (info.step < t.steps) {
     info.status = 'interrupted';
@@ -306,21 +316,63 @@ export async function runTrain(cfg: RunConfig, o: TrainOptions = {}): Promise<{ 
   info.status = 'completed';
   info.finishedAt = new Date().toISOString();
   await writeJsonAtomic(runJson, info);
+  await writeSummary(dir, info, result);
   opt.dispose();
   return { dir, info, eval: result };
 }
 
-export async function finalEval(env: Env, cfg: RunConfig, dir: string, info: RunInfo, log: (l: string) => void): Promise<EvalResult> {
+/** summary.json: the one file to read for a finished run's headline numbers. */
+export async function writeSummary(dir: string, info: RunInfo, result: EvalResult | undefined): Promise<RunSummary> {
+  const summary: RunSummary = {
+    name: info.name,
+    method: info.method,
+    status: info.status,
+    task: result?.task,
+    steps: info.step,
+    metrics: result?.metrics ?? {},
+    ...(result?.textSkill ? { textSkill: result.textSkill } : {}),
+    ...(result?.baseTextSkill ? { baseTextSkill: result.baseTextSkill } : {}),
+    trainableParams: info.trainableParams,
+    totalParams: info.totalParams,
+    trainablePercent: info.trainablePercent,
+    medianStepMs: info.medianStepMs,
+    tokensPerSec: info.tokensPerSec,
+    trainSeconds: info.trainSeconds,
+    peakRssMB: info.peakRssMB,
+    backend: info.backend.name,
+  };
+  await writeJsonAtomic(path.join(dir, 'summary.json'), summary);
+  return summary;
+}
+
+/**
+ * Text skill of the untouched base LM, loaded afresh from disk (a full fine-tune changes the
+ * in-memory copy): the reference a frozen method's text path must equal.
+ */
+export async function baseTextSkill(cfg: RunConfig): Promise<{ perplexity: number; textTaskAccuracy: number }> {
+  const env = await setup({ ...cfg, method: { name: 'frozen', config: {} } }, () => {});
+  try {
+    return textSkill(env, cfg.data.textEvalExamples);
+  } finally {
+    env.system.module.dispose();
+    env.bases.lm.dispose();
+    env.bases.vision.dispose();
+  }
+}
+
+/** Score the run; writes `file` (eval.json by default; `adaptorkit eval --task` writes eval-<task>-<n>.json beside it). */
+export async function finalEval(env: Env, cfg: RunConfig, dir: string, info: RunInfo, log: (l: string) => void, file = 'eval.json'): Promise<EvalResult> {
   const t0 = performance.now();
   const { metrics, samples } = await evaluate(env, cfg.data.task, 'test', cfg.data.evalExamples);
-  const text = textSkill(env);
-  const result: EvalResult = { step: info.step, split: 'test', task: cfg.data.task, metrics, textSkill: text, samples };
-  await writeJsonAtomic(path.join(dir, 'eval.json'), result);
-  await fs.appendFile(path.join(dir, 'metrics.jsonl'), `${JSON.stringify({ kind: 'eval', step: info.step, split: 'test', metrics, time: new Date().toISOString() } satisfies EvalLine)}\n`);
+  const text = textSkill(env, cfg.data.textEvalExamples);
+  const base = await baseTextSkill(cfg);
+  const result: EvalResult = { step: info.step, split: 'test', task: cfg.data.task, metrics, textSkill: text, baseTextSkill: base, samples };
+  await writeJsonAtomic(path.join(dir, file), result);
+  if (file === 'eval.json') await fs.appendFile(path.join(dir, 'metrics.jsonl'), `${JSON.stringify({ kind: 'eval', step: info.step, split: 'test', metrics, time: new Date().toISOString() } satisfies EvalLine)}\n`);
   if (env.system.extras) {
     const mk = (task: 'text' | 'vqa') => buildBatch(env.sw, env.sw.task(task, 'val').slice(0, 16), { tokensPerInput: env.system.tokensPerInput, promptOnly: true });
     info.extras = env.system.extras({ text: mk('text'), image: mk('vqa') });
   }
-  log(`test ${cfg.data.task}: ${JSON.stringify(metrics)} | text path: perplexity ${text.perplexity.toFixed(3)}, text tasks ${(100 * text.textTaskAccuracy).toFixed(1)}% (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
+  log(`test ${cfg.data.task}: ${JSON.stringify(metrics)} | text path: perplexity ${text.perplexity.toFixed(3)} (base ${base.perplexity.toFixed(3)}), text tasks ${(100 * text.textTaskAccuracy).toFixed(1)}% (base ${(100 * base.textTaskAccuracy).toFixed(1)}%) (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
   return result;
 }

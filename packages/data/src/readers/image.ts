@@ -2,7 +2,7 @@
  * Image decoding and resizing through sharp, and the normalisation constants of the common
  * vision encoders. Output is a Float32Array [H, W, 3] (NHWC without N), RGB.
  */
-import { stat } from 'node:fs/promises';
+import { rename, stat, writeFile } from 'node:fs/promises';
 import sharp from 'sharp';
 import { AdaptorkitError } from '@adaptorkit/core';
 
@@ -112,4 +112,22 @@ export async function imageSize(file: string): Promise<{ width: number; height: 
   } catch (e) {
     throw new AdaptorkitError('BAD_FILE', `${file}: cannot read image header (${(e as Error).message}).`, { cause: e });
   }
+}
+
+/**
+ * Encode float pixels [H, W, 3] in 0..1 (e.g. a ShapesWorld rendering) as a PNG file, written
+ * atomically. `scale` enlarges it (nearest neighbour) for viewing.
+ */
+export async function writeImagePng(file: string, data: Float32Array, size: number | [number, number], scale = 1): Promise<void> {
+  const [H, W] = typeof size === 'number' ? [size, size] : size;
+  if (data.length !== H * W * 3) throw new AdaptorkitError('SHAPE_MISMATCH', `writeImagePng(${file}): ${data.length} values is not [${H}, ${W}, 3]`);
+  if (!(Number.isInteger(scale) && scale >= 1)) throw new AdaptorkitError('INVALID_ARGUMENT', `writeImagePng: scale must be a positive integer, got ${scale}`);
+  const bytes = Buffer.alloc(data.length);
+  for (let i = 0; i < data.length; i++) bytes[i] = Math.max(0, Math.min(255, Math.round((data[i] as number) * 255)));
+  let img = sharp(bytes, { raw: { width: W, height: H, channels: 3 } });
+  if (scale > 1) img = img.resize(W * scale, H * scale, { kernel: 'nearest' });
+  const png = await img.png().toBuffer();
+  const tmp = `${file}.tmp-${process.pid}`;
+  await writeFile(tmp, png);
+  await rename(tmp, file);
 }

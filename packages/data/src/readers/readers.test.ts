@@ -4,7 +4,8 @@ import { join } from 'node:path';
 import sharp from 'sharp';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { boxToText, readCaptions, readGrounding, readLlava, streamLlava } from './datasets.js';
-import { CLIP_MEAN, CLIP_STD, loadImage } from './image.js';
+import { CLIP_MEAN, CLIP_STD, loadImage, writeImagePng } from './image.js';
+import { ShapesWorld } from '../shapesworld/generate.js';
 import { DataRecordError, type ReadIssue } from './issues.js';
 import { checkInsideRoot } from './paths.js';
 import { splitJsonArray } from './records.js';
@@ -197,5 +198,21 @@ describe('readCaptions and loadImage', () => {
     await expect(loadImage(join(root, 'corrupt.png'), { size: 8 })).rejects.toMatchObject({ code: 'BAD_FILE', message: expect.stringMatching(/corrupt\.png: cannot decode image/) });
     await expect(loadImage(join(root, 'missing.png'), { size: 8 })).rejects.toMatchObject({ code: 'IO_ERROR' });
     await expect(loadImage(join(root, 'a.png'), { size: 0 })).rejects.toThrow(/positive integer/);
+  });
+});
+
+describe('writeImagePng', () => {
+  it('round-trips a ShapesWorld rendering through loadImage within 8-bit quantisation', async () => {
+    const sw = new ShapesWorld({ seed: 3 });
+    const ex = sw.task('vqa', 'test')[0]!;
+    const px = sw.renderImage(ex.inputs[0]!.scene);
+    const size = Math.round(Math.sqrt(px.length / 3));
+    const file = join(mkdtempSync(join(tmpdir(), 'png-')), 'scene.png');
+    await writeImagePng(file, px, size);
+    const back = await loadImage(file, { size, fit: 'pad', normalize: 'none' });
+    let maxErr = 0;
+    for (let i = 0; i < px.length; i++) maxErr = Math.max(maxErr, Math.abs(back.data[i]! - px[i]!));
+    expect(maxErr).toBeLessThanOrEqual(0.5 / 255 + 1e-6);
+    await expect(writeImagePng(file, px.subarray(1), size)).rejects.toThrow(/is not \[/);
   });
 });
