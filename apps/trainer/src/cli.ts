@@ -14,6 +14,7 @@ import { finalEval, loadRunConfig, runTrain, writeSummary } from './train.js';
 import { PretrainConfigSchema, TASKS } from './config.js';
 import { ask, chat, readImagePixels } from './ask.js';
 import { openRun } from './open-run.js';
+import { evalRetrievalRun, isRetrievalRunFolder } from './retrieval.js';
 import { applyOverrides, parseWith } from './config-util.js';
 
 const program = new Command();
@@ -95,6 +96,7 @@ program
   .option('--task <task>', `task to score (default: the one it trained on): ${TASKS.join(', ')}`)
   .option('--n <n>', 'examples', (v) => Number(v))
   .action(async (dir: string, o: { task?: string; n?: number }) => {
+    if (await isRetrievalRunFolder(dir)) return void (await evalRetrievalRun(dir, { task: o.task, n: o.n })); // MWA: R@K, retrieval.ts
     const { cfg, env, info } = await openRun(dir, { task: o.task, evalExamples: o.n, log: (l) => console.log(l) });
     const own = !o.task && !o.n;
     const file = own ? 'eval.json' : `eval-${cfg.data.task}-${cfg.data.evalExamples}.json`;

@@ -15,6 +15,7 @@ import { RunConfigSchema, type RunConfig } from './config.js';
 import { exists, readJson, writeFileAtomic, writeJsonAtomic } from './fsutil.js';
 import { trainLoop } from './loop.js';
 import { methodByName, type Bases, type TrainSystem } from './methods/index.js';
+import { isRetrievalRun, runRetrievalTrain } from './retrieval.js';
 import type { EvalLine, EvalResult, MachineInfo, RunInfo, RunSummary, StepLine } from './run-format.js';
 import { makeProgress } from './progress.js';
 import { basePath, loadBases } from './shapes/store.js';
@@ -186,6 +187,7 @@ function median(xs: number[]): number {
 }
 
 export async function runTrain(cfg: RunConfig, o: TrainOptions = {}): Promise<{ dir: string; info: RunInfo; eval?: EvalResult }> {
+  if (isRetrievalRun(cfg)) return runRetrievalTrain(cfg, o); // retrieval methods (MWA): image-caption pairs, R@K (retrieval.ts)
   const { progress, log } = makeProgress(o.log);
   const dir = path.resolve(cfg.outputDir, cfg.name);
   const runJson = path.join(dir, 'run.json');

@@ -38,6 +38,16 @@ export class MwaModel {
     return out;
   }
 
+  /**
+   * Restart the dropout / drop-path mask streams of every new module from `seed` (each module gets
+   * its own stream derived from it). A trainer that calls this before each micro-batch with a seed
+   * computed from (run seed, step, micro) draws the same masks whether or not the run was resumed.
+   */
+  reseedMasks(seed: number): void {
+    const rng = new Rng((seed ^ 0x6d7761) >>> 0);
+    for (const m of this.adapterModules()) m.opts.rng = rng.fork();
+  }
+
   /** The explicit trainable list for the optimizer (the adapters' parameters). */
   trainableParameters(): Parameter[] {
     return this.adapterModules().flatMap((m) => m.parameters());

@@ -98,6 +98,23 @@ describe('attachMwa', () => {
     m.dispose();
   });
 
+  it('reseedMasks: the same seed draws the same dropout / drop-path masks, another seed others', () => {
+    const m = tinyMultiway(4);
+    const mwa = attachMwa(m, { extractor: { bottleneck: 8, dropout: 0.5 }, enhancer: { dropPath: 0.5, init: 'truncnormal' } });
+    for (const e of mwa.extractors.values()) for (const x of e.values()) tf.tidy(() => x.up.weight.assign(tf.randomNormal(x.up.weight.shape as number[], 0, 0.1, 'float32', 9)));
+    const b = toyBatch(4, 6, 21);
+    const lossAt = (seed: number): number => {
+      mwa.reseedMasks(seed);
+      return tf.tidy(() => contrastiveLoss(m, b, { training: true }).dataSync()[0]!);
+    };
+    const a = lossAt(11);
+    lossAt(12); // advances the streams
+    expect(lossAt(11)).toBe(a);
+    expect(lossAt(12)).not.toBe(a);
+    tf.dispose([b.pixels, b.ids]);
+    m.dispose();
+  });
+
   it('training lowers the contrastive loss, leaves frozen weights bit-identical and leaks no tensor', async () => {
     const m = tinyMultiway(8);
     const mwa = attachMwa(m, { extractor: { bottleneck: 8 }, enhancer: { hidden: 16 } });

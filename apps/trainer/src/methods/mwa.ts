@@ -1,0 +1,53 @@
+/**
+ * MWA (MultiWay-Adapter): New Knowledge Extractors and the Alignment Enhancer on a frozen Multiway
+ * Transformer, trained contrastively for image-text retrieval. A retrieval method: it does not use
+ * the LM / vision bases; its base is a Multiway checkpoint (method.config.base, default the shipped
+ * ShapesWorld one).
+ */
+import { z } from 'zod';
+import { attachMwa, contrastiveLoss, encodeImages, encodeTexts, mwaConfigSchema, shapesWorldRetrievalBatch, type MultiwayTransformer } from '@adaptorkit/mwa';
+import { parseWith } from '../config-util.js';
+import { loadMultiway, multiwayBasePath } from '../shapes/multiway.js';
+import type { RetrievalEncoder, RetrievalMethodEntry } from './types.js';
+
+const trainerMwaSchema = mwaConfigSchema.extend({
+  base: z.string().default('shapesworld').describe("'shapesworld' (the shipped ShapesWorld Multiway base) or a folder written by saveMultiway."),
+});
+
+const EVAL_CHUNK = 100;
+
+function encoder(model: MultiwayTransformer): RetrievalEncoder {
+  return {
+    batch: (sw, pairs) => shapesWorldRetrievalBatch(sw, pairs), // pixels 0..1 as in pretraining, [BOS ... EOS] padded to the longest
+    encodeImages: (pixels) => encodeImages(model, pixels, { batchSize: EVAL_CHUNK }),
+    encodeTexts: (ids) => encodeTexts(model, ids, { batchSize: EVAL_CHUNK }),
+    dispose: () => model.dispose(),
+  };
+}
+
+export const mwaEntry: RetrievalMethodEntry = {
+  name: 'mwa',
+  kind: 'retrieval',
+  description: 'MWA: per-modality extractors beside the frozen FFN experts + a shared alignment enhancer, on a frozen Multiway Transformer (retrieval).',
+  build: async (raw) => {
+    const { base, ...config } = parseWith(trainerMwaSchema, raw, 'method.config');
+    const basePath = multiwayBasePath(base);
+    const model = await loadMultiway(basePath);
+    const mwa = attachMwa(model, config);
+    return {
+      ...encoder(model),
+      module: model,
+      // attachMwa froze the base and unfroze exactly its new modules: this walks them
+      trainable: () => model.namedTrainableParameters(),
+      totalParameters: () => model.countParameters(),
+      loss: (batch, training, maskSeed) => {
+        if (maskSeed !== undefined) mwa.reseedMasks(maskSeed);
+        return contrastiveLoss(model, batch, { training });
+      },
+      basePath,
+      extras: () => ({ mwa: mwa.counts() }),
+      describe: () => ({ method: 'mwa', config: { base, ...mwa.config } }),
+    };
+  },
+  frozenBase: async (raw) => encoder(await loadMultiway(multiwayBasePath(parseWith(trainerMwaSchema, raw, 'method.config').base))),
+};
