@@ -13,8 +13,9 @@ import { METHODS } from './methods/index.js';
 import { finalEval, loadRunConfig, runTrain, writeSummary } from './train.js';
 import { PretrainConfigSchema, TASKS } from './config.js';
 import { ask, chat, readImagePixels } from './ask.js';
+import { runDemo, writeIntoReadme } from './demo.js';
 import { openRun } from './open-run.js';
-import { evalRetrievalRun, isRetrievalRunFolder } from './retrieval.js';
+import { registerMergeCommand } from './merge-cmd.js';
 import { applyOverrides, parseWith } from './config-util.js';
 
 const program = new Command();
@@ -96,7 +97,6 @@ program
   .option('--task <task>', `task to score (default: the one it trained on): ${TASKS.join(', ')}`)
   .option('--n <n>', 'examples', (v) => Number(v))
   .action(async (dir: string, o: { task?: string; n?: number }) => {
-    if (await isRetrievalRunFolder(dir)) return void (await evalRetrievalRun(dir, { task: o.task, n: o.n })); // MWA: R@K, retrieval.ts
     const { cfg, env, info } = await openRun(dir, { task: o.task, evalExamples: o.n, log: (l) => console.log(l) });
     const own = !o.task && !o.n;
     const file = own ? 'eval.json' : `eval-${cfg.data.task}-${cfg.data.evalExamples}.json`;
@@ -149,6 +149,30 @@ program
     for (const e of r.pageErrors ?? []) console.error(`page error: ${String(e)}`);
     console.log(`wrote ${o.out}`);
   });
+
+program
+  .command('demo')
+  .description("Reproduce the papers' central claims at ShapesWorld scale: every row a real run, one results table, an HTML report with PNG charts.")
+  .option('--spec <file>', 'demo spec', 'examples/demo.yaml')
+  .option('--out <dir>', 'output folder (a previous one is kept as <dir>.previous)', 'runs/demo')
+  .option('--smoke', "the smoke version the test suite runs (fewer steps; same checks)")
+  .option('--only <groups>', 'comma-separated group ids (e.g. iaa,mma)')
+  .option('--no-png', 'skip the PNG charts')
+  .option('--readme <file>', 'also write the table between <!-- demo:begin --> and <!-- demo:end --> in this README')
+  .action(async (o: { spec: string; out: string; smoke?: boolean; only?: string; png: boolean; readme?: string }) => {
+    const r = await runDemo({ specFile: o.spec, out: o.out, smoke: o.smoke, only: o.only?.split(',').map((s) => s.trim()).filter(Boolean), png: o.png });
+    console.log(`\n${r.table}`);
+    console.log(`report: ${path.relative(process.cwd(), r.report ?? '')}${r.pngs.length ? ` (+ ${r.pngs.length} PNG charts)` : ''}; table: ${path.relative(process.cwd(), path.join(o.out, 'results.md'))}`);
+    if (r.failures.length) {
+      console.log(`\nnot reproduced in this run:\n${r.failures.map((f) => `  - ${f}`).join('\n')}`);
+    } else {
+      console.log('\nevery row beat its baseline by the margin the spec asks for');
+    }
+    if (o.readme) await writeIntoReadme(o.readme, `${r.table}\n${r.failures.length ? `Not reproduced in this run:\n${r.failures.map((f) => `- ${f}`).join('\n')}\n` : ''}`);
+    console.log(`done in ${Math.round(r.seconds)} s`);
+  });
+
+registerMergeCommand(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   if (err instanceof AdaptorkitError) {

@@ -1,0 +1,80 @@
+import { promises as fs } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { demoTable, judge, loadDemoSpec, runDemo, writeIntoReadme, type DemoRowResult, type DemoSpec } from './demo.js';
+import type { RunSummary } from './run-format.js';
+
+const specFile = fileURLToPath(new URL('../../../examples/demo.yaml', import.meta.url));
+
+function row(group: string, id: string, accuracy: number, baseline = false): DemoRowResult {
+  const summary: RunSummary = {
+    name: id, method: 'x', status: 'completed', task: 'vqa', steps: 1, metrics: { accuracy },
+    textSkill: { perplexity: 2.5, textTaskAccuracy: 0.5 }, baseTextSkill: { perplexity: 2.5, textTaskAccuracy: 0.5 },
+    trainableParams: 10, totalParams: 100, trainablePercent: 10, medianStepMs: 100, trainSeconds: 1, peakRssMB: 1, backend: 'cpu',
+  };
+  return { group, id, label: id, baseline, dir: '', summary };
+}
+
+const spec: DemoSpec = {
+  title: 't', set: [], smokeSet: [],
+  groups: [{ id: 'g', claim: 'c', metric: 'accuracy', extraMetrics: [], margin: 0.1, smokeMargin: 0.02, rows: [
+    { id: 'b', label: 'b', config: 'x', set: [], smokeSet: [], baseline: true, smoke: true, expect: 'beat' },
+    { id: 'm', label: 'm', config: 'x', set: [], smokeSet: [], baseline: false, smoke: true, expect: 'beat' },
+  ] }],
+};
+
+describe('demo table and checks', () => {
+  it('judges rows against the baseline with the margin (smoke margin under --smoke)', () => {
+    const rows = [row('g', 'b', 0.3, true), row('g', 'm', 0.35)];
+    expect(judge(spec, rows, false)).toEqual([expect.stringMatching(/g\/m: accuracy 0\.3500 vs baseline 0\.3000 \(needs \+0\.1\)/)]);
+    expect(rows[1]!.beats).toBe(false);
+    expect(judge(spec, rows, true)).toEqual([]);
+    expect(rows[1]!.beats).toBe(true);
+    const table = demoTable(spec, rows);
+    expect(table).toContain('| m | 35.0 | +5.0 ✓ | 2.5000 → 2.5000 (same) |');
+    expect(table).toContain('| b | 30.0 | baseline |');
+  });
+
+  it('reports a missing metric as a failure, not a pass', () => {
+    const rows = [row('g', 'b', 0.3, true), row('g', 'm', 0.9)];
+    delete (rows[1]!.summary.metrics as Record<string, number>).accuracy;
+    expect(judge(spec, rows, true)[0]).toMatch(/metric 'accuracy' missing/);
+  });
+
+  it('the shipped spec parses and names configs that exist', async () => {
+    const s = await loadDemoSpec(specFile);
+    for (const g of s.groups) for (const r of g.rows) await fs.access(path.resolve(path.dirname(specFile), r.config));
+    expect(s.groups.every((g) => g.rows.filter((r) => r.baseline).length <= 1)).toBe(true);
+  });
+
+  it('writes the table between the README markers only', async () => {
+    const f = path.join(await fs.mkdtemp(path.join(os.tmpdir(), 'readme-')), 'README.md');
+    await fs.writeFile(f, 'a\n<!-- demo:begin -->\nold\n<!-- demo:end -->\nb\n');
+    await writeIntoReadme(f, 'new table');
+    expect(await fs.readFile(f, 'utf8')).toBe('a\n<!-- demo:begin -->\nnew table\n<!-- demo:end -->\nb\n');
+    await fs.writeFile(f, 'no markers');
+    await expect(writeIntoReadme(f, 'x')).rejects.toThrow(/no <!-- demo:begin -->/);
+  });
+});
+
+describe('npm run demo, smoke version', () => {
+  it('every method beats the frozen baseline on its own task by the smoke margin', async () => {
+    const out = path.join(await fs.mkdtemp(path.join(os.tmpdir(), 'demo-smoke-')), 'demo');
+    const r = await runDemo({ specFile, out, smoke: true, png: false, log: () => {} });
+    expect(r.failures, r.table).toEqual([]);
+    const s = await loadDemoSpec(specFile);
+    for (const g of s.groups) {
+      const mine = r.rows.filter((x) => x.group === g.id);
+      expect(mine.length, g.id).toBe(g.rows.filter((x) => x.smoke).length);
+      expect(mine.filter((x) => !x.baseline).every((x) => x.beats === true)).toBe(true);
+    }
+    // the table is read back from the run folders
+    const first = r.rows[0]!;
+    const summary = JSON.parse(await fs.readFile(path.join(first.dir, 'summary.json'), 'utf8')) as RunSummary;
+    expect(r.table).toContain(`| ${first.label} | ${(100 * summary.metrics[s.groups[0]!.metric]!).toFixed(1)} |`);
+    expect(await fs.readFile(path.join(out, 'results.md'), 'utf8')).toContain(first.label);
+    expect(await fs.readFile(path.join(out, 'report.html'), 'utf8')).toContain(first.id);
+  }, 300_000);
+});

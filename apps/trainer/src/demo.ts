@@ -1,0 +1,239 @@
+/**
+ * `adaptorkit demo`: the papers' central claims at ShapesWorld scale, side by side with honest
+ * baselines, from one spec (examples/demo.yaml). Every row is an ordinary training run (its own
+ * run folder under <out>/), every number in the table is read back from those folders, and each
+ * claim is checked against its group's baseline rather than asserted.
+ */
+import { existsSync, promises as fs } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { z } from 'zod';
+import { AdaptorkitError } from '@adaptorkit/core';
+import { applyOverrides, parseWith, readYaml } from './config-util.js';
+import { RunConfigSchema } from './config.js';
+import { readJson, writeFileAtomic, writeJsonAtomic } from './fsutil.js';
+import { findChromium } from './report/chromium.js';
+import { readRun, writeReport } from './report/index.js';
+import type { EvalResult, RunSummary } from './run-format.js';
+import { runTrain } from './train.js';
+
+const Id = z.string().regex(/^[A-Za-z0-9._-]+$/, 'use letters, digits, dot, dash and underscore (it names a run folder)');
+
+const RowSchema = z
+  .object({
+    id: Id.describe('Run folder name under the demo output folder.'),
+    label: z.string().describe('Row label in the table.'),
+    config: z.string().describe('Run config YAML, relative to the demo spec.'),
+    set: z.array(z.string()).default([]).describe('Overrides (key.path=value) on top of the config.'),
+    smokeSet: z.array(z.string()).default([]).describe('Extra overrides for --smoke.'),
+    baseline: z.boolean().default(false).describe("The group's baseline: every other row is compared with it."),
+    smoke: z.boolean().default(true).describe('Run this row under --smoke too.'),
+    expect: z.enum(['beat', 'none']).default('beat').describe("'beat': the row must beat the baseline on the group's metric by the group's margin."),
+  })
+  .strict();
+
+const GroupSchema = z
+  .object({
+    id: Id,
+    claim: z.string().describe('The claim (paper) the rows test.'),
+    metric: z.string().describe("The group's headline metric, a key of eval.json's metrics (e.g. accuracy, i2t_r1)."),
+    metricLabel: z.string().optional(),
+    extraMetrics: z.array(z.string()).default([]).describe('Further metric keys shown in the table.'),
+    margin: z.number().min(0).default(0.05).describe('How much a row must beat the baseline by (metric units).'),
+    smokeMargin: z.number().min(0).optional().describe('The margin under --smoke (default: margin).'),
+    rows: z.array(RowSchema).min(1),
+  })
+  .strict();
+
+export const DemoSpecSchema = z
+  .object({
+    title: z.string().default('adaptorkit demo'),
+    set: z.array(z.string()).default([]).describe('Overrides applied to every row.'),
+    smokeSet: z.array(z.string()).default([]).describe('Overrides applied to every row under --smoke.'),
+    groups: z.array(GroupSchema).min(1),
+  })
+  .strict();
+
+export type DemoSpec = z.infer<typeof DemoSpecSchema>;
+
+export interface DemoRowResult {
+  group: string;
+  id: string;
+  label: string;
+  baseline: boolean;
+  dir: string;
+  summary: RunSummary;
+  eval?: EvalResult;
+  /** metric - baseline metric (undefined for the baseline itself). */
+  delta?: number;
+  /** Whether the row met its expectation against the baseline (undefined when there is none). */
+  beats?: boolean;
+}
+
+export interface DemoResult {
+  title: string;
+  smoke: boolean;
+  startedAt: string;
+  seconds: number;
+  backend: string;
+  machine: string;
+  rows: DemoRowResult[];
+  /** Rows that did not meet their expectation. */
+  failures: string[];
+  table: string;
+  report?: string;
+  pngs: string[];
+}
+
+export interface DemoOptions {
+  specFile: string;
+  out: string;
+  smoke?: boolean;
+  /** Only these groups (ids). */
+  only?: string[];
+  /** Write the report PNGs (needs Chromium; skipped with a note when absent). */
+  png?: boolean;
+  log?: (line: string) => void;
+}
+
+export async function loadDemoSpec(file: string): Promise<DemoSpec> {
+  return parseWith(DemoSpecSchema, await readYaml(file), file);
+}
+
+const pct = (v: number | undefined): string => (v === undefined || !Number.isFinite(v) ? '–' : `${(100 * v).toFixed(1)}`);
+const num = (v: number | undefined, d = 3): string => (v === undefined || !Number.isFinite(v) ? '–' : v.toFixed(d));
+
+function metricCell(v: number | undefined, key: string): string {
+  if (v === undefined) return '–';
+  // accuracies and recalls are fractions; anything else (perplexity) prints as is
+  return /acc|r\d|recall|accuracy/i.test(key) && v <= 1 ? pct(v) : num(v);
+}
+
+const signed = (d: number, key: string): string => `${d >= 0 ? '+' : '−'}${metricCell(Math.abs(d), key)}`;
+
+/** The markdown results table (one per group) with the run facts every row reports. */
+export function demoTable(spec: DemoSpec, rows: readonly DemoRowResult[]): string {
+  const out: string[] = [];
+  for (const g of spec.groups) {
+    const mine = rows.filter((r) => r.group === g.id);
+    if (!mine.length) continue;
+    const keys = [g.metric, ...g.extraMetrics];
+    out.push(`**${g.claim}**`, '');
+    out.push(`| row | ${keys.map((k) => (k === g.metric && g.metricLabel ? g.metricLabel : k)).join(' | ')} | vs baseline | text ppl (base → run) | text acc % (base → run) | trainable | train s | s/step | peak RSS MB |`);
+    out.push(`|---|${keys.map(() => '---:').join('|')}|---:|---|---|---:|---:|---:|---:|`);
+    for (const r of mine) {
+      const m = r.summary.metrics;
+      const ts = r.summary.textSkill;
+      const bs = r.summary.baseTextSkill;
+      const ppl = ts && bs ? `${num(bs.perplexity, 4)} → ${num(ts.perplexity, 4)}${ts.perplexity === bs.perplexity ? ' (same)' : ''}` : '–';
+      const tacc = ts && bs ? `${pct(bs.textTaskAccuracy)} → ${pct(ts.textTaskAccuracy)}` : '–';
+      const vs = r.baseline ? 'baseline' : r.delta === undefined ? '–' : `${signed(r.delta, g.metric)}${r.beats === false ? ' ✗' : r.beats ? ' ✓' : ''}`;
+      const trainable = `${r.summary.trainableParams.toLocaleString('en-US')} (${r.summary.trainablePercent.toFixed(2)}%)`;
+      const cells = keys.map((k) => metricCell(m[k], k));
+      out.push(`| ${r.label} | ${cells.join(' | ')} | ${vs} | ${ppl} | ${tacc} | ${trainable} | ${num(r.summary.trainSeconds, 0)} | ${num((r.summary.medianStepMs ?? NaN) / 1000, 3)} | ${r.summary.peakRssMB ?? '–'} |`);
+    }
+    out.push('');
+  }
+  return out.join('\n');
+}
+
+/** Compare each row with its group's baseline on the group metric. */
+export function judge(spec: DemoSpec, rows: DemoRowResult[], smoke: boolean): string[] {
+  const failures: string[] = [];
+  for (const g of spec.groups) {
+    const mine = rows.filter((r) => r.group === g.id);
+    const base = mine.find((r) => r.baseline);
+    if (!base) continue;
+    const margin = smoke ? (g.smokeMargin ?? g.margin) : g.margin;
+    const b = base.summary.metrics[g.metric];
+    for (const r of mine) {
+      if (r.baseline) continue;
+      const v = r.summary.metrics[g.metric];
+      if (v === undefined || b === undefined) {
+        r.beats = false;
+        failures.push(`${g.id}/${r.id}: metric '${g.metric}' missing (row ${v ?? 'missing'}, baseline ${b ?? 'missing'})`);
+        continue;
+      }
+      r.delta = v - b;
+      const spec_ = g.rows.find((x) => x.id === r.id);
+      if (spec_?.expect === 'beat') {
+        r.beats = r.delta >= margin;
+        if (!r.beats) failures.push(`${g.id}/${r.id}: ${g.metric} ${v.toFixed(4)} vs baseline ${b.toFixed(4)} (needs +${margin})`);
+      }
+    }
+  }
+  return failures;
+}
+
+function machineLine(): string {
+  const c = os.cpus();
+  return `${c.length} × ${c[0]?.model.trim() ?? 'unknown CPU'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB, ${os.platform()} ${os.arch()}, Node ${process.version}`;
+}
+
+export async function runDemo(o: DemoOptions): Promise<DemoResult> {
+  const log = o.log ?? ((l: string) => console.log(l));
+  const spec = await loadDemoSpec(o.specFile);
+  const specDir = path.dirname(path.resolve(o.specFile));
+  const out = path.resolve(o.out);
+  const groups = o.only?.length ? spec.groups.filter((g) => o.only!.includes(g.id)) : spec.groups;
+  if (o.only?.length) {
+    const unknown = o.only.filter((id) => !spec.groups.some((g) => g.id === id));
+    if (unknown.length) throw new AdaptorkitError('INVALID_ARGUMENT', `--only: no group ${unknown.join(', ')} in ${o.specFile} (groups: ${spec.groups.map((g) => g.id).join(', ')})`);
+  }
+  // A previous demo's folder is kept as <out>.previous rather than deleted.
+  if (existsSync(out)) {
+    const prev = `${out}.previous`;
+    await fs.rm(prev, { recursive: true, force: true });
+    await fs.rename(out, prev);
+    log(`moved the previous demo to ${path.relative(process.cwd(), prev) || prev}`);
+  }
+  await fs.mkdir(out, { recursive: true });
+  const t0 = performance.now();
+  const startedAt = new Date().toISOString();
+  const rows: DemoRowResult[] = [];
+  let backend = '';
+  for (const g of groups) {
+    log(`\n== ${g.id}: ${g.claim}`);
+    for (const row of g.rows) {
+      if (o.smoke && !row.smoke) continue;
+      const cfgFile = path.resolve(specDir, row.config);
+      const sets = [...spec.set, ...row.set, ...(o.smoke ? [...spec.smokeSet, ...row.smokeSet] : []), `name=${row.id}`, `outputDir=${JSON.stringify(out)}`];
+      const cfg = parseWith(RunConfigSchema, applyOverrides(await readYaml(cfgFile), sets), `${cfgFile} (demo row ${g.id}/${row.id})`);
+      const r0 = performance.now();
+      log(`-- ${row.label} (${cfg.method.name}, ${cfg.train.steps} steps)`);
+      const { dir, info, eval: ev } = await runTrain(cfg, { log: (l) => { if (!/^step \d+\//.test(l) || /step \d+\/\d+ .*ETA 0s/.test(l)) log(`   ${l}`); } });
+      backend = info.backend.name;
+      const summary = await readJson<RunSummary>(path.join(dir, 'summary.json'));
+      rows.push({ group: g.id, id: row.id, label: row.label, baseline: row.baseline, dir, summary, eval: ev });
+      log(`   ${g.metric} ${metricCell(summary.metrics[g.metric], g.metric)} in ${((performance.now() - r0) / 1000).toFixed(0)} s`);
+    }
+  }
+  const failures = judge({ ...spec, groups }, rows, !!o.smoke);
+  const seconds = (performance.now() - t0) / 1000;
+  const header = [
+    `${spec.title}${o.smoke ? ' (smoke)' : ''} — ${startedAt.slice(0, 10)}, ${machineLine()}, backend ${backend}, ${Math.round(seconds)} s in all`,
+    '',
+  ].join('\n');
+  const table = header + demoTable({ ...spec, groups }, rows);
+  const result: DemoResult = { title: spec.title, smoke: !!o.smoke, startedAt, seconds, backend, machine: machineLine(), rows, failures, table, pngs: [] };
+
+  const runs = await Promise.all(rows.map((r) => readRun(r.dir)));
+  const reportFile = path.join(out, 'report.html');
+  const canPng = o.png !== false && !!findChromium();
+  const written = await writeReport(runs, reportFile, { png: canPng, title: `${spec.title}${o.smoke ? ' (smoke)' : ''}` });
+  result.report = written.html;
+  result.pngs = written.pngs;
+  if (o.png !== false && !canPng) log('no Chromium found: wrote report.html without PNG charts (apt-get install -y chromium, or set ADAPTORKIT_CHROMIUM)');
+  await writeFileAtomic(path.join(out, 'results.md'), `${table}\n${failures.length ? `\nNot reproduced:\n${failures.map((f) => `- ${f}`).join('\n')}\n` : ''}`);
+  await writeJsonAtomic(path.join(out, 'results.json'), { ...result, table: undefined });
+  return result;
+}
+
+/** Replace the text between `<!-- demo:begin -->` and `<!-- demo:end -->` in a README with `body`. */
+export async function writeIntoReadme(readme: string, body: string): Promise<void> {
+  const text = await fs.readFile(readme, 'utf8');
+  const a = text.indexOf('<!-- demo:begin -->');
+  const b = text.indexOf('<!-- demo:end -->');
+  if (a < 0 || b < a) throw new AdaptorkitError('INVALID_ARGUMENT', `${readme} has no <!-- demo:begin --> ... <!-- demo:end --> block to write the table into`);
+  await writeFileAtomic(readme, `${text.slice(0, a)}<!-- demo:begin -->\n${body}\n${text.slice(b)}`);
+}
