@@ -485,7 +485,7 @@ static void un_task(void *p, int64_t b, int64_t e) {
   float *o = c->o;
   float p0 = c->p0, p1 = c->p1;
   switch (c->op) {
-    case U_EXP: for (int64_t i = b; i < e; i++) o[i] = (float)exp_d((double)x[i]); break;
+    case U_EXP: for (int64_t i = b; i < e; i++) o[i] = fast_expf(x[i]); break; /* ~1e-7 relative */
     case U_LOG: for (int64_t i = b; i < e; i++) o[i] = logf(x[i]); break;
     case U_SQRT: for (int64_t i = b; i < e; i++) o[i] = sqrtf(x[i]); break;
     case U_RSQRT: for (int64_t i = b; i < e; i++) o[i] = 1.0f / sqrtf(x[i]); break;
@@ -537,6 +537,63 @@ static napi_value js_unary(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* ---- row reductions written so that they vectorize without -ffast-math: 16 independent lanes ---- */
+/* GCC/Clang vector extensions: 8 floats per op on any target (AVX2/AVX-512 here, pairs of NEON
+ * registers on arm64). A compare yields a 0/-1 lane mask; the blend is written with bit masks,
+ * which compiles to one masked move. */
+typedef float v8f __attribute__((vector_size(32)));
+typedef int32_t v8i __attribute__((vector_size(32)));
+
+/* max (sign > 0) or min (sign < 0) of x[0..n); NaN if any element is NaN. */
+static inline float row_extreme(const float *x, int64_t n, int want_max) {
+  const float init = want_max ? -INFINITY : INFINITY;
+  v8f m0 = {init, init, init, init, init, init, init, init}, m1 = m0;
+  v8i bad = {0, 0, 0, 0, 0, 0, 0, 0};
+  int64_t j = 0;
+  for (; j + 16 <= n; j += 16) {
+    v8f a, b;
+    memcpy(&a, x + j, sizeof a);
+    memcpy(&b, x + j + 8, sizeof b);
+    v8i ga = want_max ? (a > m0) : (a < m0);
+    v8i gb = want_max ? (b > m1) : (b < m1);
+    bad |= (a != a) | (b != b);
+    m0 = (v8f)(((v8i)a & ga) | ((v8i)m0 & ~ga));
+    m1 = (v8f)(((v8i)b & gb) | ((v8i)m1 & ~gb));
+  }
+  float acc = init;
+  int nb = 0;
+  for (int k = 0; k < 8; k++) {
+    float p = m0[k], q = m1[k];
+    nb |= bad[k];
+    if (want_max) { acc = p > acc ? p : acc; acc = q > acc ? q : acc; }
+    else { acc = p < acc ? p : acc; acc = q < acc ? q : acc; }
+  }
+  for (; j < n; j++) {
+    float v = x[j];
+    nb |= v != v;
+    if (want_max) acc = v > acc ? v : acc;
+    else acc = v < acc ? v : acc;
+  }
+  return nb ? NAN : acc;
+}
+static inline float row_max(const float *x, int64_t n, int *nan) {
+  float m = row_extreme(x, n, 1);
+  if (nan) *nan = m != m;
+  return m;
+}
+static inline float row_min(const float *x, int64_t n) { return row_extreme(x, n, 0); }
+static inline float row_sum(const float *x, int64_t n) {
+  float s[16];
+  for (int k = 0; k < 16; k++) s[k] = 0.f;
+  int64_t j = 0;
+  for (; j + 16 <= n; j += 16)
+    for (int k = 0; k < 16; k++) s[k] += x[j + k];
+  float acc = 0.f;
+  for (; j < n; j++) acc += x[j];
+  for (int k = 0; k < 16; k++) acc += s[k];
+  return acc;
+}
+
 /* ---- softmax over the last axis ---- */
 typedef struct {
   const float *x;
@@ -551,16 +608,16 @@ static void sm_task(void *p, int64_t r0, int64_t r1) {
   for (int64_t r = r0; r < r1; r++) {
     const float *x = c->x + r * n;
     float *o = c->o + r * n;
-    float m = -INFINITY;
-    for (int64_t j = 0; j < n; j++) m = x[j] > m ? x[j] : m;
+    float m = row_max(x, n, NULL);
     if (m == -INFINITY) m = 0.f;
-    float s = 0.f;
+    /* exp into o, then sum o: two loops that each vectorize (a running sum inside the exp loop
+     * is a serial float reduction, which the compiler may not reorder) */
+    for (int64_t j = 0; j < n; j++) o[j] = fast_expf(x[j] - m);
+    float s = row_sum(o, n);
     if (c->log) {
-      for (int64_t j = 0; j < n; j++) s += fast_expf(x[j] - m);
       float ls = logf(s) + m;
       for (int64_t j = 0; j < n; j++) o[j] = x[j] - ls;
     } else {
-      for (int64_t j = 0; j < n; j++) { float e = fast_expf(x[j] - m); o[j] = e; s += e; }
       float inv = 1.0f / s;
       for (int64_t j = 0; j < n; j++) o[j] *= inv;
     }
@@ -599,20 +656,13 @@ static void red_task(void *p, int64_t i0, int64_t i1) {
       const float *x = c->x + i * red;
       float acc;
       switch (c->op) {
-        case R_SUM: case R_MEAN: {
-          /* 8 partial sums: vectorizes and keeps the error small */
-          float s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-          int64_t j = 0;
-          for (; j + 8 <= red; j += 8)
-            for (int k = 0; k < 8; k++) s[k] += x[j + k];
-          acc = 0.f;
-          for (; j < red; j++) acc += x[j];
-          for (int k = 0; k < 8; k++) acc += s[k];
+        case R_SUM: case R_MEAN:
+          /* 16 partial sums: vectorizes and keeps the error small */
+          acc = row_sum(x, red);
           if (c->op == R_MEAN) acc /= (float)red;
           break;
-        }
-        case R_MAX: acc = -INFINITY; for (int64_t j = 0; j < red; j++) { float v = x[j]; acc = (v > acc || v != v) ? v : acc; } break;
-        case R_MIN: acc = INFINITY; for (int64_t j = 0; j < red; j++) { float v = x[j]; acc = (v < acc || v != v) ? v : acc; } break;
+        case R_MAX: acc = row_max(x, red, NULL); break;
+        case R_MIN: acc = row_min(x, red); break;
         default: acc = 1.f; for (int64_t j = 0; j < red; j++) acc *= x[j]; break;
       }
       c->o[i] = acc;

@@ -46,6 +46,15 @@ export class NativeBackend extends MathBackendCPU {
   }
 }
 
+/**
+ * cpu kernels that never keep a view of an input's array: they either share the input's dataId
+ * (reference-counted, so its array returns to the pool only when the last user is disposed) or
+ * write a new array. Marking their inputs as escaped would take nearly every matmul output out of
+ * the pool (each Linear reshapes its output), and a fresh array costs page faults on first touch:
+ * measured 4-5x the time of the elementwise kernel itself.
+ */
+const SHARES_BY_REF = new Set<string>([tf.Reshape, tf.Identity, tf.Cast]);
+
 let registered: { detail: string; threads: number } | undefined;
 
 /** Why the native backend cannot be used here, or undefined when it can. */
@@ -71,6 +80,10 @@ export function registerNativeBackend(): { detail: string; threads: number } {
   for (const k of tf.getKernelsForBackend('cpu')) {
     if (overridden.has(k.kernelName)) continue;
     const f = k.kernelFunc;
+    if (SHARES_BY_REF.has(k.kernelName)) {
+      tf.registerKernel({ ...k, backendName: name });
+      continue;
+    }
     // cpu kernels may return views of their inputs (e.g. TopK): mark those arrays as not recyclable.
     tf.registerKernel({
       ...k,

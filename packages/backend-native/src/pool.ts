@@ -6,7 +6,7 @@
  * dataSync/data (the caller keeps the array) or passed to a cpu-backend kernel (which may return
  * a view of it).
  */
-const MIN_LEN = 16384;
+const MIN_LEN = 1024;
 const MAX_POOLED_BYTES = 512 * 2 ** 20;
 
 export class BufferPool {
