@@ -16,6 +16,7 @@ import { ask, chat, readImagePixels } from './ask.js';
 import { runDemo, writeIntoReadme } from './demo.js';
 import { openRun } from './open-run.js';
 import { registerMergeCommand } from './merge-cmd.js';
+import { evalRetrievalRun, isRetrievalRunFolder } from './retrieval.js';
 import { applyOverrides, parseWith } from './config-util.js';
 
 const program = new Command();
@@ -58,6 +59,9 @@ program
     }
     if (cfg.only !== 'lm') {
       const t0 = performance.now();
+      const { vision, losses, retrievalR1 } = await pretrainVision(sw, { ...cfg.vision, seed: cfg.seed, log });
+      await saveVision(path.join(out, 'vision'), vision, { ...meta, adaptorkit_final_loss: losses[losses.length - 1], adaptorkit_val_r1: retrievalR1, adaptorkit_seconds: Math.round((performance.now() - t0) / 1000) });
+      console.log(`saved vision encoder to ${path.join(out, 'vision')} (val image->text R@1 ${(100 * retrievalR1).toFixed(1)}%)`);
       vision.dispose();
     }
   });
@@ -97,6 +101,7 @@ program
   .option('--task <task>', `task to score (default: the one it trained on): ${TASKS.join(', ')}`)
   .option('--n <n>', 'examples', (v) => Number(v))
   .action(async (dir: string, o: { task?: string; n?: number }) => {
+    if (await isRetrievalRunFolder(dir)) return void (await evalRetrievalRun(dir, { task: o.task, n: o.n })); // MWA: R@K, retrieval.ts
     const { cfg, env, info } = await openRun(dir, { task: o.task, evalExamples: o.n, log: (l) => console.log(l) });
     const own = !o.task && !o.n;
     const file = own ? 'eval.json' : `eval-${cfg.data.task}-${cfg.data.evalExamples}.json`;

@@ -220,7 +220,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
   const runs = await Promise.all(rows.map((r) => readRun(r.dir)));
   const reportFile = path.join(out, 'report.html');
   const canPng = o.png !== false && !!findChromium();
-  const written = await writeReport(runs, reportFile, { png: canPng, title: `${spec.title}${o.smoke ? ' (smoke)' : ''}` });
+  const written = await writeReport(runs, reportFile, { png: canPng, pagePng: canPng, title: `${spec.title}${o.smoke ? ' (smoke)' : ''}` });
   result.report = written.html;
   result.pngs = written.pngs;
   if (o.png !== false && !canPng) log('no Chromium found: wrote report.html without PNG charts (apt-get install -y chromium, or set ADAPTORKIT_CHROMIUM)');
