@@ -307,8 +307,9 @@ export class DamcModel extends Module {
   /**
    * Greedy decoding with a KV cache, one row at a time. The prompt is routed as in training;
    * new tokens carry no routes, so every layer applies its default delta: the text route.
+   * Synchronous (nothing in it waits), so callers with a sync contract (the trainer) can use it.
    */
-  async generate(batch: DamcBatch, opts: { maxNewTokens: number; eosId?: number }): Promise<number[][]> {
+  generate(batch: DamcBatch, opts: { maxNewTokens: number; eosId?: number }): number[][] {
     const out: number[][] = [];
     for (let b = 0; b < batch.B; b++) {
       const len = batch.lengths?.[b] ?? batch.T;
