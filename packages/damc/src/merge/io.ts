@@ -97,6 +97,9 @@ export function memorySink(): TensorSink & { tensors: Map<string, MemoryTensor>;
 
 // ---------------------------------------------------------------- safetensors
 
+/** Elements converted to f16/bf16 per write (8 MiB of output). */
+const HALF_CHUNK = 1 << 22;
+
 const SIZE: Record<StoredDtype, number> = { F64: 8, F32: 4, F16: 2, BF16: 2, I64: 8, I32: 4, I16: 2, I8: 1, U8: 1, BOOL: 1 };
 const FLOATS = new Set<string>(['F64', 'F32', 'F16', 'BF16']);
 
@@ -201,14 +204,17 @@ export function safetensorsSink(file: string): TensorSink {
       if (!fh || !e) throw new AdaptorkitError('INVALID_ARGUMENT', `safetensorsSink: write('${name}') before begin() or after the last tensor`);
       if (e.name !== name) throw new AdaptorkitError('INVALID_ARGUMENT', `safetensorsSink: expected '${e.name}' next, got '${name}'`);
       next++;
-      let buf: Buffer;
-      if (e.dtype === 'F32' || e.dtype === 'I32') buf = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-      else if (e.dtype === 'BOOL') buf = Buffer.from(data as Uint8Array);
+      if (e.dtype === 'F32' || e.dtype === 'I32') await fh.write(Buffer.from(data.buffer, data.byteOffset, data.byteLength));
+      else if (e.dtype === 'BOOL') await fh.write(Buffer.from(data as Uint8Array));
       else {
-        const h = e.dtype === 'BF16' ? f32ToBf16(data as Float32Array) : f32ToF16(data as Float32Array);
-        buf = Buffer.from(h.buffer, h.byteOffset, h.byteLength);
+        // half precision in chunks, so no second tensor-sized buffer is held
+        const f = data as Float32Array;
+        for (let i = 0; i < f.length; i += HALF_CHUNK) {
+          const part = f.subarray(i, Math.min(f.length, i + HALF_CHUNK));
+          const h = e.dtype === 'BF16' ? f32ToBf16(part) : f32ToF16(part);
+          await fh.write(Buffer.from(h.buffer, h.byteOffset, h.byteLength));
+        }
       }
-      await fh.write(buf);
     },
     async end() {
       if (!fh) throw new AdaptorkitError('INVALID_ARGUMENT', 'safetensorsSink: end() before begin()');

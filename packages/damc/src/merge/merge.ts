@@ -1,7 +1,9 @@
 /**
  * Merge whole state dicts tensor by tensor: check names and shapes from headers, announce the
  * output, then for each name read that tensor from every model, merge, write, and let it go.
- * Peak memory is a few copies of the largest single tensor, whatever the model size.
+ * Peak memory is a few copies of the largest single tensor, whatever the model size: the inputs
+ * (base + N models, decoded to f32), one scratch for TIES' magnitude selection, the output written
+ * into an input's buffer, and a small conversion buffer.
  */
 import { AdaptorkitError, Rng } from '@adaptorkit/core';
 import { countLayers, depthFraction, parseMergeYaml, resolveParam, type MergeConfig } from './config.js';
@@ -139,9 +141,9 @@ function mergeOne(cfg: MergeConfig, name: string, x: number, usesBase: boolean, 
   const normalize = cfg.parameters.normalize;
   switch (method) {
     case 'linear':
-      return mergeLinear(models, { normalize: normalize ?? true });
+      return mergeLinear(models, { normalize: normalize ?? true, inPlace: true });
     case 'task_arithmetic':
-      return mergeTaskArithmetic(base!, models, { lambda, normalize: normalize ?? false });
+      return mergeTaskArithmetic(base!, models, { lambda, normalize: normalize ?? false, inPlace: true });
     case 'ties':
       return mergeTies(base!, models, { lambda, normalize: normalize ?? true, inPlace: true });
     case 'dare_linear':

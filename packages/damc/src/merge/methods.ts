@@ -48,13 +48,13 @@ function checkDensity(what: string, d: number): void {
 }
 
 /** theta = sum w_i theta_i / sum w_i (or the plain weighted sum when normalize is false). */
-export function mergeLinear(models: readonly ModelTensor[], opts: { normalize?: boolean } = {}): Vec {
+export function mergeLinear(models: readonly ModelTensor[], opts: { normalize?: boolean; inPlace?: boolean } = {}): Vec {
   const n = checkLengths('linear', undefined, models);
   const normalize = opts.normalize ?? true;
   let wsum = 0;
   for (const m of models) wsum += m.weight;
   if (normalize && Math.abs(wsum) < 1e-12) throw new AdaptorkitError('INVALID_ARGUMENT', 'linear: weights sum to 0; cannot normalize (set normalize: false)');
-  const out = new Float32Array(n);
+  const out = opts.inPlace ? models[0]!.data : new Float32Array(n); // element j is read from every model before it is written
   for (let j = 0; j < n; j++) {
     let s = 0;
     for (const m of models) s += m.weight * m.data[j]!;
@@ -64,13 +64,13 @@ export function mergeLinear(models: readonly ModelTensor[], opts: { normalize?: 
 }
 
 /** theta = base + lambda * sum w_i (theta_i - base) (divided by sum w_i when normalize). */
-export function mergeTaskArithmetic(base: Vec, models: readonly ModelTensor[], opts: { lambda?: number; normalize?: boolean } = {}): Vec {
+export function mergeTaskArithmetic(base: Vec, models: readonly ModelTensor[], opts: { lambda?: number; normalize?: boolean; inPlace?: boolean } = {}): Vec {
   const n = checkLengths('task_arithmetic', base, models);
   const lambda = opts.lambda ?? 1;
   let wsum = 0;
   for (const m of models) wsum += m.weight;
   const div = opts.normalize ? (Math.abs(wsum) < 1e-12 ? 1 : wsum) : 1;
-  const out = new Float32Array(n);
+  const out = opts.inPlace ? base : new Float32Array(n);
   for (let j = 0; j < n; j++) {
     const b = base[j]!;
     let s = 0;
@@ -155,9 +155,9 @@ export function dareMask(d: Vec, density: number, rng: Rng, inPlace = false): Ve
  * as +; result = sum(w_i d_i [sgn d_i = s]) / sum(w_i [sgn d_i = s]) when normalize (0 where no
  * delta agrees), else the plain agreeing sum.
  */
-export function signConsensus(deltas: readonly Vec[], weights: readonly number[], normalize: boolean): Vec {
+export function signConsensus(deltas: readonly Vec[], weights: readonly number[], normalize: boolean, into?: Vec): Vec {
   const n = deltas[0]?.length ?? 0;
-  const out = new Float32Array(n);
+  const out = into ?? new Float32Array(n); // may be deltas[0]: element j is read from every delta before it is written
   for (let j = 0; j < n; j++) {
     let total = 0;
     for (let i = 0; i < deltas.length; i++) total += weights[i]! * deltas[i]![j]!;
@@ -185,8 +185,8 @@ function deltasOf(base: Vec, models: readonly ModelTensor[], inPlace = false): V
   });
 }
 
-function addScaled(base: Vec, delta: Vec, lambda: number): Vec {
-  const out = new Float32Array(base.length);
+function addScaled(base: Vec, delta: Vec, lambda: number, inPlace = false): Vec {
+  const out = inPlace ? base : new Float32Array(base.length);
   for (let j = 0; j < base.length; j++) out[j] = base[j]! + lambda * delta[j]!;
   return out;
 }
@@ -195,8 +195,8 @@ function addScaled(base: Vec, delta: Vec, lambda: number): Vec {
 export function mergeTies(base: Vec, models: readonly ModelTensor[], opts: MergeOpts = {}): Vec {
   checkLengths('ties', base, models);
   const deltas = deltasOf(base, models, opts.inPlace).map((d, i) => trimToDensity(d, models[i]!.density, opts.inPlace));
-  const merged = signConsensus(deltas, models.map((m) => m.weight), opts.normalize ?? true);
-  return addScaled(base, merged, opts.lambda ?? 1);
+  const merged = signConsensus(deltas, models.map((m) => m.weight), opts.normalize ?? true, opts.inPlace ? deltas[0] : undefined);
+  return addScaled(base, merged, opts.lambda ?? 1, opts.inPlace);
 }
 
 /** DARE + task arithmetic. `rngs[i]` drives model i's mask (seeded by the caller per tensor). */
@@ -207,21 +207,21 @@ export function mergeDareLinear(base: Vec, models: readonly ModelTensor[], rngs:
   let wsum = 0;
   for (const m of models) wsum += m.weight;
   const div = opts.normalize ? (Math.abs(wsum) < 1e-12 ? 1 : wsum) : 1;
-  const sum = new Float32Array(n);
+  const sum = opts.inPlace ? deltas[0]! : new Float32Array(n);
   for (let j = 0; j < n; j++) {
     let s = 0;
     for (let i = 0; i < deltas.length; i++) s += models[i]!.weight * deltas[i]![j]!;
     sum[j] = s / div;
   }
-  return addScaled(base, sum, opts.lambda ?? 1);
+  return addScaled(base, sum, opts.lambda ?? 1, opts.inPlace);
 }
 
 /** DARE + TIES' sign consensus. normalize defaults to true. */
 export function mergeDareTies(base: Vec, models: readonly ModelTensor[], rngs: readonly Rng[], opts: MergeOpts = {}): Vec {
   checkLengths('dare_ties', base, models);
   const deltas = deltasOf(base, models, opts.inPlace).map((d, i) => dareMask(d, models[i]!.density, rngs[i]!, opts.inPlace));
-  const merged = signConsensus(deltas, models.map((m) => m.weight), opts.normalize ?? true);
-  return addScaled(base, merged, opts.lambda ?? 1);
+  const merged = signConsensus(deltas, models.map((m) => m.weight), opts.normalize ?? true, opts.inPlace ? deltas[0] : undefined);
+  return addScaled(base, merged, opts.lambda ?? 1, opts.inPlace);
 }
 
 /** |cos| above this and slerp falls back to linear interpolation (mergekit's DOT_THRESHOLD). */
