@@ -11,7 +11,7 @@ export { Parameter, manualSeed, shapeOnly, isShapeOnly, shapesEqual, externalSha
 export type { Init, ParamLayout } from './nn/parameter.js';
 export { Module, ModuleList } from './nn/module.js';
 export type { Forward, ForwardContext } from './nn/context.js';
-export { Linear, linear, Embedding, RMSNorm, LayerNorm, activate, activationFromHF, dropout, ACTIVATIONS } from './nn/layers.js';
+export { Linear, linear, Embedding, RMSNorm, LayerNorm, activate, silu, rmsNormalize, activationFromHF, dropout, ACTIVATIONS } from './nn/layers.js';
 export type { Activation, LinearOptions } from './nn/layers.js';
 export { RotaryTables, applyRope, ropeInvFreq } from './nn/rope.js';
 export type { RopeScaling } from './nn/rope.js';

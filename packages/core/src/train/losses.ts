@@ -32,14 +32,50 @@ export function maskedCrossEntropy(logits: tf.Tensor, labels: tf.Tensor, opts: C
     const valid = tf.cast(keep, 'float32'); // [N]
     const safe = tf.where(keep, flatLabels, tf.zerosLike(flatLabels)); // [N]
     const flatLogits = tf.reshape(logits, [N, V]);
-    // -log p(label), picked with one gather from logSoftmax rather than a [N, V] one-hot product.
-    // (logSumExp minus the gathered logit is the same number, but its gradient goes through max and
-    // an [N, V] equality mask, measured 7x slower on the native backend.)
-    const logp = tf.reshape(tf.logSoftmax(flatLogits, -1), [N * V]);
-    const nll = tf.neg(tf.gather(logp, tf.add(tf.mul(tf.range(0, N, 1, 'int32'), tf.scalar(V, 'int32')), safe))); // [N]
+    const nll = hasFusedCrossEntropy() ? fusedNll(flatLogits, safe as tf.Tensor1D) : composedNll(flatLogits, safe, N, V); // [N]
     const count = tf.maximum(tf.sum(valid), 1);
     return tf.div(tf.sum(tf.mul(nll, valid)), count) as tf.Scalar;
   });
+}
+
+/**
+ * Kernels a backend may register for a fused sparse softmax cross entropy (no tfjs op has them;
+ * @adaptorkit/backend-native does, under these names):
+ *   SPARSE_SOFTMAX_CE       {logits [N, V], labels int32 [N] in [0, V)} -> [nll [N], lse [N]]
+ *   SPARSE_SOFTMAX_CE_GRAD  {logits, lse, labels, dy [N]} -> dlogits [N, V] = softmax * dy - onehot * dy
+ * One pass over the [N, V] logits each way, where the composed ops take about ten.
+ */
+export const SPARSE_SOFTMAX_CE = 'AdaptorkitSparseSoftmaxCrossEntropy';
+export const SPARSE_SOFTMAX_CE_GRAD = 'AdaptorkitSparseSoftmaxCrossEntropyGrad';
+
+function hasFusedCrossEntropy(): boolean {
+  const b = tf.getBackend();
+  return tf.getKernel(SPARSE_SOFTMAX_CE, b) !== undefined && tf.getKernel(SPARSE_SOFTMAX_CE_GRAD, b) !== undefined;
+}
+
+/** -log softmax(logits)[label] per row through the backend's fused kernels. logits [N, V], labels [N]. */
+function fusedNll(logits: tf.Tensor, labels: tf.Tensor1D): tf.Tensor1D {
+  const f = tf.customGrad(((lg: tf.Tensor, save: tf.GradSaveFunc) => {
+    const [nll, lse] = tf.engine().runKernel(SPARSE_SOFTMAX_CE, { logits: lg, labels }) as tf.Tensor[];
+    save([lg, lse!, labels]);
+    return {
+      value: nll!,
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const [l, s, lb] = saved as [tf.Tensor, tf.Tensor, tf.Tensor];
+        return tf.engine().runKernel(SPARSE_SOFTMAX_CE_GRAD, { logits: l, lse: s, labels: lb, dy }) as tf.Tensor;
+      },
+    };
+  }) as Parameters<typeof tf.customGrad>[0]);
+  return f(logits) as tf.Tensor1D;
+}
+
+/** The same with tfjs ops: one gather from logSoftmax. */
+function composedNll(logits: tf.Tensor, labels: tf.Tensor, N: number, V: number): tf.Tensor {
+  // -log p(label), picked with one gather from logSoftmax rather than a [N, V] one-hot product.
+  // (logSumExp minus the gathered logit is the same number, but its gradient goes through max and
+  // an [N, V] equality mask, measured 7x slower on the native backend.)
+  const logp = tf.reshape(tf.logSoftmax(logits, -1), [N * V]);
+  return tf.neg(tf.gather(logp, tf.add(tf.mul(tf.range(0, N, 1, 'int32'), tf.scalar(V, 'int32')), labels))); // [N]
 }
 
 /**
