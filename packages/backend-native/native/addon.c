@@ -639,6 +639,83 @@ static napi_value js_softmax(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* ---- sparse softmax cross entropy, fused: one pass over the logits each way ----
+ * ce(x[rows, cols], labels:Int32[rows], nll[rows], lse[rows]): lse = logsumexp of the row,
+ * nll = lse - x[label].  ce_grad(x, lse, labels, dy[rows], dx[rows, cols]):
+ * dx = exp(x - lse) * dy, minus dy at the label. Labels must lie in [0, cols). */
+typedef struct {
+  const float *x, *lse, *dy;
+  const int32_t *labels;
+  float *nll, *lse_out, *dx;
+  int64_t cols;
+} ce_ctx;
+
+static void ce_task(void *p, int64_t r0, int64_t r1) {
+  ce_ctx *c = (ce_ctx *)p;
+  int64_t n = c->cols;
+  for (int64_t r = r0; r < r1; r++) {
+    const float *x = c->x + r * n;
+    float m = row_max(x, n, NULL);
+    float mm = m == -INFINITY || m != m ? 0.f : m;
+    float s[16];
+    for (int k = 0; k < 16; k++) s[k] = 0.f;
+    int64_t j = 0;
+    for (; j + 16 <= n; j += 16)
+      for (int k = 0; k < 16; k++) s[k] += fast_expf(x[j + k] - mm);
+    float acc = 0.f;
+    for (; j < n; j++) acc += fast_expf(x[j] - mm);
+    for (int k = 0; k < 16; k++) acc += s[k];
+    float lse = m != m ? m : (float)((double)mm + log((double)acc));
+    c->lse_out[r] = lse;
+    c->nll[r] = lse - x[c->labels[r]];
+  }
+}
+
+static void ce_grad_task(void *p, int64_t r0, int64_t r1) {
+  ce_ctx *c = (ce_ctx *)p;
+  int64_t n = c->cols;
+  for (int64_t r = r0; r < r1; r++) {
+    const float *x = c->x + r * n;
+    float *o = c->dx + r * n;
+    float l = c->lse[r], g = c->dy[r];
+    for (int64_t j = 0; j < n; j++) o[j] = fast_expf(x[j] - l) * g;
+    o[c->labels[r]] -= g;
+  }
+}
+
+static napi_value js_ce(napi_env env, napi_callback_info info) {
+  napi_value argv[6];
+  if (!get_args(env, info, 6, argv)) return NULL;
+  ce_ctx c;
+  memset(&c, 0, sizeof c);
+  c.x = F32(0);
+  c.labels = I32(1);
+  c.nll = F32(2);
+  c.lse_out = F32(3);
+  int64_t rows = get_i64(env, argv[4]);
+  c.cols = get_i64(env, argv[5]);
+  if (!c.x || !c.labels || !c.nll || !c.lse_out || c.cols <= 0) return NULL;
+  parallel_for(rows, c.cols * 3, ce_task, &c);
+  return NULL;
+}
+
+static napi_value js_ce_grad(napi_env env, napi_callback_info info) {
+  napi_value argv[7];
+  if (!get_args(env, info, 7, argv)) return NULL;
+  ce_ctx c;
+  memset(&c, 0, sizeof c);
+  c.x = F32(0);
+  c.lse = F32(1);
+  c.labels = I32(2);
+  c.dy = F32(3);
+  c.dx = F32(4);
+  int64_t rows = get_i64(env, argv[5]);
+  c.cols = get_i64(env, argv[6]);
+  if (!c.x || !c.lse || !c.labels || !c.dy || !c.dx || c.cols <= 0) return NULL;
+  parallel_for(rows, c.cols * 3, ce_grad_task, &c);
+  return NULL;
+}
+
 /* ---- reductions over the middle axis of [outer, red, inner] ---- */
 enum { R_SUM, R_MAX, R_MIN, R_MEAN, R_PROD };
 typedef struct {
@@ -1010,7 +1087,7 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
       {"bmm", js_bmm},         {"binary", js_binary},   {"unary", js_unary},     {"softmax", js_softmax},
       {"reduce", js_reduce},   {"transpose", js_transpose}, {"gather", js_gather}, {"segsum", js_segsum},
       {"adamw", js_adamw},     {"setThreads", js_set_threads}, {"info", js_info}, {"threads", js_threads},
-      {"copybox", js_copybox}, {"fill", js_fill},
+      {"copybox", js_copybox}, {"fill", js_fill},     {"ce", js_ce},           {"ceGrad", js_ce_grad},
   };
   for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
     napi_value f;

@@ -35,6 +35,10 @@ export interface NativeAddon {
   /** Copy the box of extent `size` at srcBegin in src to dst at dstBegin (4-byte elements). */
   copybox(src: Float32Array | Int32Array, srcShape: Int32Array, srcBegin: Int32Array, dst: Float32Array | Int32Array, dstShape: Int32Array, dstBegin: Int32Array, size: Int32Array): void;
   fill(out: Float32Array, value: number): void;
+  /** Sparse softmax cross entropy over rows of x [rows, cols]: lse = logsumexp(row), nll = lse - x[label]. Labels in [0, cols). */
+  ce(x: Float32Array, labels: Int32Array, nll: Float32Array, lse: Float32Array, rows: number, cols: number): void;
+  /** Its gradient: dx = exp(x - lse) * dy, minus dy at the label. */
+  ceGrad(x: Float32Array, lse: Float32Array, labels: Int32Array, dy: Float32Array, dx: Float32Array, rows: number, cols: number): void;
   setThreads(n: number): void;
   threads(): number;
   info(): string;

@@ -7,7 +7,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-core/dist/register_all_gradients.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { nativeUnavailableReason, registerNativeBackend } from './index.js';
+import { SPARSE_SOFTMAX_CE, SPARSE_SOFTMAX_CE_GRAD, nativeUnavailableReason, registerNativeBackend } from './index.js';
 
 const why = nativeUnavailableReason();
 if (why !== undefined) console.log(`[backend-native] native kernel tests SKIPPED: ${why}`);
@@ -290,6 +290,39 @@ describe.skipIf(why !== undefined)('native kernels match the cpu backend', () =>
         return tf.concat([tf.mul(p, 2), q], ax);
       }, [randInput(r, shape)]);
     }
+  });
+
+  it('fused sparse softmax cross entropy: values and gradient vs logSoftmax + gather', () => {
+    // What @adaptorkit/core runs when the backend has these kernels, and what it runs otherwise.
+    const fused: Fn = (x, labels) => {
+      const f = tf.customGrad(((lg: tf.Tensor, save: tf.GradSaveFunc) => {
+        const [nll, lse] = tf.engine().runKernel(SPARSE_SOFTMAX_CE, { logits: lg, labels: labels as tf.Tensor }) as tf.Tensor[];
+        save([lg, lse as tf.Tensor, labels as tf.Tensor]);
+        return {
+          value: nll as tf.Tensor,
+          gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) =>
+            tf.engine().runKernel(SPARSE_SOFTMAX_CE_GRAD, { logits: saved[0] as tf.Tensor, lse: saved[1] as tf.Tensor, labels: saved[2] as tf.Tensor, dy }) as tf.Tensor,
+        };
+      }) as Parameters<typeof tf.customGrad>[0]);
+      return f(x as tf.Tensor);
+    };
+    const composed: Fn = (x, labels) => {
+      const [N, V] = (x as tf.Tensor).shape as [number, number];
+      const logp = tf.reshape(tf.logSoftmax(x as tf.Tensor, -1), [N * V]);
+      return tf.neg(tf.gather(logp, tf.add(tf.mul(tf.range(0, N, 1, 'int32'), tf.scalar(V, 'int32')), labels as tf.Tensor)));
+    };
+    const ce: Fn = (x, labels) => (tf.getBackend() === 'native' ? fused(x, labels) : composed(x, labels));
+    const r = rng(11);
+    for (const [N, V, span] of [[1, 1, 4], [5, 3, 4], [7, 17, 30], [64, 1000, 8], [16, 4096, 60]] as const) {
+      const labels: Input = { shape: [N], values: Int32Array.from({ length: N }, () => Math.floor(r() * V)), dtype: 'int32' };
+      check(`ce ${N}x${V}`, ce, [randInput(r, [N, V], -span, span), labels]);
+    }
+    const masked = randInput(r, [4, 9]);
+    for (let i = 0; i < 4; i++) for (let j = i + 2; j < 9; j++) masked.values[i * 9 + j] = -Infinity;
+    check('ce with -inf logits', ce, [masked, { shape: [4], values: Int32Array.of(0, 1, 2, 3), dtype: 'int32' }]);
+    tf.setBackend('native');
+    expect(tf.tidy(() => fused(tf.zeros([0, 5]), tf.tensor1d([], 'int32')).shape)).toEqual([0]); // (the cpu reference fails on N = 0)
+    expect(() => tf.tidy(() => fused(tf.zeros([2, 3]), tf.tensor1d([0, 3], 'int32')))).toThrow(/outside \[0, 3\)/);
   });
 
   it('registers native kernels (not the cpu ones) for the hot ops', () => {

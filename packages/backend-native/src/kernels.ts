@@ -25,6 +25,15 @@ const UN: Record<string, number> = {
 const RED = { Sum: 0, Max: 1, Min: 2, Mean: 3, Prod: 4 } as const;
 const RED_KERNELS: Record<string, number> = { [tf.Sum]: RED.Sum, [tf.Max]: RED.Max, [tf.Min]: RED.Min, [tf.Mean]: RED.Mean, [tf.Prod]: RED.Prod };
 const ADD = 0;
+
+/**
+ * Kernels with no tfjs op. @adaptorkit/core calls them by these names (the same strings are
+ * spelled there) when the active backend registers them.
+ *  - SPARSE_SOFTMAX_CE: {logits [N, V], labels int32 [N]} -> [nll [N], lse [N]]
+ *  - SPARSE_SOFTMAX_CE_GRAD: {logits, lse, labels, dy [N]} -> dlogits [N, V]
+ */
+export const SPARSE_SOFTMAX_CE = 'AdaptorkitSparseSoftmaxCrossEntropy';
+export const SPARSE_SOFTMAX_CE_GRAD = 'AdaptorkitSparseSoftmaxCrossEntropyGrad';
 const U_RELU = 7, U_RELU6 = 19, U_SIGMOID = 5, U_ELU = 18;
 
 function sizeOf(shape: readonly number[]): number {
@@ -398,6 +407,45 @@ export function nativeKernels(n: NativeAddon, name: string, cpu: Map<string, Ker
     n.fill(o, constantValue);
     if (sizeOf(x.shape) > 0) n.copybox(vals(be, x), i32(x.shape), zeros(x.shape.length), o, i32(shape), i32(paddings.map((p) => p[0])), i32(x.shape));
     return out(be, shape, 'float32', o);
+  });
+
+  // --- fused sparse softmax cross entropy (no tfjs op: @adaptorkit/core's maskedCrossEntropy runs
+  // these by name when the active backend has them, and composes tfjs ops otherwise) ---
+  const ceArgs = (logits: TensorInfo, labels: TensorInfo): [number, number] => {
+    if (logits.dtype !== 'float32' || logits.shape.length !== 2 || labels.dtype !== 'int32' || labels.shape.length !== 1 || labels.shape[0] !== logits.shape[0]) {
+      throw new Error(`${SPARSE_SOFTMAX_CE}: logits must be float32 [N, V] and labels int32 [N], got ${logits.dtype} [${logits.shape}] and ${labels.dtype} [${labels.shape}]`);
+    }
+    return [logits.shape[0] as number, logits.shape[1] as number];
+  };
+  const checkLabels = (lv: Int32Array, cols: number): void => {
+    for (let i = 0; i < lv.length; i++) {
+      const k = lv[i] as number;
+      if (k < 0 || k >= cols) throw new Error(`${SPARSE_SOFTMAX_CE}: label ${k} at row ${i} is outside [0, ${cols})`);
+    }
+  };
+  add(SPARSE_SOFTMAX_CE, (args) => {
+    const { logits, labels } = args.inputs as { logits: TensorInfo; labels: TensorInfo };
+    const be = args.backend as Backend;
+    const [rows, cols] = ceArgs(logits, labels);
+    const lv = vals(be, labels) as Int32Array;
+    checkLabels(lv, cols);
+    const nll = f32(be, rows);
+    const lse = f32(be, rows);
+    if (rows > 0) n.ce(vals(be, logits) as Float32Array, lv, nll, lse, rows, cols); // cols > 0: checkLabels
+    return [out(be, [rows], 'float32', nll), out(be, [rows], 'float32', lse)];
+  });
+  add(SPARSE_SOFTMAX_CE_GRAD, (args) => {
+    const { logits, lse, labels, dy } = args.inputs as { logits: TensorInfo; lse: TensorInfo; labels: TensorInfo; dy: TensorInfo };
+    const be = args.backend as Backend;
+    const [rows, cols] = ceArgs(logits, labels);
+    if (lse.dtype !== 'float32' || dy.dtype !== 'float32' || sizeOf(lse.shape) !== rows || sizeOf(dy.shape) !== rows) {
+      throw new Error(`${SPARSE_SOFTMAX_CE_GRAD}: lse and dy must be float32 [${rows}]`);
+    }
+    const lv = vals(be, labels) as Int32Array;
+    checkLabels(lv, cols);
+    const dx = f32(be, rows * cols);
+    if (dx.length > 0) n.ceGrad(vals(be, logits) as Float32Array, vals(be, lse) as Float32Array, lv, vals(be, dy) as Float32Array, dx, rows, cols);
+    return out(be, [rows, cols], 'float32', dx);
   });
 
   return configs;
