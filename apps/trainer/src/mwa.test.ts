@@ -4,13 +4,13 @@ import * as path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend, manualSeed } from '@adaptorkit/core';
 import { ShapesWorld } from '@adaptorkit/data';
-import { MultiwayTransformer, shapesWorldMultiwayShape } from '@adaptorkit/mwa';
+
 import { applyOverrides, parseWith } from './config-util.js';
 import { RunConfigSchema, type RunConfig } from './config.js';
 import { methodByName, METHODS } from './methods/index.js';
 import type { StepLine } from './run-format.js';
 import { evalRetrievalRun, isRetrievalRunFolder, type RetrievalEvalResult } from './retrieval.js';
-import { loadMultiway, saveMultiway } from './shapes/multiway.js';
+import { loadMultiway, MultiwayTransformer, saveMultiway, shapesWorldMultiwayShape } from '@adaptorkit/mwa';
 import { runTrain } from './train.js';
 
 let tmp = '';

@@ -1,25 +1,38 @@
-// ShapesWorld image-text retrieval: full fine-tuning vs extractors only vs MWA (extractors + enhancer)
-// on a frozen, contrastively pretrained tiny Multiway Transformer.
+// ShapesWorld image-text retrieval: frozen base vs full fine-tuning vs extractors only vs MWA
+// (extractors + enhancer), all from the same contrastively pretrained tiny Multiway base.
 //
 //   npx turbo run build --filter=@adaptorkit/mwa
-//   node packages/mwa/scripts/shapesworld-retrieval.mjs [--backend auto] [--pretrain-steps 300] [--adapt-steps 150]
+//   node packages/mwa/scripts/shapesworld-retrieval.mjs [--base apps/trainer/models/shapesworld/multiway | --pretrain-steps 600]
+//        [--steps 150] [--batch 32] [--seeds 0] [--test 500] [--lr-full 3e-4] [--lr-adapter 1e-2] [--timing-rounds 20]
 //
-// 1. Pretrain a tiny Multiway base from scratch on ShapesWorld (seed 0, default rendering) retrieval
-//    captions with the symmetric contrastive loss (every parameter trains).
-// 2. Downstream domain: a different ShapesWorld (seed 1, heavier pixel noise and clutter). From the
-//    same pretrained checkpoint, train three variants for the same number of steps:
-//    full fine-tune (all parameters), extractors only (MWA without enhancer), MWA (defaults).
-// 3. Score R@1/5/10 image->text and text->image on the downstream test split; report trainable %
-//    and mean step time (forward + backward + update, first step excluded).
-// Prints a Markdown table. CPU-sized: a few minutes on 2 cores with the native or wasm backend.
-import { initBackend, manualSeed, tf } from '@adaptorkit/core';
+// 1. The base: loaded from a folder written by saveMultiway (default: the one the trainer ships,
+//    made by scripts/pretrain-base.mjs: 600 steps on ShapesWorld seed 7 rendered clean), or, with
+//    --pretrain-steps, pretrained here with the same recipe (pretrainShapesWorldBase).
+// 2. Downstream: the default ShapesWorld (seed 0, noise 0.03, clutter 0.5): other scenes, another
+//    rendering. Each variant trains --steps steps of --batch pairs from the same checkpoint in the
+//    same batch order (cosine, 10% warmup, AdamW wd 0.05):
+//    full fine-tune (every parameter), extractors only (MWA without enhancer), MWA (defaults except
+//    the bottleneck, b = d/8 = 8 at d 64; the enhancer is the default d/4 = 16).
+// 3. R@1/5/10 image->text and text->image on the first --test pairs of the downstream test split,
+//    the mean over --seeds (adapter init / dropout / batch-order seeds), trainable %, and step time
+//    (forward + backward + update) measured by interleaving the variants step by step in one
+//    process (--timing-rounds rounds, median), so a busy shared machine slows them alike.
+// Prints Markdown tables.
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { AdamW, disposeGrads, initBackend, manualSeed, valueAndGrads } from '@adaptorkit/core';
 import { ShapesWorld } from '@adaptorkit/data';
 import {
   MultiwayTransformer,
+  SHAPESWORLD_BASE_MAX_OBJECTS,
+  SHAPESWORLD_BASE_WORLD,
   attachMwa,
+  contrastiveLoss,
   disposeBatch,
+  epochSampler,
   evaluateRetrieval,
-  shapesWorldMultiwayShape,
+  loadMultiway,
+  pretrainShapesWorldBase,
   shapesWorldRetrievalBatch,
   trainContrastive,
 } from '@adaptorkit/mwa';
@@ -29,137 +42,131 @@ const opt = (k, d) => {
   const i = args.indexOf(`--${k}`);
   return i >= 0 ? args[i + 1] : d;
 };
-const backendPref = opt('backend', 'auto');
-const pretrainSteps = Number(opt('pretrain-steps', '300'));
-const adaptSteps = Number(opt('adapt-steps', '150'));
+const here = path.dirname(fileURLToPath(import.meta.url));
+const baseDir = opt('base', path.resolve(here, '../../../apps/trainer/models/shapesworld/multiway'));
+const pretrainSteps = Number(opt('pretrain-steps', '0'));
+const steps = Number(opt('steps', '150'));
 const batchSize = Number(opt('batch', '32'));
-const nTest = Number(opt('test', '300'));
-const MAX_LEN = 48;
+const seeds = opt('seeds', '0').split(',').map(Number);
+const nTest = Number(opt('test', '500'));
+const lrFull = Number(opt('lr-full', '3e-4'));
+const lrAdapter = Number(opt('lr-adapter', '1e-2'));
+const timingRounds = Number(opt('timing-rounds', '20'));
+const bottleneck = 8;
 
-const info = await initBackend(backendPref, { log: false });
+const info = await initBackend(opt('backend', 'auto'), { log: false });
 console.log(`backend: ${info.name}${info.detail ? ` (${info.detail})` : ''}`);
 
-const source = new ShapesWorld({ seed: 0 });
-const target = new ShapesWorld({ seed: 1, image: { noise: 0.08, clutter: 1.0 } });
+const target = new ShapesWorld({ seed: 0 });
+const testBatch = shapesWorldRetrievalBatch(target, target.retrieval('test').slice(0, nTest));
 
-const base = {
-  ...shapesWorldMultiwayShape(source),
-  dim: 64,
-  numLayers: 2,
-  numHeads: 4,
-  maxTextLen: MAX_LEN,
-  patchSize: 8,
-  sharedAttention: false,
-};
-const mwaBottleneck = 8; // b/d = 1/8
-const srcTrain = source.retrieval('train');
-const tgtTrain = target.retrieval('train');
-const tgtTest = target.retrieval('test', nTest);
-
-/** A batch sampler over `pairs` (seeded, reshuffled every epoch); disposes the previous batch. */
-function sampler(world, pairs, seed) {
-  let order = [];
-  let pos = 0;
-  let state = seed >>> 0;
-  const rand = () => ((state = (Math.imul(state, 1664525) + 1013904223) >>> 0) / 4294967296);
-  let prev;
-  return () => {
-    if (prev) disposeBatch(prev);
-    const picked = [];
-    while (picked.length < batchSize) {
-      if (pos >= order.length) {
-        order = pairs.map((_, i) => i);
-        for (let i = order.length - 1; i > 0; i--) {
-          const j = Math.floor(rand() * (i + 1));
-          [order[i], order[j]] = [order[j], order[i]];
-        }
-        pos = 0;
-      }
-      picked.push(pairs[order[pos++]]);
-    }
-    prev = shapesWorldRetrievalBatch(world, picked, { maxLen: MAX_LEN });
-    return prev;
-  };
+// ---- 1. the base
+let baseModel;
+if (pretrainSteps > 0) {
+  const r = pretrainShapesWorldBase(new ShapesWorld(SHAPESWORLD_BASE_WORLD), { steps: pretrainSteps, batchSize: 32, lr: 2e-3, seed: 0, maxObjects: SHAPESWORLD_BASE_MAX_OBJECTS, log: (l) => console.log(l) });
+  baseModel = r.model;
+  console.log(`pretrained the base here: ${pretrainSteps} steps, source val R@1 ${pct(r.valR1)}`);
+} else {
+  baseModel = await loadMultiway(baseDir);
+  console.log(`base: ${path.relative(process.cwd(), baseDir)}`);
 }
-
-const testBatch = shapesWorldRetrievalBatch(target, tgtTest, { maxLen: MAX_LEN });
-const evalOn = (m) => evaluateRetrieval(m, testBatch, { batchSize: 100 });
-
-// ---- 1. pretrain the base
-manualSeed(0);
-const pre = new MultiwayTransformer(base);
-const t0 = performance.now();
-const preRun = trainContrastive(pre, sampler(source, srcTrain, 1), {
-  params: pre.parameters(),
-  steps: pretrainSteps,
-  lr: 1e-3,
-  warmupSteps: Math.round(pretrainSteps * 0.05),
-  weightDecay: 0.05,
-});
-const preSec = (performance.now() - t0) / 1000;
-const srcTestBatch = shapesWorldRetrievalBatch(source, source.retrieval('test', nTest), { maxLen: MAX_LEN });
-const srcScore = evaluateRetrieval(pre, srcTestBatch, { batchSize: 100 });
-disposeBatch(srcTestBatch);
-console.log(
-  `pretrained ${pretrainSteps} steps x ${batchSize} in ${preSec.toFixed(0)} s: loss ${mean(preRun.losses.slice(0, 10)).toFixed(3)} -> ${mean(preRun.losses.slice(-10)).toFixed(3)}; ` +
-    `source test R@1 i->t ${pct(srcScore.imageToText.r1)} t->i ${pct(srcScore.textToImage.r1)}`,
-);
-const checkpoint = new Map([...pre.stateDict()].map(([k, v]) => [k, v.clone()]));
+const baseConfig = baseModel.config;
+const checkpoint = new Map([...baseModel.stateDict()].map(([k, v]) => [k, v.clone()]));
+const baseCount = baseModel.countParameters();
+baseModel.dispose();
+/** A copy of the base (same weights, every parameter trainable until a variant freezes it). */
 const fresh = () => {
   manualSeed(0);
-  const m = new MultiwayTransformer(base);
+  const m = new MultiwayTransformer(baseConfig);
   m.loadStateDict(checkpoint);
   return m;
 };
 
-const rows = [];
-const zero = fresh();
-rows.push(row('frozen pretrained base (zero-shot)', evalOn(zero), 0, zero.countParameters(), undefined, undefined));
-zero.dispose();
-
-// ---- 2. the three variants, same data order, same steps
-const variants = [
-  { name: 'full fine-tune', lr: 3e-4, setup: (m) => ({ params: m.unfreeze().parameters() }) },
-  { name: 'extractors only', lr: 2e-3, setup: (m) => ({ params: attachMwa(m, { extractor: { bottleneck: mwaBottleneck }, enhancer: { enabled: false } }).trainableParameters() }) },
-  { name: 'MWA (extractors + enhancer)', lr: 2e-3, setup: (m) => ({ params: attachMwa(m, { extractor: { bottleneck: mwaBottleneck } }).trainableParameters() }) },
+const VARIANTS = [
+  { name: 'full fine-tune', lr: lrFull, setup: (m) => m.unfreeze().parameters() },
+  { name: 'extractors only', lr: lrAdapter, setup: (m, seed) => attachMwa(m, { extractor: { bottleneck }, enhancer: { enabled: false }, seed }).trainableParameters() },
+  { name: 'MWA (extractors + enhancer)', lr: lrAdapter, setup: (m, seed) => attachMwa(m, { extractor: { bottleneck }, seed }).trainableParameters() },
 ];
-for (const v of variants) {
+
+// ---- 2. accuracy: every variant, every seed
+const rows = [];
+{
   const m = fresh();
-  const baseCount = m.countParameters();
-  const { params } = v.setup(m);
-  const trainable = params.reduce((n, p) => n + p.size, 0);
-  const r = trainContrastive(m, sampler(target, tgtTrain, 2), {
-    params,
-    steps: adaptSteps,
-    lr: v.lr,
-    warmupSteps: Math.round(adaptSteps * 0.1),
-    weightDecay: 0.05,
-  });
-  rows.push(row(v.name, evalOn(m), trainable, baseCount, r.stepMs, mean(r.losses.slice(-10))));
+  rows.push({ name: 'frozen pretrained base', scores: [evaluateRetrieval(m, testBatch, { batchSize: 100 })], trainable: 0, losses: [] });
   m.dispose();
 }
+for (const v of VARIANTS) {
+  const scores = [];
+  const finals = [];
+  let trainable = 0;
+  for (const seed of seeds) {
+    const m = fresh();
+    const params = v.setup(m, seed);
+    trainable = params.reduce((n, p) => n + p.size, 0);
+    const r = trainContrastive(m, epochSampler(target, target.retrieval('train'), batchSize, 100 + seed), { params, steps, lr: v.lr, warmupSteps: Math.round(steps * 0.1), weightDecay: 0.05 });
+    scores.push(evaluateRetrieval(m, testBatch, { batchSize: 100 }));
+    finals.push(mean(r.losses.slice(-20)));
+    m.dispose();
+    console.log(`${v.name} seed ${seed}: loss ${mean(r.losses.slice(0, 10)).toFixed(3)} -> ${finals[finals.length - 1].toFixed(3)}`);
+  }
+  rows.push({ name: v.name, lr: v.lr, scores, trainable, losses: finals });
+}
 
-console.log(`\ndownstream: ShapesWorld seed 1 (noise 0.08, clutter 1.0), ${adaptSteps} steps x ${batchSize}, test ${nTest} pairs; backend ${info.name}\n`);
-console.log('| variant | i->t R@1 | R@5 | R@10 | t->i R@1 | R@5 | R@10 | trainable | % of base | ms/step | final loss |');
-console.log('|---|---|---|---|---|---|---|---|---|---|---|');
-for (const r of rows) console.log(r);
+// ---- 3. step time, interleaved
+const timing = VARIANTS.map((v) => {
+  const m = fresh();
+  const params = v.setup(m, 0);
+  return { v, m, params, opt: new AdamW([{ params, weightDecay: 0.05 }], { lr: v.lr }), ms: [] };
+});
+const timingBatches = epochSampler(target, target.retrieval('train'), batchSize, 999);
+for (let round = 0; round < timingRounds + 2; round++) {
+  const batch = timingBatches();
+  for (const t of timing) {
+    const t0 = performance.now();
+    const { grads } = valueAndGrads(() => contrastiveLoss(t.m, batch, { training: true }), t.params);
+    t.opt.step(grads);
+    disposeGrads(grads);
+    if (round >= 2) t.ms.push(performance.now() - t0); // two warm-up rounds
+  }
+}
+const stepMs = new Map(timing.map((t) => [t.v.name, median(t.ms)]));
+for (const t of timing) {
+  t.opt.dispose();
+  t.m.dispose();
+}
+
+console.log(`\nbase ${baseCount.toLocaleString('en-US')} parameters; downstream ShapesWorld seed 0 (default rendering), ${steps} steps x ${batchSize} pairs, ` +
+  `test ${nTest} pairs, seeds ${seeds.join(',')}; lr full ${lrFull}, adapters ${lrAdapter}; backend ${info.name}\n`);
+console.log('| variant | i→t R@1 | R@5 | R@10 | t→i R@1 | R@5 | R@10 | trainable | % of base | ms/step | vs full | final loss |');
+console.log('|---|---|---|---|---|---|---|---|---|---|---|---|');
+const fullMs = stepMs.get('full fine-tune');
+for (const r of rows) {
+  const ms = stepMs.get(r.name);
+  const cells = [
+    r.name,
+    ...[(s) => s.imageToText.r1, (s) => s.imageToText.r5, (s) => s.imageToText.r10, (s) => s.textToImage.r1, (s) => s.textToImage.r5, (s) => s.textToImage.r10].map((f) => spread(r.scores.map(f))),
+    r.trainable.toLocaleString('en-US'),
+    `${((100 * r.trainable) / baseCount).toFixed(2)}%`,
+    ms === undefined ? '-' : ms.toFixed(0),
+    ms === undefined ? '-' : `${((100 * ms) / fullMs).toFixed(0)}%`,
+    r.losses.length ? mean(r.losses).toFixed(3) : '-',
+  ];
+  console.log(`| ${cells.join(' | ')} |`);
+}
+if (seeds.length > 1) console.log(`\ncells: mean over ${seeds.length} seeds (min-max)`);
 disposeBatch(testBatch);
 
-function row(name, s, trainable, baseCount, stepMs, loss) {
-  const cells = [
-    name,
-    pct(s.imageToText.r1), pct(s.imageToText.r5), pct(s.imageToText.r10),
-    pct(s.textToImage.r1), pct(s.textToImage.r5), pct(s.textToImage.r10),
-    trainable.toLocaleString('en-US'),
-    `${((100 * trainable) / baseCount).toFixed(2)}%`,
-    stepMs === undefined ? '-' : stepMs.toFixed(0),
-    loss === undefined ? '-' : loss.toFixed(3),
-  ];
-  return `| ${cells.join(' | ')} |`;
+function spread(xs) {
+  const m = pct(mean(xs));
+  return xs.length > 1 ? `${m} (${pct(Math.min(...xs))}-${pct(Math.max(...xs))})` : m;
 }
 function pct(x) {
   return (100 * x).toFixed(1);
 }
 function mean(a) {
   return a.reduce((s, x) => s + x, 0) / Math.max(1, a.length);
+}
+function median(a) {
+  const s = [...a].sort((x, y) => x - y);
+  return s[Math.floor(s.length / 2)] ?? 0;
 }

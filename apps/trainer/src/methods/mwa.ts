@@ -5,9 +5,9 @@
  * ShapesWorld one).
  */
 import { z } from 'zod';
-import { attachMwa, contrastiveLoss, encodeImages, encodeTexts, mwaConfigSchema, shapesWorldRetrievalBatch, type MultiwayTransformer } from '@adaptorkit/mwa';
+import { attachMwa, contrastiveLoss, encodeImages, encodeTexts, loadMultiway, mwaConfigSchema, shapesWorldRetrievalBatch, type MultiwayTransformer } from '@adaptorkit/mwa';
 import { parseWith } from '../config-util.js';
-import { loadMultiway, multiwayBasePath } from '../shapes/multiway.js';
+import { multiwayBasePath } from '../shapes/multiway.js';
 import type { RetrievalEncoder, RetrievalMethodEntry } from './types.js';
 
 const trainerMwaSchema = mwaConfigSchema.extend({
