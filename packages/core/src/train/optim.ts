@@ -44,6 +44,13 @@ export function defaultParamGroups(named: [string, Parameter][], weightDecay: nu
   return groups;
 }
 
+/**
+ * A kernel a backend may register (@adaptorkit/backend-native does) to do one parameter's update in
+ * one pass: {param, grad, m, v} -> [param', m', v'] with attrs {beta1, beta2, eps, sqrtBc2, decay,
+ * stepSize}, the same float32 steps as the composed update below (which runs otherwise).
+ */
+export const FUSED_ADAMW = 'AdaptorkitAdamW';
+
 interface Slot {
   p: Parameter;
   m: tf.Tensor;
@@ -96,11 +103,23 @@ export class AdamW {
     const b2 = this.beta2;
     const bc1 = 1 - b1 ** this.t;
     const bc2 = 1 - b2 ** this.t;
+    const fused = tf.getKernel(FUSED_ADAMW, tf.getBackend()) !== undefined;
     for (const [p, g] of grads) {
       const s = this.slots.get(p);
       if (!s) throw new AdaptorkitError('INVALID_ARGUMENT', 'gradient given for a parameter this optimizer does not hold');
       if (!p.trainable) throw new AdaptorkitError('NOT_TRAINABLE', 'a parameter was frozen after the optimizer was built; rebuild the optimizer');
       const lr = this.lr * s.lrScale;
+      if (fused) {
+        const attrs = { beta1: b1, beta2: b2, eps: this.eps, sqrtBc2: Math.sqrt(bc2), decay: s.wd !== 0 ? 1 - lr * s.wd : 1, stepSize: lr / bc1 };
+        const [w, m, v] = tf.engine().runKernel(FUSED_ADAMW, { param: p.value, grad: g, m: s.m, v: s.v }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor[];
+        p.value.assign(w!);
+        w!.dispose();
+        s.m.dispose();
+        s.v.dispose();
+        s.m = tf.keep(m!);
+        s.v = tf.keep(v!);
+        continue;
+      }
       const [m, v] = tf.tidy(() => {
         const m2 = tf.add(tf.mul(s.m, b1), tf.mul(g, 1 - b1));
         const v2 = tf.add(tf.mul(s.v, b2), tf.mul(tf.square(g), 1 - b2));
