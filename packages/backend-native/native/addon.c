@@ -959,6 +959,51 @@ static napi_value js_adamw(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* ---- AdamW into new arrays, the same float32 steps as @adaptorkit/core's composed update ----
+ * adamwOut(p, g, m, v, pOut, mOut, vOut, b1, 1-b1, b2, 1-b2, sqrt(bc2), eps, 1-lr*wd, lr/bc1):
+ * m' = m*b1 + g*(1-b1); v' = v*b2 + g*g*(1-b2); p' = p*decay - m' / (sqrt(v')/sqrt(bc2) + eps) * step */
+typedef struct {
+  const float *p, *g, *m, *v;
+  float *po, *mo, *vo;
+  float b1, omb1, b2, omb2, sbc2, eps, decay, step;
+} adamo_ctx;
+static void adamo_task(void *q, int64_t b, int64_t e) {
+  adamo_ctx *c = (adamo_ctx *)q;
+  for (int64_t i = b; i < e; i++) {
+    float g = c->g[i];
+    float m = c->m[i] * c->b1 + g * c->omb1;
+    float v = c->v[i] * c->b2 + (g * g) * c->omb2;
+    float denom = sqrtf(v) / c->sbc2 + c->eps;
+    c->mo[i] = m;
+    c->vo[i] = v;
+    c->po[i] = c->p[i] * c->decay - (m / denom) * c->step;
+  }
+}
+static napi_value js_adamw_out(napi_env env, napi_callback_info info) {
+  napi_value argv[15];
+  if (!get_args(env, info, 15, argv)) return NULL;
+  size_t n;
+  adamo_ctx c;
+  c.p = (const float *)typed_data(env, argv[0], &n, napi_float32_array);
+  c.g = F32(1);
+  c.m = F32(2);
+  c.v = F32(3);
+  c.po = F32(4);
+  c.mo = F32(5);
+  c.vo = F32(6);
+  c.b1 = (float)get_f64(env, argv[7]);
+  c.omb1 = (float)get_f64(env, argv[8]);
+  c.b2 = (float)get_f64(env, argv[9]);
+  c.omb2 = (float)get_f64(env, argv[10]);
+  c.sbc2 = (float)get_f64(env, argv[11]);
+  c.eps = (float)get_f64(env, argv[12]);
+  c.decay = (float)get_f64(env, argv[13]);
+  c.step = (float)get_f64(env, argv[14]);
+  if (!c.p || !c.g || !c.m || !c.v || !c.po || !c.mo || !c.vo) return NULL;
+  parallel_for((int64_t)n, 8, adamo_task, &c);
+  return NULL;
+}
+
 /* ---- box copy (slice / concat / pad / split), 4-byte elements ----
  * copybox(src, srcShape, srcBegin, dst, dstShape, dstBegin, size): copies the box of extent
  * `size` at srcBegin in src into dst at dstBegin. All Int32Arrays of the same rank <= 8. */
@@ -1088,6 +1133,7 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
       {"reduce", js_reduce},   {"transpose", js_transpose}, {"gather", js_gather}, {"segsum", js_segsum},
       {"adamw", js_adamw},     {"setThreads", js_set_threads}, {"info", js_info}, {"threads", js_threads},
       {"copybox", js_copybox}, {"fill", js_fill},     {"ce", js_ce},           {"ceGrad", js_ce_grad},
+      {"adamwOut", js_adamw_out},
   };
   for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
     napi_value f;

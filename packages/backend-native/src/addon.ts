@@ -32,6 +32,9 @@ export interface NativeAddon {
   gather(x: Float32Array | Int32Array, indices: Int32Array, out: Float32Array | Int32Array, outer: number, axisDim: number, inner: number): void;
   segsum(x: Float32Array, ids: Int32Array, out: Float32Array, inner: number, numSegments: number): void;
   adamw(p: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, lr: number, b1: number, b2: number, eps: number, wd: number, bc1: number, bc2: number): void;
+  /** AdamW into new arrays: m' = m*b1 + g*omb1; v' = v*b2 + g*g*omb2; p' = p*decay - m'/(sqrt(v')/sbc2 + eps)*step. */
+  adamwOut(p: Float32Array, g: Float32Array, m: Float32Array, v: Float32Array, pOut: Float32Array, mOut: Float32Array, vOut: Float32Array,
+    b1: number, omb1: number, b2: number, omb2: number, sbc2: number, eps: number, decay: number, step: number): void;
   /** Copy the box of extent `size` at srcBegin in src to dst at dstBegin (4-byte elements). */
   copybox(src: Float32Array | Int32Array, srcShape: Int32Array, srcBegin: Int32Array, dst: Float32Array | Int32Array, dstShape: Int32Array, dstBegin: Int32Array, size: Int32Array): void;
   fill(out: Float32Array, value: number): void;

@@ -7,7 +7,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-core/dist/register_all_gradients.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { SPARSE_SOFTMAX_CE, SPARSE_SOFTMAX_CE_GRAD, nativeUnavailableReason, registerNativeBackend } from './index.js';
+import { ADAMW, SPARSE_SOFTMAX_CE, SPARSE_SOFTMAX_CE_GRAD, nativeUnavailableReason, registerNativeBackend } from './index.js';
 
 const why = nativeUnavailableReason();
 if (why !== undefined) console.log(`[backend-native] native kernel tests SKIPPED: ${why}`);
@@ -323,6 +323,38 @@ describe.skipIf(why !== undefined)('native kernels match the cpu backend', () =>
     tf.setBackend('native');
     expect(tf.tidy(() => fused(tf.zeros([0, 5]), tf.tensor1d([], 'int32')).shape)).toEqual([0]); // (the cpu reference fails on N = 0)
     expect(() => tf.tidy(() => fused(tf.zeros([2, 3]), tf.tensor1d([0, 3], 'int32')))).toThrow(/outside \[0, 3\)/);
+  });
+
+  it('fused AdamW matches the composed update (3 steps, with and without weight decay)', () => {
+    const r = rng(12);
+    for (const [shape, wd] of [[[37], 0], [[64, 33], 0.01], [[3, 5, 7], 0.1], [[0], 0.01]] as const) {
+      const n = shape.reduce((a, b) => a * b, 1);
+      const p0 = randInput(r, [...shape]);
+      const grads = [0, 1, 2].map(() => randInput(r, [...shape], -3, 3));
+      const run = (): tf.Tensor => {
+        let p = tf.tensor(p0.values, [...shape]);
+        let m = tf.zeros([...shape]);
+        let v = tf.zeros([...shape]);
+        const lr = 1e-3, b1 = 0.9, b2 = 0.999, eps = 1e-8;
+        grads.forEach((gi, t) => {
+          const g = tf.tensor(gi.values, [...shape]);
+          const bc1 = 1 - b1 ** (t + 1), bc2 = 1 - b2 ** (t + 1);
+          if (tf.getBackend() === 'native') {
+            const attrs = { beta1: b1, beta2: b2, eps, sqrtBc2: Math.sqrt(bc2), decay: wd !== 0 ? 1 - lr * wd : 1, stepSize: lr / bc1 };
+            [p, m, v] = tf.engine().runKernel(ADAMW, { param: p, grad: g, m, v }, attrs as unknown as tf.NamedAttrMap) as [tf.Tensor, tf.Tensor, tf.Tensor];
+          } else {
+            // @adaptorkit/core's composed update
+            m = tf.add(tf.mul(m, b1), tf.mul(g, 1 - b1));
+            v = tf.add(tf.mul(v, b2), tf.mul(tf.square(g), 1 - b2));
+            const denom = tf.add(tf.div(tf.sqrt(v), Math.sqrt(bc2)), eps);
+            if (wd !== 0) p = tf.mul(p, 1 - lr * wd);
+            p = tf.sub(p, tf.mul(tf.div(m, denom), lr / bc1));
+          }
+        });
+        return tf.concat([tf.reshape(p, [n]), tf.reshape(m, [n]), tf.reshape(v, [n])]);
+      };
+      check(`adamw ${shape} wd=${wd}`, run, [], false);
+    }
   });
 
   it('registers native kernels (not the cpu ones) for the hot ops', () => {

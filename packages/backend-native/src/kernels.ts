@@ -34,6 +34,20 @@ const ADD = 0;
  */
 export const SPARSE_SOFTMAX_CE = 'AdaptorkitSparseSoftmaxCrossEntropy';
 export const SPARSE_SOFTMAX_CE_GRAD = 'AdaptorkitSparseSoftmaxCrossEntropyGrad';
+/**
+ * ADAMW: {param, grad, m, v} (float32, one shape) -> [param', m', v'], attrs {beta1, beta2, eps,
+ * sqrtBc2, decay, stepSize}: m' = m*b1 + g*(1-b1); v' = v*b2 + g^2*(1-b2);
+ * param' = param*decay - m' / (sqrt(v')/sqrtBc2 + eps) * stepSize. One pass instead of ~11 kernels.
+ */
+export const ADAMW = 'AdaptorkitAdamW';
+export interface AdamWAttrs {
+  beta1: number;
+  beta2: number;
+  eps: number;
+  sqrtBc2: number;
+  decay: number;
+  stepSize: number;
+}
 const U_RELU = 7, U_RELU6 = 19, U_SIGMOID = 5, U_ELU = 18;
 
 function sizeOf(shape: readonly number[]): number {
@@ -446,6 +460,24 @@ export function nativeKernels(n: NativeAddon, name: string, cpu: Map<string, Ker
     const dx = f32(be, rows * cols);
     if (dx.length > 0) n.ceGrad(vals(be, logits) as Float32Array, vals(be, lse) as Float32Array, lv, vals(be, dy) as Float32Array, dx, rows, cols);
     return out(be, [rows, cols], 'float32', dx);
+  });
+
+  add(ADAMW, (args) => {
+    const { param, grad, m, v } = args.inputs as { param: TensorInfo; grad: TensorInfo; m: TensorInfo; v: TensorInfo };
+    const a = args.attrs as unknown as AdamWAttrs;
+    const be = args.backend as Backend;
+    const size = sizeOf(param.shape);
+    for (const t of [param, grad, m, v]) {
+      if (t.dtype !== 'float32' || sizeOf(t.shape) !== size) throw new Error(`${ADAMW}: param, grad, m and v must be float32 of one size, got ${t.dtype} [${t.shape}] for [${param.shape}]`);
+    }
+    const po = f32(be, size);
+    const mo = f32(be, size);
+    const vo = f32(be, size);
+    if (size > 0) {
+      n.adamwOut(vals(be, param) as Float32Array, vals(be, grad) as Float32Array, vals(be, m) as Float32Array, vals(be, v) as Float32Array, po, mo, vo,
+        a.beta1, 1 - a.beta1, a.beta2, 1 - a.beta2, a.sqrtBc2, a.eps, a.decay, a.stepSize);
+    }
+    return [out(be, [...param.shape], 'float32', po), out(be, [...param.shape], 'float32', mo), out(be, [...param.shape], 'float32', vo)];
   });
 
   return configs;
