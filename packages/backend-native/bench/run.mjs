@@ -96,7 +96,7 @@ for (const b of ['native', 'wasm']) {
   if (!r.error) gflops[b] = r.gflops;
 }
 process.stderr.write('bench: leak check (500 steps, small model, native)...\n');
-const leak = node(['leak.mjs', 'native', '500'], ['--expose-gc']);
+const leak = node(['leak.mjs', 'native', '500'], ['--expose-gc', '--min-semi-space-size=16']);
 
 // ---- table ----
 const rows = [];
@@ -118,7 +118,7 @@ for (const r of rows) console.log(fmt(r));
 console.log('\nmatMul GFLOP/s (tf.matMul, n x n):');
 for (const [b, g] of Object.entries(gflops)) console.log(`  ${b.padEnd(7)} ${Object.entries(g).map(([n, v]) => `${n}: ${v.toFixed(1)}`).join('  ')}`);
 if (leak.error) console.log(`\nleak check: failed to run (${leak.error})`);
-else console.log(`\nleak check (native, ${leak.steps} steps): numTensors ${leak.numTensorsAtStep50} -> ${leak.numTensorsAtEnd}, RSS ${leak.rssAtStep50Mb.toFixed(0)} -> ${leak.rssAtEndMb.toFixed(0)} MB (${(100 * leak.rssGrowth).toFixed(1)}%): ${leak.ok ? 'ok' : 'FAILED'}`);
+else console.log(`\nleak check (native, ${leak.steps} steps, baseline after ${leak.warmupSteps}, ${leak.nodeFlags}): numTensors ${leak.numTensorsAtStep50} -> ${leak.numTensorsAtEnd}, RSS ${leak.rssAtStep50Mb.toFixed(0)} -> ${leak.rssAtEndMb.toFixed(0)} MB (${(100 * leak.rssGrowth).toFixed(1)}%), V8 heapTotal ${leak.atStep50.heapTotalMb.toFixed(0)} -> ${leak.atEnd.heapTotalMb.toFixed(0)} MB, external ${leak.atStep50.externalMb.toFixed(0)} -> ${leak.atEnd.externalMb.toFixed(0)} MB, pool ${leak.atStep50.pooledMb.toFixed(0)} -> ${leak.atEnd.pooledMb.toFixed(0)} MB: ${leak.ok ? 'ok' : 'FAILED'}`);
 for (const n of notes) console.log(`note: ${n}`);
 
 const result = {
