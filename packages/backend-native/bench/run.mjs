@@ -14,8 +14,8 @@ const HOOKS = ['--import', join(here, 'register-hooks.mjs')];
 const { SHAPE } = await import('./model.mjs');
 const tokens = SHAPE.batch * SHAPE.seq;
 
-function node(args, extra = []) {
-  const r = spawnSync(process.execPath, [...extra, ...HOOKS, ...args], { encoding: 'utf8', cwd: here, maxBuffer: 1 << 26 });
+function node(args, extra = [], env = {}) {
+  const r = spawnSync(process.execPath, [...extra, ...HOOKS, ...args], { encoding: 'utf8', cwd: here, maxBuffer: 1 << 26, env: { ...process.env, ...env } });
   const line = (r.stdout ?? '').trim().split('\n').filter((l) => l.startsWith('{')).pop();
   if (!line) return { error: `${(r.stderr ?? '').trim().split('\n').slice(-3).join(' | ') || `exit ${r.status}`}` };
   return { ...JSON.parse(line), exit: r.status };
@@ -47,24 +47,31 @@ function findTorchPython() {
   return undefined;
 }
 
+const loadAtStart = os.loadavg();
 const runs = [];
+const oneThread = [];
 const notes = [];
 const plan = [
   { backend: 'native', mode: 'adapter', steps: quick ? 3 : 10, warm: 2 },
   { backend: 'native', mode: 'full', steps: quick ? 3 : 10, warm: 2 },
   { backend: 'wasm', mode: 'adapter', steps: quick ? 1 : 3, warm: 1 },
   { backend: 'wasm', mode: 'full', steps: quick ? 1 : 2, warm: 1 },
+  // One thread each, native and PyTorch: CPU time per step is the comparison that survives other
+  // processes on the machine (with 2 threads, waits for a descheduled thread and OpenMP's spinning
+  // inflate wall and CPU time alike).
+  { backend: 'native', mode: 'adapter', steps: quick ? 3 : 6, warm: 2, oneThread: true },
+  { backend: 'native', mode: 'full', steps: quick ? 3 : 6, warm: 2, oneThread: true },
 ];
 notes.push('cpu (pure JS) backend skipped: minutes per step at this size');
 
 for (const p of plan) {
-  process.stderr.write(`bench: ${p.backend} ${p.mode} (${p.steps} steps)...\n`);
-  const r = node(['train.mjs', p.backend, p.mode, String(p.steps), String(p.warm)]);
+  process.stderr.write(`bench: ${p.backend} ${p.mode} (${p.steps} steps${p.oneThread ? ', 1 thread' : ''})...\n`);
+  const r = node(['train.mjs', p.backend, p.mode, String(p.steps), String(p.warm)], [], p.oneThread ? { ADAPTORKIT_NATIVE_THREADS: '1' } : {});
   if (r.error) {
     notes.push(`${p.backend} ${p.mode}: not run (${r.error})`);
     continue;
   }
-  runs.push({ name: p.backend, mode: p.mode, medianMs: median(r.stepMs), stepMs: r.stepMs, peakRssMb: r.peakRssMb, detail: r.detail, trainable: r.trainable });
+  (p.oneThread ? oneThread : runs).push({ name: p.backend, mode: p.mode, medianMs: median(r.stepMs), stepMs: r.stepMs, cpuMs: r.cpuMs, medianCpuMs: median(r.cpuMs), peakRssMb: r.peakRssMb, detail: r.detail, trainable: r.trainable });
 }
 
 const torch = findTorchPython();
@@ -76,16 +83,17 @@ else {
   if (existsSync(ompDir)) torchEnv.LD_LIBRARY_PATH = ompDir;
   const core = openblasCore();
   if (core) torchEnv.OPENBLAS_CORETYPE = core;
-  for (const mode of ['adapter', 'full']) {
-    process.stderr.write(`bench: pytorch ${mode}...\n`);
-    const r = spawnSync(torch.py, [join(here, 'torch_bench.py'), mode, String(quick ? 3 : 10), '2'], { encoding: 'utf8', env: { ...process.env, ...torchEnv } });
+  for (const [mode, threads] of [['adapter', 2], ['full', 2], ['adapter', 1], ['full', 1]]) {
+    process.stderr.write(`bench: pytorch ${mode} (${threads} thread${threads > 1 ? 's' : ''})...\n`);
+    const steps = threads === 1 ? (quick ? 3 : 6) : quick ? 3 : 10;
+    const r = spawnSync(torch.py, [join(here, 'torch_bench.py'), mode, String(steps), '2', String(threads)], { encoding: 'utf8', env: { ...process.env, ...torchEnv } });
     const line = (r.stdout ?? '').trim().split('\n').pop();
     if (r.status !== 0 || !line) {
-      notes.push(`pytorch ${mode}: failed (${(r.stderr ?? '').trim().split('\n').pop()})`);
+      notes.push(`pytorch ${mode} ${threads} threads: failed (${(r.stderr ?? '').trim().split('\n').pop()})`);
       continue;
     }
     const j = JSON.parse(line);
-    runs.push({ name: 'pytorch', mode, medianMs: median(j.step_ms), stepMs: j.step_ms, peakRssMb: j.peak_rss_mb, detail: `torch ${j.torch}, ${j.threads} threads, ${Object.entries(torchEnv).map(([k, v]) => `${k}=${v}`).join(' ')}`, trainable: j.trainable });
+    (threads === 1 ? oneThread : runs).push({ name: 'pytorch', mode, medianMs: median(j.step_ms), stepMs: j.step_ms, cpuMs: j.cpu_ms, medianCpuMs: median(j.cpu_ms), peakRssMb: j.peak_rss_mb, detail: `torch ${j.torch}, ${j.threads} threads, ${Object.entries(torchEnv).map(([k, v]) => `${k}=${v}`).join(' ')}`, trainable: j.trainable });
   }
 }
 
@@ -105,16 +113,28 @@ for (const mode of ['adapter', 'full']) {
   for (const r of runs.filter((x) => x.mode === mode)) {
     r.tokensPerS = tokens / (r.medianMs / 1000);
     r.ratioToPytorch = ref ? r.medianMs / ref.medianMs : undefined;
-    rows.push([mode === 'adapter' ? 'adapters' : 'full FT', r.name, `${(r.medianMs / 1000).toFixed(3)} s`, r.tokensPerS.toFixed(0), `${r.peakRssMb.toFixed(0)} MB`, r.ratioToPytorch ? `${r.ratioToPytorch.toFixed(2)}x` : '-']);
+    rows.push([mode === 'adapter' ? 'adapters' : 'full FT', r.name, `${(r.medianMs / 1000).toFixed(3)} s`, r.medianCpuMs !== undefined ? `${(r.medianCpuMs / 1000).toFixed(3)} s` : '-', r.tokensPerS.toFixed(0), `${r.peakRssMb.toFixed(0)} MB`, r.ratioToPytorch ? `${r.ratioToPytorch.toFixed(2)}x` : '-']);
   }
 }
-const head = ['training', 'backend', 'median step', 'tokens/s', 'peak RSS', 'vs PyTorch'];
+const head = ['training', 'backend', 'median step', 'CPU/step', 'tokens/s', 'peak RSS', 'vs PyTorch'];
 const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
 const fmt = (r) => `| ${r.map((c, i) => c.padEnd(widths[i])).join(' | ')} |`;
 console.log(`\nbenchmark model: 4-layer d=256 LLaMA-style, vocab 4096, batch ${SHAPE.batch} x seq ${SHAPE.seq}, AdamW (${os.cpus().length} cores, ${os.cpus()[0]?.model})`);
 console.log(fmt(head));
 console.log(`|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`);
 for (const r of rows) console.log(fmt(r));
+if (oneThread.length) {
+  console.log('\none thread each (ADAPTORKIT_NATIVE_THREADS=1, torch.set_num_threads(1)); CPU time per step, medians:');
+  for (const mode of ['adapter', 'full']) {
+    const ref = oneThread.find((r) => r.name === 'pytorch' && r.mode === mode);
+    for (const r of oneThread.filter((x) => x.mode === mode)) {
+      r.cpuRatioToPytorch = ref ? r.medianCpuMs / ref.medianCpuMs : undefined;
+      console.log(`  ${(mode === 'adapter' ? 'adapters' : 'full FT').padEnd(8)} ${r.name.padEnd(7)} CPU ${(r.medianCpuMs / 1000).toFixed(3)} s  wall ${(r.medianMs / 1000).toFixed(3)} s  ${r.cpuRatioToPytorch ? `${r.cpuRatioToPytorch.toFixed(2)}x PyTorch's CPU time` : ''}`);
+    }
+  }
+}
+const load = os.loadavg();
+console.log(`\nload average (1/5/15 min) at the start: ${loadAtStart.map((x) => x.toFixed(2)).join(' / ')}, at the end: ${load.map((x) => x.toFixed(2)).join(' / ')} (${os.cpus().length} cores)`);
 console.log('\nmatMul GFLOP/s (tf.matMul, n x n):');
 for (const [b, g] of Object.entries(gflops)) console.log(`  ${b.padEnd(7)} ${Object.entries(g).map(([n, v]) => `${n}: ${v.toFixed(1)}`).join('  ')}`);
 if (leak.error) console.log(`\nleak check: failed to run (${leak.error})`);
@@ -123,10 +143,11 @@ for (const n of notes) console.log(`note: ${n}`);
 
 const result = {
   date: new Date().toISOString(),
-  machine: { cpu: os.cpus()[0]?.model, cores: os.cpus().length, memGb: os.totalmem() / 2 ** 30, platform: `${os.platform()} ${os.release()}`, node: process.version, loadavg: os.loadavg() },
+  machine: { cpu: os.cpus()[0]?.model, cores: os.cpus().length, memGb: os.totalmem() / 2 ** 30, platform: `${os.platform()} ${os.release()}`, node: process.version, loadavgAtStart: loadAtStart, loadavg: os.loadavg() },
   model: (await import('./model.mjs')).MODEL,
   shape: SHAPE,
   runs,
+  oneThread,
   matmulGflops: gflops,
   leak,
   notes,

@@ -1,6 +1,6 @@
 """PyTorch twin of bench/model.mjs: the same LLaMA-style model, shapes, adapters and AdamW.
 
-usage: python3 torch_bench.py MODE STEPS WARMUP   (MODE: adapter | full)
+usage: python3 torch_bench.py MODE STEPS WARMUP [THREADS]   (MODE: adapter | full; THREADS default 2)
 Prints one JSON line: {"mode", "step_ms": [...], "peak_rss_mb", "torch", "threads", "blas"}.
 Run with torch threads = 2 (set here) and, on Debian, LD_LIBRARY_PATH pointing at an optimized
 OpenBLAS (bench/run.mjs does this).
@@ -98,7 +98,7 @@ class LM(nn.Module):
 
 def main():
     mode, steps, warmup = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-    torch.set_num_threads(2)
+    torch.set_num_threads(int(sys.argv[4]) if len(sys.argv) > 4 else 2)
     torch.manual_seed(0)
     model = LM()
     if mode == "adapter":
@@ -112,7 +112,9 @@ def main():
     cos, sin = rope_tables(T, HD)
     mask = torch.full((T, T), -1e9).triu(1)
     times = []
+    cpu = []  # process CPU time per step (all threads)
     for i in range(warmup + steps):
+        c0 = time.process_time()
         t0 = time.perf_counter()
         logits = model(ids, cos, sin, mask)
         loss = F.cross_entropy(logits[:, :-1].reshape(-1, V), ids[:, 1:].reshape(-1))
@@ -121,11 +123,13 @@ def main():
         opt.step()
         if i >= warmup:
             times.append((time.perf_counter() - t0) * 1000)
+            cpu.append((time.process_time() - c0) * 1000)
     cfg = torch.__config__.show()
     blas = "openblas" if "openblas" in cfg.lower() else "unknown"
     print(json.dumps({
         "mode": mode,
         "step_ms": times,
+        "cpu_ms": cpu,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),

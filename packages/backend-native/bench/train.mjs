@@ -7,16 +7,23 @@ const [backend = 'native', mode = 'adapter', stepsArg = '5', warmArg = '1'] = pr
 const info = await initBackend(backend, { log: false });
 const t = buildTrainer(mode);
 const stepMs = [];
+const cpuMs = []; // user + system CPU time of the process per step (all threads)
 let loss = NaN;
 for (let i = 0; i < Number(warmArg) + Number(stepsArg); i++) {
+  const c0 = process.cpuUsage();
   const t0 = performance.now();
   loss = t.step();
-  if (i >= Number(warmArg)) stepMs.push(performance.now() - t0);
+  if (i >= Number(warmArg)) {
+    stepMs.push(performance.now() - t0);
+    const c = process.cpuUsage(c0);
+    cpuMs.push((c.user + c.system) / 1000);
+  }
 }
 const out = {
   backend,
   mode,
   stepMs,
+  cpuMs,
   loss,
   trainable: t.trainable,
   peakRssMb: process.resourceUsage().maxRSS / 1024,
