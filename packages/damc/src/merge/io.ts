@@ -149,6 +149,15 @@ export async function openCheckpoint(p: string): Promise<TensorSource> {
     for (const sf of shards) await sf.close();
     throw e;
   }
+  // a second handle per shard, for reading F32/BF16 tensors straight into their Float32Array
+  const handles = new Map<SafetensorsFile, fsp.FileHandle>();
+  try {
+    for (const [i, sf] of shards.entries()) handles.set(sf, await fsp.open(files[i]!, 'r'));
+  } catch (e) {
+    for (const h of handles.values()) await h.close();
+    for (const sf of shards) await sf.close();
+    throw e;
+  }
   const get = (name: string): SafetensorsFile => {
     const sf = where.get(name);
     if (!sf) throw new AdaptorkitError('MISSING_TENSOR', `${p}: no tensor '${name}'`);
@@ -161,11 +170,42 @@ export async function openCheckpoint(p: string): Promise<TensorSource> {
       const info = get(name).info(name);
       return { shape: info.shape, isFloat: FLOATS.has(info.dtype) };
     },
-    read: (name) => get(name).readArray(name),
+    read: async (name) => {
+      const sf = get(name);
+      const info = sf.info(name);
+      if (info.dtype !== 'BF16' && info.dtype !== 'F32') return sf.readArray(name);
+      return readFloatInPlace(handles.get(sf)!, info.begin, info.end, info.shape, info.dtype, `${p}: tensor '${name}'`);
+    },
     close: async () => {
+      for (const h of handles.values()) await h.close();
       for (const sf of shards) await sf.close();
     },
   };
+}
+
+/**
+ * Read an F32 or BF16 tensor into a new Float32Array with no second buffer: the file bytes go into
+ * the front of the output, and BF16 is widened in place from the back (u32[i] = u16[i] << 16 only
+ * overwrites u16 entries at index >= i, already consumed when walking down).
+ */
+async function readFloatInPlace(fh: fsp.FileHandle, begin: number, end: number, shape: readonly number[], dtype: 'F32' | 'BF16', what: string): Promise<Float32Array> {
+  const n = shape.reduce((a, b) => a * b, 1);
+  const width = dtype === 'F32' ? 4 : 2;
+  if (end - begin !== n * width) badFile(what, `holds ${end - begin} bytes, expected ${n * width} for [${shape.join(', ')}] ${dtype}`);
+  const out = new Float32Array(n);
+  const bytes = new Uint8Array(out.buffer, 0, n * width);
+  let off = 0;
+  while (off < bytes.byteLength) {
+    const { bytesRead } = await fh.read(bytes, off, Math.min(bytes.byteLength - off, 1 << 30), begin + off);
+    if (bytesRead === 0) badFile(what, `unexpected end of file at byte ${begin + off}`);
+    off += bytesRead;
+  }
+  if (dtype === 'BF16') {
+    const u16 = new Uint16Array(out.buffer, 0, n);
+    const u32 = new Uint32Array(out.buffer);
+    for (let i = n - 1; i >= 0; i--) u32[i] = u16[i]! << 16;
+  }
+  return out;
 }
 
 /**

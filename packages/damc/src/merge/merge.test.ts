@@ -7,7 +7,7 @@ import { countLayers, depthFraction, interpolate, parseMergeConfig, parseMergeYa
 import { memorySink, memorySource, openCheckpoint, safetensorsSink, type MemoryTensor } from './io.js';
 import { mergeFromYaml, mergeSources, mergeStateDicts } from './merge.js';
 import {
-  kthLargest, mergeDareLinear, mergeDareTies, mergeLinear, mergeSlerp, mergeTaskArithmetic, mergeTies, slerpIsLinear, trimToDensity,
+  kthLargest, kthLargestMagnitude, mergeDareLinear, mergeDareTies, mergeLinear, mergeSlerp, mergeTaskArithmetic, mergeTies, slerpIsLinear, trimToDensity,
 } from './methods.js';
 
 const f = (xs: number[]): Float32Array => Float32Array.from(xs);
@@ -56,6 +56,10 @@ describe('merge methods on hand-computed cases', () => {
     const big = rng.normalArray(1001);
     const sorted = Float32Array.from(big).sort();
     expect(kthLargest(big, 17)).toBe(sorted[1001 - 17]);
+    // the scratch-free radix select agrees with quickselect over |d|, ties and zeros included
+    const mixed = Float32Array.from([...big, 0, -0, 2.5, -2.5, 2.5, 1e-30, -1e-30]);
+    const mags = mixed.map(Math.abs);
+    for (const k of [1, 2, 3, 17, 500, 1001, mixed.length]) expect(kthLargestMagnitude(mixed, k)).toBe(kthLargest(mags, k));
   });
 
   it('dare with density 1 equals task arithmetic; dare_ties with density 1 equals ties', () => {

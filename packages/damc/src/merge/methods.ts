@@ -87,6 +87,31 @@ export function kthLargest(values: Vec, k: number): number {
   return kthLargestInPlace(Float32Array.from(values), k);
 }
 
+/**
+ * The k-th largest |v| of `d` without a tensor-sized scratch: a two-pass radix select over the bits
+ * of |v| (for non-negative floats the bit patterns order like the values), 2 x 65536 counters.
+ * Returns the same value as kthLargest over the magnitudes.
+ */
+export function kthLargestMagnitude(d: Vec, k: number): number {
+  const n = d.length;
+  if (k < 1 || k > n) throw new AdaptorkitError('INVALID_ARGUMENT', `kthLargest: k=${k} outside 1..${n}`);
+  const bits = new Uint32Array(d.buffer, d.byteOffset, n);
+  const count = new Uint32Array(65536);
+  for (let j = 0; j < n; j++) count[(bits[j]! & 0x7fffffff) >>> 16]!++;
+  let rem = k;
+  let hi = 32767; // the sign bit is cleared, so the top half is at most 0x7fff
+  for (; hi > 0 && count[hi]! < rem; hi--) rem -= count[hi]!;
+  count.fill(0);
+  for (let j = 0; j < n; j++) {
+    const u = bits[j]! & 0x7fffffff;
+    if (u >>> 16 === hi) count[u & 0xffff]!++;
+  }
+  let lo = 65535;
+  for (; lo > 0 && count[lo]! < rem; lo--) rem -= count[lo]!;
+  const out = new Float32Array(new Uint32Array([((hi << 16) | lo) >>> 0]).buffer);
+  return out[0]!;
+}
+
 /** kthLargest on a scratch array it may reorder. */
 function kthLargestInPlace(a: Vec, k: number): number {
   const n = a.length;
@@ -128,9 +153,7 @@ export function trimToDensity(d: Vec, density: number, inPlace = false): Vec {
   const n = d.length;
   if (density >= 1 || n === 0) return d;
   const k = Math.max(1, Math.round(density * n));
-  const mags = new Float32Array(n);
-  for (let j = 0; j < n; j++) mags[j] = Math.abs(d[j]!);
-  const thr = kthLargestInPlace(mags, k);
+  const thr = kthLargestMagnitude(d, k); // no |d| copy: the streaming merge holds only its inputs
   const out = inPlace ? d : new Float32Array(n);
   for (let j = 0; j < n; j++) {
     const v = d[j]!;
