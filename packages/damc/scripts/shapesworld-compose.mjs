@@ -64,6 +64,14 @@ const N_TEST = Number(arg('test', 500));
 const SEED = Number(arg('seed', 0));
 const SEARCH = arg('search', 'yes') === 'yes';
 const JSON_OUT = arg('json', undefined);
+// --diag: train one sound model on a direct question instead ("how many objects are there?" ->
+// a number word, first token scored): does the perception pipeline learn at all, apart from the
+// multiple-choice letter format?
+const DIAG = argv.includes('--diag');
+// --task count: every model and the composition get a direct question instead of the letter choice:
+// single modality "<x> how many objects are there?"; joint "<image> <sound> how many objects are
+// there?" over two scenes with the same count (answer: the number word, first token scored).
+const TASK = arg('task', 'common');
 
 const log = (...a) => console.log(...a);
 const backend = await initBackend('auto', { log: false });
@@ -123,6 +131,34 @@ const data = {
     test: sw.task('common', 'test', 2000).filter((e) => e.template.endsWith('_image_sound')),
   },
 };
+const countSplit = (k, n, modalities) => {
+  const rng = new Rng((SEED * 7919 + 200 + k) >>> 0);
+  return Array.from({ length: n }, (_, i) => {
+    const c = 1 + rng.int(4);
+    const ph = modalities.map((m) => (m === 'image' ? IMAGE_TOKEN : SOUND_TOKEN)).join(' ');
+    return {
+      id: `count-${k}-${i}`, template: `count_${modalities.join('_')}`,
+      inputs: modalities.map((modality) => ({ modality, scene: sampleScene(rng, { count: c }) })),
+      prompt: `${ph} how many objects are there?`, answer: numberWord(c),
+    };
+  });
+};
+if (TASK === 'count') {
+  data.image = { train: countSplit(1, N_TRAIN, ['image']), test: countSplit(2, N_TEST, ['image']) };
+  data.sound = { train: countSplit(3, N_TRAIN, ['sound']), test: countSplit(4, N_TEST, ['sound']) };
+  data.common = { val: countSplit(5, 200, ['image', 'sound']), test: countSplit(6, 500, ['image', 'sound']) };
+}
+if (DIAG) {
+  const direct = (k, n) => {
+    const rng = new Rng((SEED * 7919 + 100 + k) >>> 0);
+    return Array.from({ length: n }, (_, i) => {
+      const c = 1 + rng.int(4);
+      const scene = sampleScene(rng, { count: c });
+      return { id: `direct-${k}-${i}`, template: 'count_sound', inputs: [{ modality: 'sound', scene }], prompt: `${SOUND_TOKEN} how many objects are there?`, answer: numberWord(c) };
+    });
+  };
+  data.sound = { train: direct(1, N_TRAIN), test: direct(2, N_TEST) };
+}
 log(`examples: image ${data.image.train.length}/${data.image.test.length}, sound ${data.sound.train.length}/${data.sound.test.length}, common(image+sound) val ${data.common.val.length} test ${data.common.test.length}`);
 
 // ------------------------------------------------------------------ encoders
@@ -252,9 +288,9 @@ function accuracy(model, examples, keep) {
     logits.dispose();
     for (const t of Object.values(batch.inputs)) t.dispose();
     chunk.forEach((ex, j) => {
-      const ok = pred[j] === LETTER_IDS[LETTERS.indexOf(ex.answer)];
+      const ok = pred[j] === tok.encode(ex.answer)[0];
       right += ok ? 1 : 0;
-      const kind = ex.template.split('_')[ex.template.startsWith('common_') ? 1 : 0];
+      const kind = TASK === 'count' ? 'count' : ex.template.split('_')[ex.template.startsWith('common_') ? 1 : 0];
       byKind[kind] ??= [0, 0];
       byKind[kind][0] += ok ? 1 : 0;
       byKind[kind][1]++;
@@ -342,6 +378,12 @@ async function runMode(mode) {
 }
 
 const t0 = performance.now();
+if (DIAG) {
+  const m = await trainOne('sound', MODE === 'decoupled' ? 'decoupled' : 'naive');
+  const r = accuracy(m.model, data.sound.test, ['sound']);
+  log(`diag: sound model on "how many objects are there?": accuracy ${(100 * r.acc).toFixed(1)}% of ${r.n} (chance 25), ${m.secs.toFixed(0)} s`);
+  process.exit(0);
+}
 if (MODE === 'naive' || MODE === 'both') await runMode('naive');
 if (MODE === 'decoupled' || MODE === 'both') await runMode('decoupled');
 log(`total ${((performance.now() - t0) / 1000).toFixed(0)} s`);
