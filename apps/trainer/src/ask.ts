@@ -1,30 +1,31 @@
 /** One question to a trained run: `adaptorkit generate` and each turn of `adaptorkit chat`. */
 import * as readline from 'node:readline';
 import { AdaptorkitError } from '@adaptorkit/core';
-import { IMAGE_TOKEN, loadImage } from '@adaptorkit/data';
+import { loadImage } from '@adaptorkit/data';
 import type { Env } from './train.js';
 import type { MMBatch } from './vl/batch.js';
 
-/** Pixels of an image file, resized and padded to the vision encoder's input size (0..1, [H*W*3]). */
+/** An image file, resized and padded to the vision encoder's input size and normalised as the run's data source does. */
 export async function readImagePixels(env: Env, file: string): Promise<Float32Array> {
   const size = env.bases.vision.config.imageSize;
   const img = await loadImage(file, { size, fit: 'pad', normalize: 'none' });
-  return img.data;
+  return env.source.normalizeImage(img.data);
 }
 
-/** Greedy answer to `prompt`, about `image` when given (the prompt's <image> marks nothing: the image goes first). */
-export function ask(env: Env, prompt: string, image: Float32Array | undefined, maxNewTokens: number): string {
-  const tok = env.sw.tokenizer;
-  const text = prompt.replaceAll(IMAGE_TOKEN, ' ').trim();
-  const words = tok.encode(text);
-  const ids: number[] = [tok.bosId];
-  if (image) {
-    const n = env.system.tokensPerInput.image;
-    if (!n) throw new AdaptorkitError('UNSUPPORTED', `method '${env.system.describe().method}' takes no image input`);
-    for (let i = 0; i < n; i++) ids.push(env.bases.placeholderIds.image!);
-  }
-  ids.push(...words);
-  if (!image) return tok.decode(env.system.generateText([ids], maxNewTokens)[0] ?? []);
+/** Greedy answer to `question`, about `image` when given (any <image> in the question is dropped: the source places it). */
+export function ask(env: Env, question: string, image: Float32Array | undefined, maxNewTokens: number): string {
+  const { source, system, bases } = env;
+  const tok = source.tokenizer;
+  if (image && !system.tokensPerInput.image) throw new AdaptorkitError('UNSUPPORTED', `method '${system.describe().method}' takes no image input`);
+  const prompt = source.formatPrompt(question, !!image);
+  const enc = source.encode({ id: 'ask', task: 'ask', inputs: [], prompt, answer: '' }, true);
+  const ids: number[] = [];
+  enc.inputIds.forEach((id, t) => {
+    const isImage = enc.placeholders.some((p) => p.position === t) && id === bases.placeholderIds.image;
+    if (isImage) for (let i = 0; i < system.tokensPerInput.image!; i++) ids.push(id);
+    else ids.push(id);
+  });
+  if (!image) return tok.decode(system.generateText([ids], maxNewTokens)[0] ?? []);
   const batch: MMBatch = {
     B: 1,
     T: ids.length,
@@ -34,7 +35,7 @@ export function ask(env: Env, prompt: string, image: Float32Array | undefined, m
     inputs: [{ modality: 'image', row: 0, data: image }],
     examples: [],
   };
-  return tok.decode(env.system.generate(batch, maxNewTokens)[0] ?? []);
+  return tok.decode(system.generate(batch, maxNewTokens)[0] ?? []);
 }
 
 /**

@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 /** The `adaptorkit` command line. */
 import * as path from 'node:path';
-import { Command, Option } from 'commander';
-import { AdaptorkitError, BACKEND_PREFERENCES, initBackend, plan } from '@adaptorkit/core';
+import { Command } from 'commander';
+import { AdaptorkitError, initBackend, plan } from '@adaptorkit/core';
 import type { BackendPreference } from '@adaptorkit/core';
 import { ShapesWorld } from '@adaptorkit/data';
 import { readYaml } from './config-util.js';

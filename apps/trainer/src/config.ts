@@ -29,17 +29,23 @@ export const TrainSchema = z
 export const DataSchema = z
   .object({
     source: z.enum(['shapesworld', 'llava']).default('shapesworld'),
-    task: z.enum(TASKS).default('vqa').describe('ShapesWorld task to train on and score.'),
+    task: z.enum(TASKS).default('vqa').describe('ShapesWorld task to train on and score (LLaVA data: any; the file is the task).'),
     worldSeed: z.number().int().min(0).default(0).describe('ShapesWorld seed (same seed, same data).'),
     trainExamples: z.number().int().positive().optional().describe('Use only the first N training examples.'),
     evalExamples: z.number().int().positive().default(200).describe('Examples scored at each evaluation.'),
     textEvalExamples: z.number().int().positive().default(200).describe('Held-out corpus lines (perplexity) and text questions scored for the text skill.'),
     llava: z
       .object({
-        json: z.string().describe('LLaVA-format instruction JSON.'),
+        json: z.string().describe('LLaVA-format instruction file (.json array or .jsonl), relative to the config file.'),
         imageRoot: z.string().describe('Folder the image paths are relative to (paths cannot escape it).'),
-        onError: z.enum(['skip', 'fail']).default('fail'),
+        evalJson: z.string().optional().describe('Separate file for val/test (default: hold out the last `heldOut` records of json).'),
+        heldOut: z.number().int().positive().default(100).describe('Records held out of json for val + test when there is no evalJson.'),
+        onError: z.enum(['skip', 'fail']).default('fail').describe("A bad record: 'fail' stops naming it, 'skip' drops it with a log line."),
+        imageTokenId: z.number().int().min(0).optional().describe("Id the <image> placeholder becomes (default: the tokenizer's <image> token)."),
+        normalize: z.enum(['clip', 'siglip', 'imagenet', 'none']).optional().describe('Pixel normalisation (default: by the vision encoder kind).'),
+        cacheImages: z.number().int().positive().default(4096).describe('Decoded images kept in memory.'),
       })
+      .strict()
       .optional(),
   })
   .prefault({});

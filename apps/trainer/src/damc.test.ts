@@ -70,7 +70,7 @@ describe('damc in the trainer', () => {
     const env = await setup(cfg, quiet);
     await loadAdapter(path.join(r.dir, 'final'), env.system.module);
     const again = await evaluate(env, 'vqa', 'test', 4);
-    expect(again.samples.map((x) => x.prediction)).toEqual(first.samples.map((x) => x.prediction));
+    expect(again.samples?.map((x) => x.prediction)).toEqual(first.samples?.map((x) => x.prediction));
     const { tensors } = await readSafetensors(path.join(r.dir, 'final', 'adapter_model.safetensors'));
     const names = [...tensors.keys()];
     expect(names.some((n) => n.includes('lora_A.text'))).toBe(true);

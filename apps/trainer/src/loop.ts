@@ -8,6 +8,8 @@ import type { Parameter } from '@adaptorkit/core';
 
 export interface LoopOptions {
   named: [string, Parameter][];
+  /** Awaited before optimizer step `step` (0-based) starts, e.g. to decode its images. */
+  beforeStep?: (step: number) => Promise<void>;
   /** Loss for micro-batch `micro` of optimizer step `step`; runs inside tf.tidy. */
   loss: (step: number, micro: number) => tf.Scalar;
   steps: number;
@@ -43,6 +45,7 @@ export async function trainLoop(o: LoopOptions): Promise<LoopResult> {
   let step = o.startStep ?? 0;
   for (; step < o.steps; step++) {
     const t0 = performance.now();
+    await o.beforeStep?.(step);
     const lr = scheduledLr(step, { lr: o.lr, totalSteps: o.steps, warmupSteps: o.warmupSteps ?? 0, kind: o.schedule ?? 'cosine', minLrRatio: o.minLrRatio ?? 0 });
     opt.lr = lr;
     let grads: Map<Parameter, tf.Tensor>;

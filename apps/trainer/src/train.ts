@@ -7,9 +7,9 @@ import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { stringify as toYaml } from 'yaml';
-import { AdamW, AdaptorkitError, defaultParamGroups, initBackend, readSafetensors, Rng, saveAdapter, tf, writeSafetensors } from '@adaptorkit/core';
-import type { BackendInfo, Parameter } from '@adaptorkit/core';
-import { IMAGE_TOKEN, POINTS_TOKEN, scoreExact, scoreTask, ShapesWorld, SOUND_TOKEN, type Example, type Split } from '@adaptorkit/data';
+import { AdamW, AdaptorkitError, defaultParamGroups, initBackend, loadTokenizer, readSafetensors, Rng, saveAdapter, tf, writeSafetensors } from '@adaptorkit/core';
+import type { BackendInfo, CausalLM, Parameter, VisionEncoder } from '@adaptorkit/core';
+import { IMAGE_TOKEN, ShapesWorld, type Split } from '@adaptorkit/data';
 import { applyOverrides, parseWith, readYaml } from './config-util.js';
 import { RunConfigSchema, type RunConfig } from './config.js';
 import { exists, readJson, writeFileAtomic, writeJsonAtomic } from './fsutil.js';
@@ -19,6 +19,7 @@ import { isRetrievalRun, runRetrievalTrain } from './retrieval.js';
 import type { EvalLine, EvalResult, MachineInfo, RunInfo, RunSummary, StepLine } from './run-format.js';
 import { makeProgress } from './progress.js';
 import { basePath, loadBases } from './shapes/store.js';
+import { defaultNormalization, llavaSource, shapesWorldSource, type DataSource, type SourceExample } from './sources.js';
 import { buildBatch, padRight } from './vl/batch.js';
 
 export const MAX_NEW_TOKENS: Record<string, number> = { vqa: 6, grounding: 24, caption: 48, common: 3, instruct: 24, text: 8 };
@@ -37,7 +38,16 @@ export function machineInfo(): MachineInfo {
 }
 
 export async function loadRunConfig(file: string, overrides: readonly string[] = []): Promise<RunConfig> {
-  return parseWith(RunConfigSchema, applyOverrides(await readYaml(file), overrides), file);
+  const cfg = parseWith(RunConfigSchema, applyOverrides(await readYaml(file), overrides), file);
+  // Data files are relative to the config file; the run's config.yaml records them absolute.
+  const l = cfg.data.llava;
+  if (l) {
+    const dir = path.dirname(path.resolve(file));
+    l.json = path.resolve(dir, l.json);
+    l.imageRoot = path.resolve(dir, l.imageRoot);
+    if (l.evalJson) l.evalJson = path.resolve(dir, l.evalJson);
+  }
+  return cfg;
 }
 
 export interface TrainOptions {
@@ -50,84 +60,120 @@ export interface TrainOptions {
 }
 
 export interface Env {
+  /** The ShapesWorld of `data.worldSeed` (ShapesWorld runs read their data through `source`). */
   sw: ShapesWorld;
+  /** Where examples come from: ShapesWorld or a LLaVA-format file. */
+  source: DataSource;
   bases: Bases;
   system: TrainSystem;
   backend: BackendInfo;
 }
 
+async function makeSource(cfg: RunConfig, sw: ShapesWorld, lm: CausalLM, vision: VisionEncoder, log: (l: string) => void): Promise<DataSource> {
+  if (cfg.data.source === 'shapesworld') {
+    if (lm.config.vocabSize !== sw.tokenizer.vocabSize) {
+      throw new AdaptorkitError('INVALID_CONFIG', `base.lm has vocabulary ${lm.config.vocabSize} but the ShapesWorld tokenizer has ${sw.tokenizer.vocabSize}: use the ShapesWorld base LM (base.lm: shapesworld) for ShapesWorld tasks, or data.source: llava for a real model`);
+    }
+    return shapesWorldSource(sw);
+  }
+  const l = cfg.data.llava;
+  if (!l) throw new AdaptorkitError('INVALID_CONFIG', 'data.llava: required when data.source is llava ({ json, imageRoot })');
+  if (cfg.base.lm === 'shapesworld') throw new AdaptorkitError('INVALID_CONFIG', 'base.lm: LLaVA data needs a real HF model folder (with tokenizer.json), not the ShapesWorld LM');
+  const lmDir = basePath(cfg.base.lm, 'lm');
+  const tok = await loadTokenizer(lmDir);
+  if (tok.vocabSize > lm.config.vocabSize) throw new AdaptorkitError('INVALID_CONFIG', `${lmDir}: the tokenizer has ${tok.vocabSize} ids but the model's vocabulary is ${lm.config.vocabSize}`);
+  const imageTokenId = l.imageTokenId ?? tok.tokenToId(IMAGE_TOKEN);
+  if (imageTokenId === undefined) {
+    throw new AdaptorkitError('INVALID_CONFIG', `data.llava.imageTokenId: the tokenizer in ${lmDir} has no single ${IMAGE_TOKEN} token; set imageTokenId to an id it never produces for text (e.g. a reserved special token)`);
+  }
+  if (imageTokenId === tok.padId || imageTokenId < 0 || imageTokenId >= lm.config.vocabSize) {
+    throw new AdaptorkitError('INVALID_CONFIG', `data.llava.imageTokenId: ${imageTokenId} must be in [0, ${lm.config.vocabSize}) and differ from the pad id ${tok.padId}`);
+  }
+  const resolve = (p: string): string => path.resolve(p);
+  return llavaSource(tok, {
+    json: resolve(l.json),
+    imageRoot: resolve(l.imageRoot),
+    evalJson: l.evalJson ? resolve(l.evalJson) : undefined,
+    heldOut: l.heldOut,
+    onError: l.onError,
+    imageSize: vision.config.imageSize,
+    normalize: l.normalize ?? defaultNormalization(vision.config.kind),
+    imageTokenId,
+    cacheImages: l.cacheImages,
+    log,
+  });
+}
+
 export async function setup(cfg: RunConfig, log: (l: string) => void): Promise<Env> {
   const backend = await initBackend(cfg.backend as never, { log });
-  if (cfg.data.source !== 'shapesworld') {
-    throw new AdaptorkitError('UNSUPPORTED', `data.source '${cfg.data.source}': the trainer runs ShapesWorld tasks so far; LLaVA-format data is read by @adaptorkit/data but not yet wired into train`);
-  }
   const sw = new ShapesWorld({ seed: cfg.data.worldSeed });
   const { lm, vision } = await loadBases(cfg.base.lm, cfg.base.vision);
-  const tok = sw.tokenizer;
-  const id = (t: string): number => {
-    const v = tok.tokenToId(t);
-    if (v === undefined) throw new AdaptorkitError('INVALID_CONFIG', `the tokenizer has no ${t} token`);
-    return v;
-  };
-  if (lm.config.vocabSize !== tok.vocabSize) {
-    throw new AdaptorkitError('INVALID_CONFIG', `base.lm has vocabulary ${lm.config.vocabSize} but the ShapesWorld tokenizer has ${tok.vocabSize}: use the ShapesWorld base LM (base.lm: shapesworld) for ShapesWorld tasks`);
-  }
-  const bases: Bases = { lm, vision, placeholderIds: { image: id(IMAGE_TOKEN), sound: id(SOUND_TOKEN), points: id(POINTS_TOKEN) }, padId: tok.padId, eosId: tok.eosId };
+  const source = await makeSource(cfg, sw, lm, vision, log);
+  const tok = source.tokenizer;
+  const eosId = tok.eosId ?? tok.padId;
+  const bases: Bases = { lm, vision, placeholderIds: source.placeholderIds, padId: tok.padId, eosId };
   const system = methodByName(cfg.method.name).build(bases, cfg.method.config);
-  return { sw, bases, system, backend };
+  return { sw, source, bases, system, backend };
 }
 
 /** Decode generated ids to answer strings. */
-function decodeAll(sw: ShapesWorld, rows: number[][]): string[] {
-  return rows.map((r) => sw.tokenizer.decode(r));
+function decodeAll(source: DataSource, rows: number[][]): string[] {
+  return rows.map((r) => source.tokenizer.decode(r));
 }
 
 export async function evaluate(env: Env, task: string, split: Split, n: number, batchSize = 32): Promise<{ metrics: Record<string, number>; samples: EvalResult['samples'] }> {
-  const { sw, system } = env;
-  const examples = sw.task(task as never, split).slice(0, n);
+  const { source, system } = env;
+  const examples = source.examples(split, task).slice(0, n);
+  if (!examples.length) throw new AdaptorkitError('INVALID_CONFIG', `no ${split} examples to evaluate ${task} on`);
   const preds: string[] = [];
   for (let i = 0; i < examples.length; i += batchSize) {
     const chunk = examples.slice(i, i + batchSize);
-    const batch = buildBatch(sw, chunk, { tokensPerInput: system.tokensPerInput, promptOnly: true, padLeft: true });
-    preds.push(...decodeAll(sw, system.generate(batch, MAX_NEW_TOKENS[task] ?? 16)));
+    await source.prefetch(chunk);
+    const batch = buildBatch(source, chunk, { tokensPerInput: system.tokensPerInput, promptOnly: true, padLeft: true });
+    preds.push(...decodeAll(source, system.generate(batch, MAX_NEW_TOKENS[task] ?? 32)));
   }
-  const s = scoreTask(examples[0]!.task, preds, examples) as unknown as Record<string, unknown>;
-  const metrics: Record<string, number> = {};
-  for (const [k, v] of Object.entries(s)) if (typeof v === 'number') metrics[k] = v;
+  const metrics = source.score(task, preds, examples);
   const samples = examples.slice(0, 8).map((e, i) => ({ prompt: e.prompt, answer: e.answer, prediction: preds[i]! }));
   return { metrics, samples };
 }
 
-/** Held-out perplexity and exact-answer text-task accuracy through the model's text path. */
-export function textSkill(env: Env, n = 200): { perplexity: number; textTaskAccuracy: number } {
-  const { sw, system } = env;
-  const tok = sw.tokenizer;
-  const lines = sw.corpus('heldout').slice(0, n);
+/**
+ * Held-out perplexity and exact-answer text-task accuracy through the model's text path; undefined
+ * when the data source has no text world (LLaVA files).
+ */
+export function textSkill(env: Env, n = 200): { perplexity: number; textTaskAccuracy: number } | undefined {
+  const { source, system } = env;
+  const data = source.textSkillData?.(n);
+  if (!data) return undefined;
+  const tok = source.tokenizer;
+  const bos = tok.bosId !== undefined ? [tok.bosId] : [];
+  const eos = tok.eosId !== undefined ? [tok.eosId] : [];
   let nll = 0;
   let tokens = 0;
-  for (let i = 0; i < lines.length; i += 50) {
-    const t = padRight(lines.slice(i, i + 50).map((l) => [tok.bosId, ...tok.encode(l), tok.eosId]), tok.padId);
+  for (let i = 0; i < data.lines.length; i += 50) {
+    const t = padRight(data.lines.slice(i, i + 50).map((l) => [...bos, ...tok.encode(l), ...eos]), tok.padId);
     const r = system.textNll(t);
     t.dispose();
     nll += r.nll;
     tokens += r.tokens;
   }
-  const qa = sw.task('text', 'test').slice(0, n);
+  const qa = data.questions;
   const preds: string[] = [];
   for (let i = 0; i < qa.length; i += 50) {
-    const rows = qa.slice(i, i + 50).map((e) => [tok.bosId, ...tok.encode(e.prompt)]);
-    preds.push(...decodeAll(sw, system.generateText(rows, MAX_NEW_TOKENS.text!)));
+    const rows = qa.slice(i, i + 50).map((e) => [...bos, ...tok.encode(e.prompt)]);
+    preds.push(...decodeAll(source, system.generateText(rows, MAX_NEW_TOKENS.text!)));
   }
-  return { perplexity: Math.exp(nll / Math.max(1, tokens)), textTaskAccuracy: scoreExact(preds, qa).accuracy };
+  return { perplexity: Math.exp(nll / Math.max(1, tokens)), textTaskAccuracy: source.score('text', preds, qa).accuracy ?? NaN };
 }
 
-function trainExamples(sw: ShapesWorld, cfg: RunConfig): Example[] {
-  const all = sw.task(cfg.data.task as never, 'train');
+function trainExamples(source: DataSource, cfg: RunConfig): SourceExample[] {
+  const all = source.examples('train', cfg.data.task);
+  if (!all.length) throw new AdaptorkitError('INVALID_CONFIG', `no training examples for ${cfg.data.task}`);
   return cfg.data.trainExamples ? all.slice(0, cfg.data.trainExamples) : all;
 }
 
 /** The examples of optimizer step `step`, micro-batch `micro`: a pure function of (seed, step, micro). */
-export function batchExamples(examples: readonly Example[], seed: number, step: number, micro: number, batchSize: number): Example[] {
+export function batchExamples<E>(examples: readonly E[], seed: number, step: number, micro: number, batchSize: number): E[] {
   const rng = new Rng((seed * 1_000_003 + step * 131 + micro) >>> 0);
   return Array.from({ length: batchSize }, () => examples[rng.int(examples.length)]!);
 }
@@ -196,11 +242,11 @@ export async function runTrain(cfg: RunConfig, o: TrainOptions = {}): Promise<{ 
   }
   await fs.mkdir(dir, { recursive: true });
   const env = await setup(cfg, log);
-  const { sw, system, backend } = env;
+  const { system, backend } = env;
   const named = system.trainable();
   const trainableParams = named.reduce((s, [, p]) => s + p.size, 0);
   const totalParams = system.totalParameters();
-  const examples = trainExamples(sw, cfg);
+  const examples = trainExamples(env.source, cfg);
   const t = cfg.train;
   const opt = new AdamW(defaultParamGroups(named, t.weightDecay), { lr: t.lr, betas: t.betas });
   let startStep = 0;
@@ -259,8 +305,11 @@ export async function runTrain(cfg: RunConfig, o: TrainOptions = {}): Promise<{ 
       minLrRatio: t.minLrRatio,
       clipNorm: t.clipNorm,
       accumulation: t.accumulation,
+      beforeStep: async (step) => {
+        for (let m = 0; m < Math.max(1, t.accumulation); m++) await env.source.prefetch(batchExamples(examples, cfg.seed, step, m, t.batchSize));
+      },
       loss: (step, micro) => {
-        const batch = buildBatch(sw, batchExamples(examples, cfg.seed, step, micro, t.batchSize), { tokensPerInput: system.tokensPerInput });
+        const batch = buildBatch(env.source, batchExamples(examples, cfg.seed, step, micro, t.batchSize), { tokensPerInput: system.tokensPerInput });
         stepTokens += batch.lengths.reduce((a, b) => a + b, 0);
         return system.loss(batch, true);
       },
@@ -351,18 +400,20 @@ export async function writeSummary(dir: string, info: RunInfo, result: EvalResul
  * Text skill of the untouched base LM, loaded afresh from disk (a full fine-tune changes the
  * in-memory copy): the reference a frozen method's text path must equal.
  */
-const baseSkillCache = new Map<string, { perplexity: number; textTaskAccuracy: number }>();
+const baseSkillCache = new Map<string, { perplexity: number; textTaskAccuracy: number } | undefined>();
 
-export async function baseTextSkill(cfg: RunConfig): Promise<{ perplexity: number; textTaskAccuracy: number }> {
+export async function baseTextSkill(cfg: RunConfig): Promise<{ perplexity: number; textTaskAccuracy: number } | undefined> {
   // Measured once per process for the same base files and text eval set (the demo runs many rows on one base).
-  const key = JSON.stringify([basePath(cfg.base.lm, 'lm'), cfg.data.worldSeed, cfg.data.textEvalExamples, cfg.backend]);
-  const hit = baseSkillCache.get(key);
-  if (hit) return { ...hit };
+  const key = JSON.stringify([basePath(cfg.base.lm, 'lm'), cfg.data.source, cfg.data.worldSeed, cfg.data.textEvalExamples, cfg.backend]);
+  if (baseSkillCache.has(key)) {
+    const hit = baseSkillCache.get(key);
+    return hit && { ...hit };
+  }
   const env = await setup({ ...cfg, method: { name: 'frozen', config: {} } }, () => {});
   try {
     const r = textSkill(env, cfg.data.textEvalExamples);
     baseSkillCache.set(key, r);
-    return { ...r };
+    return r && { ...r };
   } finally {
     env.system.module.dispose();
     env.bases.lm.dispose();
@@ -376,13 +427,17 @@ export async function finalEval(env: Env, cfg: RunConfig, dir: string, info: Run
   const { metrics, samples } = await evaluate(env, cfg.data.task, 'test', cfg.data.evalExamples);
   const text = textSkill(env, cfg.data.textEvalExamples);
   const base = await baseTextSkill(cfg);
-  const result: EvalResult = { step: info.step, split: 'test', task: cfg.data.task, metrics, textSkill: text, baseTextSkill: base, samples };
+  const result: EvalResult = { step: info.step, split: 'test', task: cfg.data.task, metrics, ...(text ? { textSkill: text } : {}), ...(base ? { baseTextSkill: base } : {}), samples };
   await writeJsonAtomic(path.join(dir, file), result);
   if (file === 'eval.json') await fs.appendFile(path.join(dir, 'metrics.jsonl'), `${JSON.stringify({ kind: 'eval', step: info.step, split: 'test', metrics, time: new Date().toISOString() } satisfies EvalLine)}\n`);
-  if (env.system.extras) {
-    const mk = (task: 'text' | 'vqa') => buildBatch(env.sw, env.sw.task(task, 'val').slice(0, 16), { tokensPerInput: env.system.tokensPerInput, promptOnly: true });
+  if (env.system.extras && env.source.kind === 'shapesworld') {
+    // Method facts on fixed probes: ShapesWorld text questions vs image questions (e.g. MMA routing).
+    const mk = (task: 'text' | 'vqa') => buildBatch(env.source, env.source.examples('val', task).slice(0, 16), { tokensPerInput: env.system.tokensPerInput, promptOnly: true });
     info.extras = env.system.extras({ text: mk('text'), image: mk('vqa') });
   }
-  log(`test ${cfg.data.task}: ${JSON.stringify(metrics)} | text path: perplexity ${text.perplexity.toFixed(3)} (base ${base.perplexity.toFixed(3)}), text tasks ${(100 * text.textTaskAccuracy).toFixed(1)}% (base ${(100 * base.textTaskAccuracy).toFixed(1)}%) (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
+  const skill = text && base
+    ? ` | text path: perplexity ${text.perplexity.toFixed(3)} (base ${base.perplexity.toFixed(3)}), text tasks ${(100 * text.textTaskAccuracy).toFixed(1)}% (base ${(100 * base.textTaskAccuracy).toFixed(1)}%)`
+    : '';
+  log(`test ${cfg.data.task}: ${JSON.stringify(metrics)}${skill} (${((performance.now() - t0) / 1000).toFixed(1)} s)`);
   return result;
 }

@@ -1,15 +1,17 @@
 /**
- * Multimodal batches from ShapesWorld examples: prompt/answer encoded with answer-only labels, each
- * modality placeholder expanded to the number of feature vectors its encoder gives, right-padded.
+ * Multimodal batches from a data source's examples (ShapesWorld or LLaVA): prompt/answer encoded
+ * with answer-only labels, each modality placeholder expanded to the number of feature vectors its
+ * encoder gives, right-padded (left-padded for generation).
  */
 import { AdaptorkitError, IGNORE_INDEX, tf } from '@adaptorkit/core';
-import { encodeExample, MODALITY_TOKENS, type Example, type Modality, type ShapesWorld } from '@adaptorkit/data';
+import { MODALITY_TOKENS, type Modality } from '@adaptorkit/data';
+import type { DataSource, SourceExample } from '../sources.js';
 
 export interface MMInput {
   modality: Modality;
   /** Row of the batch the input belongs to. */
   row: number;
-  /** Rendered input (image [H, W, 3] in 0..1, sound [L], points [P, 2]). */
+  /** Encoder-ready input (image [H, W, 3] normalised for the vision encoder, sound [L], points [P, 2]). */
   data: Float32Array;
 }
 
@@ -24,7 +26,7 @@ export interface MMBatch {
   lengths: number[];
   /** Non-text inputs in row order, and within a row in placeholder order. */
   inputs: MMInput[];
-  examples: Example[];
+  examples: SourceExample[];
 }
 
 export interface BatchOptions {
@@ -36,14 +38,12 @@ export interface BatchOptions {
   padLeft?: boolean;
 }
 
-export function buildBatch(sw: ShapesWorld, examples: readonly Example[], o: BatchOptions): MMBatch {
-  const tok = sw.tokenizer;
+export function buildBatch(source: DataSource, examples: readonly SourceExample[], o: BatchOptions): MMBatch {
+  const tok = source.tokenizer;
   const rows: { ids: number[]; labels: number[] }[] = [];
   const inputs: MMInput[] = [];
   examples.forEach((ex, row) => {
-    const enc = o.promptOnly
-      ? encodeExample(tok, { prompt: ex.prompt, answer: '' }, { addEos: false })
-      : encodeExample(tok, ex);
+    const enc = source.encode(ex, !!o.promptOnly);
     const ids: number[] = [];
     const labels: number[] = [];
     let k = 0;
@@ -61,7 +61,7 @@ export function buildBatch(sw: ShapesWorld, examples: readonly Example[], o: Bat
           ids.push(id);
           labels.push(IGNORE_INDEX);
         }
-        inputs.push({ modality: input.modality, row, data: sw.render(input) });
+        inputs.push({ modality: input.modality, row, data: source.render(input) });
       } else {
         ids.push(id);
         labels.push(o.promptOnly ? IGNORE_INDEX : enc.labels[t]!);

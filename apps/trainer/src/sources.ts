@@ -1,0 +1,227 @@
+/**
+ * Where a run's examples come from: ShapesWorld tasks (rendered on the fly, exact scorers, a text
+ * world for the text skill) or a LLaVA-format instruction file (images decoded from disk). The
+ * trainer talks to both through DataSource; buildBatch turns its examples into model batches.
+ *
+ * Inputs handed to the model are encoder-ready: images are normalised here, once, with the
+ * constants the vision encoder was trained with.
+ */
+import * as path from 'node:path';
+import { AdaptorkitError, type HFTokenizer } from '@adaptorkit/core';
+import {
+  encodeExample,
+  encodeSegments,
+  IMAGE_TOKEN,
+  loadImage,
+  MODALITY_TOKENS,
+  normalizationConstants,
+  normalizeImage,
+  readLlava,
+  scoreExact,
+  scoreTask,
+  turnsToSegments,
+  type EncodedExample,
+  type Example,
+  type Modality,
+  type ModalityInput,
+  type Normalization,
+  type Segment,
+  type ShapesWorld,
+  type Split,
+  type TextTokenizer,
+} from '@adaptorkit/data';
+import { SHAPES_PIXEL_MEAN, SHAPES_PIXEL_STD } from './shapes/pretrain.js';
+
+/** An input read from a file (LLaVA images). */
+export interface FileInput {
+  modality: 'image';
+  file: string;
+}
+
+export type SourceInput = ModalityInput | FileInput;
+
+/** What a batch is built from: a ShapesWorld Example, or a conversation from a file. */
+export interface SourceExample {
+  id: string;
+  task: string;
+  inputs: readonly SourceInput[];
+  /** The prompt a model answers at evaluation (the conversation up to the last answer). */
+  prompt: string;
+  /** The reference answer (the last assistant turn). */
+  answer: string;
+  /** Whole conversation with loss on every assistant turn (LLaVA); absent: prompt + answer. */
+  segments?: Segment[];
+  /** ShapesWorld grounding: the gold box. */
+  box?: Example['box'];
+}
+
+export type SourceTokenizer = TextTokenizer & { readonly bosId?: number; readonly eosId?: number };
+
+export interface DataSource {
+  readonly kind: 'shapesworld' | 'llava';
+  readonly tokenizer: SourceTokenizer;
+  /** Token id of each modality placeholder the source's prompts contain. */
+  readonly placeholderIds: Partial<Record<Modality, number>>;
+  /** The task a run trains and is scored on. */
+  examples(split: Split, task: string): SourceExample[];
+  /** Encode for training (answer labels) or for generation (prompt only, no EOS). */
+  encode(ex: SourceExample, promptOnly: boolean): EncodedExample;
+  /** Encoder-ready input data (synchronous: file inputs must have been prefetched). */
+  render(input: SourceInput): Float32Array;
+  /** Load what render() needs for these examples (decodes images from disk). */
+  prefetch(examples: readonly SourceExample[]): Promise<void>;
+  /** Normalise 0..1 pixels [H, W, 3] as the vision encoder expects. */
+  normalizeImage(pixels: Float32Array): Float32Array;
+  /** Metrics of generated answers (fractions in 0..1, `n`). */
+  score(task: string, predictions: readonly string[], examples: readonly SourceExample[]): Record<string, number>;
+  /** A user's question as this source's prompts look (with the image placeholder when there is an image). */
+  formatPrompt(question: string, withImage: boolean): string;
+  /** Held-out text lines and exact-answer text questions for the text skill; undefined when the source has none. */
+  textSkillData?(n: number): { lines: string[]; questions: SourceExample[] };
+}
+
+function numbersOf(o: object): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const [k, v] of Object.entries(o)) if (typeof v === 'number') out[k] = v;
+  return out;
+}
+
+function shapesNormalize(px: Float32Array): Float32Array {
+  const out = new Float32Array(px.length);
+  for (let i = 0; i < px.length; i++) out[i] = (px[i]! - SHAPES_PIXEL_MEAN) / SHAPES_PIXEL_STD;
+  return out;
+}
+
+export function shapesWorldSource(sw: ShapesWorld): DataSource {
+  const tok = sw.tokenizer;
+  const id = (t: string): number => {
+    const v = tok.tokenToId(t);
+    if (v === undefined) throw new AdaptorkitError('INVALID_CONFIG', `the ShapesWorld tokenizer has no ${t} token`);
+    return v;
+  };
+  return {
+    kind: 'shapesworld',
+    tokenizer: tok,
+    placeholderIds: { image: id(MODALITY_TOKENS.image), sound: id(MODALITY_TOKENS.sound), points: id(MODALITY_TOKENS.points) },
+    examples: (split, task) => sw.task(task as never, split),
+    encode: (ex, promptOnly) => (promptOnly ? encodeExample(tok, { prompt: ex.prompt, answer: '' }, { addEos: false }) : encodeExample(tok, ex)),
+    render: (input) => {
+      if (!('scene' in input)) throw new AdaptorkitError('INVALID_ARGUMENT', `a ShapesWorld run got a file input (${input.file})`);
+      const data = sw.render(input);
+      return input.modality === 'image' ? shapesNormalize(data) : data;
+    },
+    prefetch: async () => {},
+    normalizeImage: shapesNormalize,
+    formatPrompt: (q, withImage) => `${withImage ? `${IMAGE_TOKEN} ` : ''}${q.replaceAll(IMAGE_TOKEN, ' ').trim()}`,
+    score: (task, preds, examples) => numbersOf(scoreTask(task as never, [...preds], examples as Example[])),
+    textSkillData: (n) => ({ lines: sw.corpus('heldout').slice(0, n), questions: sw.task('text', 'test').slice(0, n) }),
+  };
+}
+
+export interface LlavaSourceOptions {
+  json: string;
+  imageRoot: string;
+  onError: 'skip' | 'fail';
+  /** Optional separate file for val/test; otherwise the last `heldOut` records of `json` are held out. */
+  evalJson?: string;
+  heldOut: number;
+  imageSize: number;
+  normalize: Normalization;
+  /** Token id the `<image>` placeholder becomes (its positions are overwritten by image features). */
+  imageTokenId: number;
+  /** Images kept decoded in memory (least recently used dropped first). */
+  cacheImages: number;
+  log?: (line: string) => void;
+}
+
+/** USER/ASSISTANT turns (the LLaVA v1 plain format); the loss covers every assistant turn and the final EOS. */
+function llavaSegments(turns: readonly { role: 'system' | 'user' | 'assistant'; text: string }[]): Segment[] {
+  let first = true;
+  return turnsToSegments(turns, (role, text) => {
+    if (role === 'system') return `${text}\n`;
+    if (role === 'user') {
+      const s = `${first ? '' : '\n'}USER: ${text}\nASSISTANT: `;
+      first = false;
+      return s;
+    }
+    return text;
+  });
+}
+
+export async function llavaSource(tok: HFTokenizer, o: LlavaSourceOptions): Promise<DataSource> {
+  const read = async (file: string): Promise<SourceExample[]> => {
+    const r = await readLlava(file, { root: o.imageRoot, onError: o.onError, onIssue: (i) => o.log?.(`skipped ${i.file}:${i.line}: ${i.field ? `${i.field}: ` : ''}${i.message}`) });
+    return r.records.map((rec) => {
+      const segments = llavaSegments(rec.turns);
+      const last = segments[segments.length - 1]!;
+      return {
+        id: rec.id,
+        task: 'llava',
+        inputs: rec.image ? [{ modality: 'image' as const, file: rec.image }] : [],
+        prompt: segments.slice(0, -1).map((s) => s.text).join(''),
+        answer: last.text,
+        segments,
+      };
+    });
+  };
+  const all = await read(o.json);
+  if (all.length === 0) throw new AdaptorkitError('INVALID_CONFIG', `data.llava.json: ${o.json} has no usable records`);
+  let train: SourceExample[];
+  let held: SourceExample[];
+  if (o.evalJson) {
+    train = all;
+    held = await read(o.evalJson);
+  } else {
+    if (all.length <= o.heldOut) {
+      throw new AdaptorkitError('INVALID_CONFIG', `data.llava.heldOut: ${o.heldOut} held-out records leave nothing to train on (${o.json} has ${all.length}); lower it or give data.llava.evalJson`);
+    }
+    train = all.slice(0, all.length - o.heldOut);
+    held = all.slice(all.length - o.heldOut);
+  }
+  const half = Math.ceil(held.length / 2);
+  const splits: Record<Split, SourceExample[]> = { train, val: held.slice(0, half), test: held.slice(half).length ? held.slice(half) : held };
+  const norm = normalizationConstants(o.normalize);
+  const cache = new Map<string, Float32Array>();
+  const placeholders = { [IMAGE_TOKEN]: o.imageTokenId };
+  const normalize = (px: Float32Array): Float32Array => (norm ? normalizeImage(Float32Array.from(px), norm.mean, norm.std) : px);
+  return {
+    kind: 'llava',
+    tokenizer: tok,
+    placeholderIds: { image: o.imageTokenId },
+    examples: (split) => splits[split],
+    encode: (ex, promptOnly) => {
+      const segs = ex.segments ?? [{ text: ex.prompt, loss: false }, { text: ex.answer, loss: true }];
+      return promptOnly
+        ? encodeSegments(tok, [{ text: ex.prompt, loss: false }], { addEos: false, placeholders })
+        : encodeSegments(tok, segs, { placeholders });
+    },
+    render: (input) => {
+      if (!('file' in input)) throw new AdaptorkitError('INVALID_ARGUMENT', 'a LLaVA run got a ShapesWorld input');
+      const hit = cache.get(input.file);
+      if (!hit) throw new AdaptorkitError('INVALID_ARGUMENT', `image ${input.file} was not prefetched before batching`);
+      cache.delete(input.file); // re-insert: most recently used last
+      cache.set(input.file, hit);
+      return hit;
+    },
+    prefetch: async (examples) => {
+      for (const ex of examples) {
+        for (const input of ex.inputs) {
+          if (!('file' in input) || cache.has(input.file)) continue;
+          const img = await loadImage(input.file, { size: o.imageSize, fit: 'pad', normalize: o.normalize });
+          cache.set(input.file, img.data);
+          while (cache.size > Math.max(o.cacheImages, examples.length)) cache.delete(cache.keys().next().value!);
+        }
+      }
+    },
+    normalizeImage: normalize,
+    formatPrompt: (q, withImage) => llavaSegments([{ role: 'user', text: `${withImage ? `${IMAGE_TOKEN}\n` : ''}${q.replaceAll(IMAGE_TOKEN, '').trim()}` }])[0]!.text,
+    score: (_task, preds, examples) => numbersOf(scoreExact([...preds], examples.map((e) => ({ template: 'llava', answer: e.answer })))),
+  };
+}
+
+/** Default pixel normalisation for a vision encoder kind. */
+export function defaultNormalization(kind: string): Normalization {
+  return kind === 'siglip' ? 'siglip' : 'clip';
+}
+
+export const describeSource = (s: DataSource, cfgJson?: string): string => (s.kind === 'llava' ? `LLaVA data ${cfgJson ? path.basename(cfgJson) : ''}`.trim() : 'ShapesWorld');
