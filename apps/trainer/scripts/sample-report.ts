@@ -1,5 +1,5 @@
 /**
- * Regenerates assets/sample-report.png (the README's picture of `adaptorkit report`) from synthetic
+ * Regenerates assets/fixture-report.png (the report page drawn from synthetic fixture runs) from synthetic
  * fixture runs (src/report/fixtures.ts: made-up curves, not measurements). Needs Chromium.
  * From the repo root:
  *   npx esbuild apps/trainer/scripts/sample-report.ts --bundle --platform=node --format=esm --conditions=source \
@@ -20,7 +20,7 @@ import { readRuns, writeReport } from '../src/report/index.js';
 const here = path.dirname(fileURLToPath(import.meta.url));
 // Bundled into dist/, the script sits one level below the package either way.
 const pkg = path.resolve(here, '..');
-const out = path.join(pkg, 'assets', 'sample-report.png');
+const out = path.join(pkg, 'assets', 'fixture-report.png');
 
 const tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'adaptorkit-sample-report-'));
 const runs = await readRuns(await writeFixtureRuns(path.join(tmp, 'runs'), fixtureRuns()));

@@ -19,9 +19,9 @@ function row(group: string, id: string, accuracy: number, baseline = false): Dem
 
 const spec: DemoSpec = {
   title: 't', set: [], smokeSet: [],
-  groups: [{ id: 'g', claim: 'c', metric: 'accuracy', extraMetrics: [], margin: 0.1, smokeMargin: 0.02, rows: [
-    { id: 'b', label: 'b', config: 'x', set: [], smokeSet: [], baseline: true, smoke: true, expect: 'beat' },
-    { id: 'm', label: 'm', config: 'x', set: [], smokeSet: [], baseline: false, smoke: true, expect: 'beat' },
+  groups: [{ id: 'g', claim: 'c', metric: 'accuracy', extraMetrics: [], margin: 0.1, smokeMargin: 0.02, baselineFrom: 'row', claims: [{ row: 'm', beats: 'b', what: 'm over b' }], rows: [
+    { id: 'b', label: 'b', config: 'x', set: [], smokeSet: [], baseline: true, smoke: true, textSame: true, expect: 'beat' },
+    { id: 'm', label: 'm', config: 'x', set: [], smokeSet: [], baseline: false, smoke: true, textSame: false, expect: 'beat' },
   ] }],
 };
 
@@ -35,6 +35,14 @@ describe('demo table and checks', () => {
     const table = demoTable(spec, rows);
     expect(table).toContain('| m | 35.0 | +5.0 ✓ | 2.5000 → 2.5000 (same) |');
     expect(table).toContain('| b | 30.0 | baseline |');
+  });
+
+  it('checks text skill equality and head-to-head claims', () => {
+    const rows = [row('g', 'b', 0.3, true), row('g', 'm', 0.25)];
+    rows[0]!.summary.textSkill = { perplexity: 2.5000001, textTaskAccuracy: 0.5 };
+    const f = judge(spec, rows, true);
+    expect(f).toContain('g/b: text skill is not the base\'s (perplexity 2.5000001 vs 2.5)');
+    expect(f.some((x) => /m over b: m accuracy 0\.2500 does not beat b 0\.3000/.test(x))).toBe(true);
   });
 
   it('reports a missing metric as a failure, not a pass', () => {
@@ -60,11 +68,14 @@ describe('demo table and checks', () => {
 });
 
 describe('npm run demo, smoke version', () => {
-  it('every method beats the frozen baseline on its own task by the smoke margin', async () => {
+  // Only rows whose claim reproduces at smoke scale run here (IAA): MMA's margin over the projector-only
+  // baseline is within noise at these budgets, MWA and DAMC did not reproduce (see examples/demo.yaml).
+  it('the smoke rows beat the frozen baseline on their task by the smoke margin, text skill unchanged', async () => {
     const out = path.join(await fs.mkdtemp(path.join(os.tmpdir(), 'demo-smoke-')), 'demo');
     const r = await runDemo({ specFile, out, smoke: true, png: false, log: () => {} });
     expect(r.failures, r.table).toEqual([]);
     const s = await loadDemoSpec(specFile);
+    expect(r.rows.length).toBeGreaterThanOrEqual(2);
     for (const g of s.groups) {
       const mine = r.rows.filter((x) => x.group === g.id);
       expect(mine.length, g.id).toBe(g.rows.filter((x) => x.smoke).length);

@@ -28,6 +28,7 @@ const RowSchema = z
     smokeSet: z.array(z.string()).default([]).describe('Extra overrides for --smoke.'),
     baseline: z.boolean().default(false).describe("The group's baseline: every other row is compared with it."),
     smoke: z.boolean().default(true).describe('Run this row under --smoke too.'),
+    textSame: z.boolean().default(false).describe("The run's text path must measure exactly the base's text skill (a frozen LLM)."),
     expect: z.enum(['beat', 'none']).default('beat').describe("'beat': the row must beat the baseline on the group's metric by the group's margin."),
   })
   .strict();
@@ -41,6 +42,15 @@ const GroupSchema = z
     extraMetrics: z.array(z.string()).default([]).describe('Further metric keys shown in the table.'),
     margin: z.number().min(0).default(0.05).describe('How much a row must beat the baseline by (metric units).'),
     smokeMargin: z.number().min(0).optional().describe('The margin under --smoke (default: margin).'),
+    baselineFrom: z
+      .enum(['row', 'frozenBaseMetrics'])
+      .default('row')
+      .describe("'row': the group's baseline row; 'frozenBaseMetrics': each run's own score of its untouched frozen base (retrieval runs record it)."),
+    note: z.string().optional().describe('A line printed under the group table.'),
+    claims: z
+      .array(z.object({ row: Id, beats: Id, what: z.string() }).strict())
+      .default([])
+      .describe("Head-to-head claims between rows on the group metric, e.g. MWA's enhancer over extractors alone."),
     rows: z.array(RowSchema).min(1),
   })
   .strict();
@@ -121,6 +131,8 @@ export function demoTable(spec: DemoSpec, rows: readonly DemoRowResult[]): strin
     out.push(`**${g.claim}**`, '');
     out.push(`| row | ${keys.map((k) => (k === g.metric && g.metricLabel ? g.metricLabel : k)).join(' | ')} | vs baseline | text ppl (base → run) | text acc % (base → run) | trainable | train s | s/step | peak RSS MB |`);
     out.push(`|---|${keys.map(() => '---:').join('|')}|---:|---|---|---:|---:|---:|---:|`);
+    const fb = g.baselineFrom === 'frozenBaseMetrics' ? mine.map(frozenBase).find((x) => x) : undefined;
+    if (fb) out.push(`| frozen base, no training (baseline) | ${keys.map((k) => metricCell(fb[k], k)).join(' | ')} | baseline | – | – | 0 | – | – | – |`);
     for (const r of mine) {
       const m = r.summary.metrics;
       const ts = r.summary.textSkill;
@@ -132,9 +144,14 @@ export function demoTable(spec: DemoSpec, rows: readonly DemoRowResult[]): strin
       const cells = keys.map((k) => metricCell(m[k], k));
       out.push(`| ${r.label} | ${cells.join(' | ')} | ${vs} | ${ppl} | ${tacc} | ${trainable} | ${num(r.summary.trainSeconds, 0)} | ${num((r.summary.medianStepMs ?? NaN) / 1000, 3)} | ${r.summary.peakRssMB ?? '–'} |`);
     }
+    if (g.note) out.push('', g.note);
     out.push('');
   }
   return out.join('\n');
+}
+
+function frozenBase(r: DemoRowResult): Record<string, number> | undefined {
+  return (r.summary as RunSummary & { frozenBaseMetrics?: Record<string, number> }).frozenBaseMetrics;
 }
 
 /** Compare each row with its group's baseline on the group metric. */
@@ -143,11 +160,17 @@ export function judge(spec: DemoSpec, rows: DemoRowResult[], smoke: boolean): st
   for (const g of spec.groups) {
     const mine = rows.filter((r) => r.group === g.id);
     const base = mine.find((r) => r.baseline);
-    if (!base) continue;
     const margin = smoke ? (g.smokeMargin ?? g.margin) : g.margin;
-    const b = base.summary.metrics[g.metric];
     for (const r of mine) {
+      if (g.rows.find((x) => x.id === r.id)?.textSame) {
+        const t = r.summary.textSkill;
+        const bt = r.summary.baseTextSkill;
+        if (!t || !bt || t.perplexity !== bt.perplexity || t.textTaskAccuracy !== bt.textTaskAccuracy) {
+          failures.push(`${g.id}/${r.id}: text skill is not the base's (perplexity ${t?.perplexity} vs ${bt?.perplexity})`);
+        }
+      }
       if (r.baseline) continue;
+      const b = g.baselineFrom === 'row' ? base?.summary.metrics[g.metric] : frozenBase(r)?.[g.metric];
       const v = r.summary.metrics[g.metric];
       if (v === undefined || b === undefined) {
         r.beats = false;
@@ -155,10 +178,19 @@ export function judge(spec: DemoSpec, rows: DemoRowResult[], smoke: boolean): st
         continue;
       }
       r.delta = v - b;
-      const spec_ = g.rows.find((x) => x.id === r.id);
-      if (spec_?.expect === 'beat') {
+      if (g.rows.find((x) => x.id === r.id)?.expect === 'beat') {
         r.beats = r.delta >= margin;
         if (!r.beats) failures.push(`${g.id}/${r.id}: ${g.metric} ${v.toFixed(4)} vs baseline ${b.toFixed(4)} (needs +${margin})`);
+      }
+    }
+    for (const c of g.claims) {
+      const a = mine.find((r) => r.id === c.row);
+      const z2 = mine.find((r) => r.id === c.beats);
+      if (!a || !z2) continue; // a row left out (e.g. under --smoke)
+      const va = a.summary.metrics[g.metric];
+      const vb = z2.summary.metrics[g.metric];
+      if (va === undefined || vb === undefined || !(va > vb)) {
+        failures.push(`${g.id}: ${c.what}: ${a.label} ${g.metric} ${va?.toFixed(4)} does not beat ${z2.label} ${vb?.toFixed(4)}`);
       }
     }
   }
