@@ -1,15 +1,13 @@
 /** The DAMC trainer path (damc-decoupled / damc-naive through runTrain) and the `merge` command. */
 import { promises as fs } from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { CausalLM, initBackend, loadAdapter, manualSeed, readSafetensors, tf, VisionEncoder, writeSafetensors } from '@adaptorkit/core';
-import { ShapesWorld } from '@adaptorkit/data';
+import { initBackend, loadAdapter, readSafetensors, tf, writeSafetensors } from '@adaptorkit/core';
 import { RunConfigSchema } from './config.js';
 import { parseWith } from './config-util.js';
 import { runMerge } from './merge-cmd.js';
 import { methodByName } from './methods/index.js';
-import { saveLM, saveVision } from './shapes/store.js';
+import { writeTinyBases } from './test-bases.js';
 import { evaluate, runTrain, setup } from './train.js';
 
 let tmp = '';
@@ -18,17 +16,7 @@ let visionDir = '';
 
 beforeAll(async () => {
   await initBackend('cpu', { log: false });
-  tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'adaptorkit-damc-'));
-  const vocab = new ShapesWorld({ seed: 0 }).tokenizer.vocabSize;
-  manualSeed(1);
-  const lm = new CausalLM({ vocabSize: vocab, hiddenSize: 32, intermediateSize: 64, numLayers: 2, numHeads: 4, numKVHeads: 2, maxPositionEmbeddings: 256 });
-  const vision = new VisionEncoder({ kind: 'clip', imageSize: 32, patchSize: 8, hiddenSize: 32, intermediateSize: 64, numLayers: 2, numHeads: 4 });
-  lmDir = path.join(tmp, 'bases', 'lm');
-  visionDir = path.join(tmp, 'bases', 'vision');
-  await saveLM(lmDir, lm);
-  await saveVision(visionDir, vision);
-  lm.dispose();
-  vision.dispose();
+  ({ tmp, lmDir, visionDir } = await writeTinyBases('adaptorkit-damc-'));
 });
 
 const config = (name: string, method: string) =>

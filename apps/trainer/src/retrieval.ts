@@ -9,18 +9,17 @@
  */
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import { stringify as toYaml } from 'yaml';
-import { AdamW, AdaptorkitError, defaultParamGroups, initBackend, loadAdapter, Rng, saveAdapter, tf } from '@adaptorkit/core';
+import { AdaptorkitError, initBackend, loadAdapter, saveAdapter, tf } from '@adaptorkit/core';
 import type { BackendInfo } from '@adaptorkit/core';
-import { ShapesWorld, type RetrievalPair, type Split } from '@adaptorkit/data';
+import { ShapesWorld, type Split } from '@adaptorkit/data';
 import { parseWith } from './config-util.js';
 import { RunConfigSchema, type RunConfig } from './config.js';
-import { exists, readJson, writeFileAtomic, writeJsonAtomic } from './fsutil.js';
-import { trainLoop } from './loop.js';
+import { exists, readJson, writeJsonAtomic } from './fsutil.js';
 import { METHODS, retrievalMethod, type RetrievalEncoder, type RetrievalMethodEntry, type RetrievalSystem } from './methods/index.js';
-import type { EvalLine, EvalResult, RunInfo, StepLine } from './run-format.js';
+import type { EvalLine, EvalResult, RunInfo } from './run-format.js';
 import { retrievalMetrics } from './shapes/multiway.js';
-import { latestCheckpoint, loadCheckpoint, machineInfo, saveCheckpoint, writeSummary, type TrainOptions } from './train.js';
+import { makeProgress } from './progress.js';
+import { batchExamples, prepareRunDir, runFolderTraining, writeSummary, type TrainOptions } from './train.js';
 
 /** eval.json of a retrieval run: R@K of the trained model and of the frozen base on the same pairs. */
 export interface RetrievalEvalResult extends EvalResult {
@@ -54,12 +53,6 @@ export async function setupRetrieval(cfg: RunConfig, log: (l: string) => void): 
   return { sw, entry, system, backend };
 }
 
-/** The pairs of optimizer step `step`, micro-batch `micro`: a pure function of (seed, step, micro), so a resumed run draws the same. */
-export function batchPairs(pairs: readonly RetrievalPair[], seed: number, step: number, micro: number, batchSize: number): RetrievalPair[] {
-  const rng = new Rng((seed * 1_000_003 + step * 131 + micro) >>> 0);
-  return Array.from({ length: batchSize }, () => pairs[rng.int(pairs.length)]!);
-}
-
 /** Seed of the dropout / drop-path masks of optimizer step `step`, micro-batch `micro`. */
 export function maskSeed(seed: number, step: number, micro: number): number {
   return (Math.imul(seed + 1, 0x9e3779b1) ^ Math.imul(step + 1, 0x85ebca6b) ^ Math.imul(micro + 1, 0xc2b2ae35)) >>> 0;
@@ -80,143 +73,36 @@ const fmt = (m: Record<string, number>): string =>
   `i->t R@1/5/10 ${[m.i2t_r1, m.i2t_r5, m.i2t_r10].map((x) => (100 * (x ?? 0)).toFixed(1)).join('/')}, ` +
   `t->i ${[m.t2i_r1, m.t2i_r5, m.t2i_r10].map((x) => (100 * (x ?? 0)).toFixed(1)).join('/')}`;
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length ? s[Math.floor(s.length / 2)]! : 0;
-}
-
 export async function runRetrievalTrain(cfg: RunConfig, o: TrainOptions = {}): Promise<{ dir: string; info: RunInfo; eval?: RetrievalEvalResult }> {
-  const log = o.log ?? ((l: string) => console.log(l));
-  const dir = path.resolve(cfg.outputDir, cfg.name);
-  const runJson = path.join(dir, 'run.json');
-  if ((await exists(runJson)) && !o.resume) {
-    throw new AdaptorkitError('INVALID_ARGUMENT', `run folder ${dir} already holds a run: pass --resume to continue it, or choose another name`);
-  }
-  await fs.mkdir(dir, { recursive: true });
+  const { progress, log } = makeProgress(o.log);
+  const dir = await prepareRunDir(cfg, o);
   const env = await setupRetrieval(cfg, log);
-  const { sw, system, backend } = env;
-  const named = system.trainable();
-  const trainableParams = named.reduce((s, [, p]) => s + p.size, 0);
-  const totalParams = system.totalParameters();
+  const { sw, system } = env;
   const all = sw.retrieval('train');
   const pairs = cfg.data.trainExamples ? all.slice(0, cfg.data.trainExamples) : all;
   const t = cfg.train;
-  const opt = new AdamW(defaultParamGroups(named, t.weightDecay), { lr: t.lr, betas: t.betas });
-  let startStep = 0;
-  const ckpt = o.resume ? await latestCheckpoint(dir) : undefined;
-  if (ckpt) {
-    startStep = await loadCheckpoint(ckpt, named, opt);
-    log(`resuming ${cfg.name} from ${path.relative(process.cwd(), ckpt)} (step ${startStep})`);
-  }
-  const prevInfo = o.resume && (await exists(runJson)) ? await readJson<RunInfo>(runJson) : undefined;
-  const info: RunInfo = {
-    name: cfg.name,
-    method: cfg.method.name,
-    status: 'running',
-    backend: { name: backend.name, package: backend.package, gpu: backend.gpu, ...(backend.detail ? { detail: backend.detail } : {}) },
-    machine: machineInfo(),
-    seed: cfg.seed,
-    startedAt: prevInfo?.startedAt ?? new Date().toISOString(),
-    step: startStep,
-    totalSteps: t.steps,
-    trainableParams,
-    totalParams,
-    trainablePercent: (100 * trainableParams) / totalParams,
-    trainSeconds: prevInfo?.trainSeconds ?? 0,
-    ...(system.extras ? { extras: system.extras() } : {}),
-  };
-  await writeFileAtomic(path.join(dir, 'config.yaml'), toYaml(cfg));
-  await writeJsonAtomic(runJson, info);
-  log(`${cfg.name}: ${cfg.method.name} on retrieval (${pairs.length} pairs), ${trainableParams.toLocaleString()} of ${totalParams.toLocaleString()} parameters trainable (${info.trainablePercent.toFixed(2)}%)`);
-
-  const metricsFile = path.join(dir, 'metrics.jsonl');
-  const lines: string[] = [];
-  const flush = async (): Promise<void> => {
-    if (lines.length) await fs.appendFile(metricsFile, lines.splice(0).join(''));
-  };
-  let interrupted = false;
-  const onSigint = (): void => {
-    interrupted = true;
-    log('interrupt: finishing this step, then writing a checkpoint');
-  };
-  process.once('SIGINT', onSigint);
-  const stepMs: number[] = [];
-  let peakRss = process.memoryUsage().rss;
-  let lastSaved = startStep;
-  const trainStart = performance.now();
-  let stepsThisRun = 0;
-  try {
-    await trainLoop({
-      named,
-      optimizer: opt,
-      startStep,
-      steps: t.steps,
-      lr: t.lr,
-      warmupSteps: t.warmupSteps,
-      schedule: t.schedule,
-      minLrRatio: t.minLrRatio,
-      clipNorm: t.clipNorm,
-      accumulation: t.accumulation,
+  return runFolderTraining<RetrievalEvalResult>(
+    {
+      cfg,
+      dir,
+      log,
+      progress,
+      backend: env.backend,
+      named: system.trainable(),
+      totalParams: system.totalParameters(),
+      what: `retrieval (${pairs.length} pairs)`,
+      ...(system.extras ? { extras: system.extras() } : {}),
       // the loop's tidy disposes the batch tensors; batch and masks are pure functions of (seed, step, micro)
-      loss: (step, micro) => system.loss(system.batch(sw, batchPairs(pairs, cfg.seed, step, micro, t.batchSize)), true, maskSeed(cfg.seed, step, micro)),
-      onStep: async ({ step, loss, lr, gradNorm, ms }) => {
-        stepsThisRun++;
-        stepMs.push(ms);
-        peakRss = Math.max(peakRss, process.memoryUsage().rss);
-        lines.push(`${JSON.stringify({ kind: 'step', step, loss, lr, gradNorm, ms, time: new Date().toISOString() } satisfies StepLine)}\n`);
-        if (step % 10 === 0 || step === t.steps) log(`step ${step}/${t.steps} loss ${loss.toFixed(4)} lr ${lr.toExponential(2)} (${ms.toFixed(0)} ms)`);
-        if (t.evalEvery > 0 && step % t.evalEvery === 0 && step < t.steps) {
-          const metrics = scoreRetrievalSplit(sw, system, 'val', Math.min(cfg.data.evalExamples, 100));
-          lines.push(`${JSON.stringify({ kind: 'eval', step, split: 'val', metrics, time: new Date().toISOString() } satisfies EvalLine)}\n`);
-          log(`eval step ${step}: ${fmt(metrics)}`);
-        }
-        await flush();
-        const stop = interrupted || (o.stopAfter !== undefined && stepsThisRun >= o.stopAfter);
-        if ((t.saveEvery > 0 && step % t.saveEvery === 0) || stop) {
-          await saveCheckpoint(dir, step, named, opt);
-          lastSaved = step;
-        }
-        info.step = step;
-        return stop;
+      loss: (step, micro) => system.loss(system.batch(sw, batchExamples(pairs, cfg.seed, step, micro, t.batchSize)), true, maskSeed(cfg.seed, step, micro)),
+      evalVal: async () => scoreRetrievalSplit(sw, system, 'val', Math.min(cfg.data.evalExamples, 100)),
+      finish: async (info) => {
+        await saveAdapter(path.join(dir, 'final'), system.module, { ...system.describe(), basePath: system.basePath });
+        return o.noEval ? undefined : finalRetrievalEval(env, cfg, dir, info, log);
       },
-    });
-  } catch (err) {
-    await flush();
-    info.status = 'failed';
-    info.statusDetail = (err as Error).message;
-    info.finishedAt = new Date().toISOString();
-    await writeJsonAtomic(runJson, info);
-    throw err;
-  } finally {
-    process.removeListener('SIGINT', onSigint);
-  }
-  info.trainSeconds = (info.trainSeconds ?? 0) + (performance.now() - trainStart) / 1000;
-  info.medianStepMs = median(stepMs);
-  info.peakRssMB = Math.round(peakRss / 2 ** 20);
-  if (info.step < t.steps) {
-    info.status = 'interrupted';
-    info.statusDetail = `stopped at step ${info.step}; checkpoint step-${String(lastSaved).padStart(6, '0')} holds it: rerun with --resume`;
-    await writeJsonAtomic(runJson, info);
-    log(info.statusDetail);
-    opt.dispose();
-    return { dir, info };
-  }
-  if (lastSaved !== t.steps) await saveCheckpoint(dir, t.steps, named, opt);
-  opt.dispose();
-  await saveAdapter(path.join(dir, 'final'), system.module, { ...system.describe(), basePath: system.basePath });
-  let result: RetrievalEvalResult | undefined;
-  if (!o.noEval) result = await finalRetrievalEval(env, cfg, dir, info, log);
-  info.status = 'completed';
-  info.finishedAt = new Date().toISOString();
-  await writeJsonAtomic(runJson, info);
-  await writeRetrievalSummary(dir, info, result);
-  return { dir, info, eval: result };
-}
-
-/** summary.json as for every run, plus the frozen base's R@K (the baseline) when the run was scored. */
-async function writeRetrievalSummary(dir: string, info: RunInfo, result: RetrievalEvalResult | undefined): Promise<void> {
-  const summary = await writeSummary(dir, info, result);
-  if (result) await writeJsonAtomic(path.join(dir, 'summary.json'), { ...summary, frozenBaseMetrics: result.frozenBaseMetrics });
+      summaryExtra: (result) => ({ frozenBaseMetrics: result.frozenBaseMetrics }),
+    },
+    o,
+  );
 }
 
 /**
@@ -271,7 +157,7 @@ export async function evalRetrievalRun(dir: string, o: { task?: string; n?: numb
     await loadAdapter(adapterDir, env.system.module);
     const info = await readJson<RunInfo>(path.join(dir, 'run.json'));
     const result = await finalRetrievalEval(env, cfg, dir, info, log, o.n ? `eval-retrieval-${o.n}.json` : 'eval.json');
-    if (!o.n) await writeRetrievalSummary(dir, info, result);
+    if (!o.n) await writeJsonAtomic(path.join(dir, 'summary.json'), { ...(await writeSummary(dir, info, result)), frozenBaseMetrics: result.frozenBaseMetrics });
     return result;
   } finally {
     env.system.dispose();

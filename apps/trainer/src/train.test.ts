@@ -1,10 +1,9 @@
 import { spawn } from 'node:child_process';
 import { promises as fs } from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { CausalLM, initBackend, manualSeed, VisionEncoder } from '@adaptorkit/core';
+import { initBackend } from '@adaptorkit/core';
 import { ShapesWorld, writeImagePng } from '@adaptorkit/data';
 import { Readable, Writable } from 'node:stream';
 import { PretrainConfigSchema, RunConfigSchema, type RunConfig } from './config.js';
@@ -13,7 +12,7 @@ import { openRun } from './open-run.js';
 import { applyOverrides, parseWith } from './config-util.js';
 import { readRun, renderReport } from './report/index.js';
 import type { RunInfo, RunSummary, StepLine } from './run-format.js';
-import { saveLM, saveVision } from './shapes/store.js';
+import { writeTinyBases } from './test-bases.js';
 import { finalEval, runTrain } from './train.js';
 
 let tmp = '';
@@ -22,17 +21,7 @@ let visionDir = '';
 
 beforeAll(async () => {
   await initBackend('cpu', { log: false });
-  tmp = await fs.mkdtemp(path.join(os.tmpdir(), 'adaptorkit-trainer-'));
-  const vocab = new ShapesWorld({ seed: 0 }).tokenizer.vocabSize;
-  manualSeed(1);
-  const lm = new CausalLM({ vocabSize: vocab, hiddenSize: 32, intermediateSize: 64, numLayers: 2, numHeads: 4, numKVHeads: 2, maxPositionEmbeddings: 256 });
-  const vision = new VisionEncoder({ kind: 'clip', imageSize: 32, patchSize: 8, hiddenSize: 32, intermediateSize: 64, numLayers: 2, numHeads: 4 });
-  lmDir = path.join(tmp, 'bases', 'lm');
-  visionDir = path.join(tmp, 'bases', 'vision');
-  await saveLM(lmDir, lm);
-  await saveVision(visionDir, vision);
-  lm.dispose();
-  vision.dispose();
+  ({ tmp, lmDir, visionDir } = await writeTinyBases('adaptorkit-trainer-'));
 });
 
 function config(name: string, over: string[] = []): RunConfig {

@@ -17,7 +17,7 @@ import { trainLoop } from './loop.js';
 import { methodByName, type Bases, type TrainSystem } from './methods/index.js';
 import { isRetrievalRun, runRetrievalTrain } from './retrieval.js';
 import type { EvalLine, EvalResult, MachineInfo, RunInfo, RunSummary, StepLine } from './run-format.js';
-import { makeProgress } from './progress.js';
+import { makeProgress, type Progress } from './progress.js';
 import { basePath, loadBases } from './shapes/store.js';
 import { defaultNormalization, llavaSource, shapesWorldSource, type DataSource, type SourceExample } from './sources.js';
 import { buildBatch, padRight } from './vl/batch.js';
@@ -232,21 +232,49 @@ function median(xs: number[]): number {
   return s.length ? s[Math.floor(s.length / 2)]! : 0;
 }
 
-export async function runTrain(cfg: RunConfig, o: TrainOptions = {}): Promise<{ dir: string; info: RunInfo; eval?: EvalResult }> {
-  if (isRetrievalRun(cfg)) return runRetrievalTrain(cfg, o); // retrieval methods (MWA): image-caption pairs, R@K (retrieval.ts)
-  const { progress, log } = makeProgress(o.log);
+/** The run folder for `cfg`, refusing one that already holds a run unless resuming. */
+export async function prepareRunDir(cfg: RunConfig, o: TrainOptions): Promise<string> {
   const dir = path.resolve(cfg.outputDir, cfg.name);
-  const runJson = path.join(dir, 'run.json');
-  if ((await exists(runJson)) && !o.resume) {
+  if ((await exists(path.join(dir, 'run.json'))) && !o.resume) {
     throw new AdaptorkitError('INVALID_ARGUMENT', `run folder ${dir} already holds a run: pass --resume to continue it, or choose another name`);
   }
   await fs.mkdir(dir, { recursive: true });
-  const env = await setup(cfg, log);
-  const { system, backend } = env;
-  const named = system.trainable();
+  return dir;
+}
+
+/** What differs between kinds of runs (instruction batches vs retrieval pairs); runFolderTraining does the rest. */
+export interface RunSpec<R extends EvalResult> {
+  cfg: RunConfig;
+  dir: string;
+  log: (line: string) => void;
+  progress: Progress;
+  backend: BackendInfo;
+  named: [string, Parameter][];
+  totalParams: number;
+  /** What the run trains on, for the first log line (e.g. 'vqa', 'retrieval (3000 pairs)'). */
+  what: string;
+  /** Method facts known before training (run.json extras). */
+  extras?: Record<string, unknown>;
+  beforeStep?: (step: number) => Promise<void>;
+  /** Loss of micro-batch `micro` of step `step` (inside the loop's tidy); adds its non-padding tokens to meter.tokens. */
+  loss: (step: number, micro: number, meter: { tokens: number }) => tf.Scalar;
+  /** Metrics on the val split (every train.evalEvery steps). */
+  evalVal: (step: number) => Promise<Record<string, number>>;
+  /** After the last step: save the adapter and, unless noEval, score the run. */
+  finish: (info: RunInfo) => Promise<R | undefined>;
+  /** Extra fields for summary.json. */
+  summaryExtra?: (result: R) => Record<string, unknown>;
+}
+
+/**
+ * The one training run every method kind uses: optimizer and resume, run.json / config.yaml /
+ * metrics.jsonl, progress, SIGINT, periodic and final checkpoints, NaN stop (via trainLoop), status,
+ * summary.json.
+ */
+export async function runFolderTraining<R extends EvalResult>(spec: RunSpec<R>, o: TrainOptions): Promise<{ dir: string; info: RunInfo; eval?: R }> {
+  const { cfg, dir, log, progress, backend, named } = spec;
+  const runJson = path.join(dir, 'run.json');
   const trainableParams = named.reduce((s, [, p]) => s + p.size, 0);
-  const totalParams = system.totalParameters();
-  const examples = trainExamples(env.source, cfg);
   const t = cfg.train;
   const opt = new AdamW(defaultParamGroups(named, t.weightDecay), { lr: t.lr, betas: t.betas });
   let startStep = 0;
@@ -267,13 +295,14 @@ export async function runTrain(cfg: RunConfig, o: TrainOptions = {}): Promise<{ 
     step: startStep,
     totalSteps: t.steps,
     trainableParams,
-    totalParams,
-    trainablePercent: (100 * trainableParams) / totalParams,
+    totalParams: spec.totalParams,
+    trainablePercent: (100 * trainableParams) / spec.totalParams,
     trainSeconds: prevInfo?.trainSeconds ?? 0,
+    ...(spec.extras ? { extras: spec.extras } : {}),
   };
   await writeFileAtomic(path.join(dir, 'config.yaml'), toYaml(cfg));
   await writeJsonAtomic(runJson, info);
-  log(`${cfg.name}: ${cfg.method.name} on ${cfg.data.task}, ${trainableParams.toLocaleString()} of ${totalParams.toLocaleString()} parameters trainable (${info.trainablePercent.toFixed(2)}%)`);
+  log(`${cfg.name}: ${cfg.method.name} on ${spec.what}, ${trainableParams.toLocaleString()} of ${spec.totalParams.toLocaleString()} parameters trainable (${info.trainablePercent.toFixed(2)}%)`);
 
   const metricsFile = path.join(dir, 'metrics.jsonl');
   const lines: string[] = [];
@@ -288,7 +317,7 @@ export async function runTrain(cfg: RunConfig, o: TrainOptions = {}): Promise<{ 
   process.once('SIGINT', onSigint);
   const stepMs: number[] = [];
   const stepTps: number[] = [];
-  let stepTokens = 0;
+  const meter = { tokens: 0 };
   let peakRss = process.memoryUsage().rss;
   let lastSaved = startStep;
   const trainStart = performance.now();
@@ -305,26 +334,20 @@ export async function runTrain(cfg: RunConfig, o: TrainOptions = {}): Promise<{ 
       minLrRatio: t.minLrRatio,
       clipNorm: t.clipNorm,
       accumulation: t.accumulation,
-      beforeStep: async (step) => {
-        for (let m = 0; m < Math.max(1, t.accumulation); m++) await env.source.prefetch(batchExamples(examples, cfg.seed, step, m, t.batchSize));
-      },
-      loss: (step, micro) => {
-        const batch = buildBatch(env.source, batchExamples(examples, cfg.seed, step, micro, t.batchSize), { tokensPerInput: system.tokensPerInput });
-        stepTokens += batch.lengths.reduce((a, b) => a + b, 0);
-        return system.loss(batch, true);
-      },
+      beforeStep: spec.beforeStep,
+      loss: (step, micro) => spec.loss(step, micro, meter),
       onStep: async ({ step, loss, lr, gradNorm, ms }) => {
         stepsThisRun++;
         stepMs.push(ms);
-        const tokens = stepTokens;
-        stepTokens = 0;
+        const tokens = meter.tokens;
+        meter.tokens = 0;
         const tokensPerSec = ms > 0 ? (1000 * tokens) / ms : 0;
         stepTps.push(tokensPerSec);
         peakRss = Math.max(peakRss, process.memoryUsage().rss);
         lines.push(`${JSON.stringify({ kind: 'step', step, loss, lr, gradNorm, ms, tokens, tokensPerSec, time: new Date().toISOString() } satisfies StepLine)}\n`);
         progress.update({ step, total: t.steps, loss, lr, ms, tokensPerSec });
         if (t.evalEvery > 0 && step % t.evalEvery === 0 && step < t.steps) {
-          const { metrics } = await evaluate(env, cfg.data.task, 'val', Math.min(cfg.data.evalExamples, 100));
+          const metrics = await spec.evalVal(step);
           lines.push(`${JSON.stringify({ kind: 'eval', step, split: 'val', metrics, time: new Date().toISOString() } satisfies EvalLine)}\n`);
           log(`eval step ${step}: ${JSON.stringify(metrics)}`);
         }
@@ -340,6 +363,7 @@ export async function runTrain(cfg: RunConfig, o: TrainOptions = {}): Promise<{ 
     });
   } catch (err) {
     await flush();
+    opt.dispose();
     info.status = 'failed';
     info.statusDetail = (err as Error).message;
     info.finishedAt = new Date().toISOString();
@@ -354,6 +378,7 @@ export async function runTrain(cfg: RunConfig, o: TrainOptions = {}): Promise<{ 
   info.tokensPerSec = median(stepTps);
   info.peakRssMB = Math.round(peakRss / 2 ** 20);
   if (info.step < t.steps) {
+    opt.dispose();
     info.status = 'interrupted';
     info.statusDetail = `stopped at step ${info.step}; checkpoint step-${String(lastSaved).padStart(6, '0')} holds it: rerun with --resume`;
     await writeJsonAtomic(runJson, info);
@@ -361,15 +386,50 @@ export async function runTrain(cfg: RunConfig, o: TrainOptions = {}): Promise<{ 
     return { dir, info };
   }
   if (lastSaved !== t.steps) await saveCheckpoint(dir, t.steps, named, opt);
-  await saveAdapter(path.join(dir, 'final'), system.module, { ...system.describe(), basePath: basePath(cfg.base.lm, 'lm') });
-  let result: EvalResult | undefined;
-  if (!o.noEval) result = await finalEval(env, cfg, dir, info, log);
+  opt.dispose();
+  const result = await spec.finish(info);
   info.status = 'completed';
   info.finishedAt = new Date().toISOString();
   await writeJsonAtomic(runJson, info);
-  await writeSummary(dir, info, result);
-  opt.dispose();
+  const summary = await writeSummary(dir, info, result);
+  if (result && spec.summaryExtra) await writeJsonAtomic(path.join(dir, 'summary.json'), { ...summary, ...spec.summaryExtra(result) });
   return { dir, info, eval: result };
+}
+
+export async function runTrain(cfg: RunConfig, o: TrainOptions = {}): Promise<{ dir: string; info: RunInfo; eval?: EvalResult }> {
+  if (isRetrievalRun(cfg)) return runRetrievalTrain(cfg, o); // retrieval methods (MWA): image-caption pairs, R@K (retrieval.ts)
+  const { progress, log } = makeProgress(o.log);
+  const dir = await prepareRunDir(cfg, o);
+  const env = await setup(cfg, log);
+  const { system, source } = env;
+  const examples = trainExamples(source, cfg);
+  const t = cfg.train;
+  return runFolderTraining(
+    {
+      cfg,
+      dir,
+      log,
+      progress,
+      backend: env.backend,
+      named: system.trainable(),
+      totalParams: system.totalParameters(),
+      what: cfg.data.source === 'llava' ? 'LLaVA data' : cfg.data.task,
+      beforeStep: async (step) => {
+        for (let m = 0; m < Math.max(1, t.accumulation); m++) await source.prefetch(batchExamples(examples, cfg.seed, step, m, t.batchSize));
+      },
+      loss: (step, micro, meter) => {
+        const batch = buildBatch(source, batchExamples(examples, cfg.seed, step, micro, t.batchSize), { tokensPerInput: system.tokensPerInput });
+        meter.tokens += batch.lengths.reduce((a, b) => a + b, 0);
+        return system.loss(batch, true);
+      },
+      evalVal: async () => (await evaluate(env, cfg.data.task, 'val', Math.min(cfg.data.evalExamples, 100))).metrics,
+      finish: async (info) => {
+        await saveAdapter(path.join(dir, 'final'), system.module, { ...system.describe(), basePath: basePath(cfg.base.lm, 'lm') });
+        return o.noEval ? undefined : finalEval(env, cfg, dir, info, log);
+      },
+    },
+    o,
+  );
 }
 
 /** summary.json: the one file to read for a finished run's headline numbers. */
