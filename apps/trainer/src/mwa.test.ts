@@ -2,7 +2,7 @@ import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { initBackend, manualSeed } from '@adaptorkit/core';
+import { initBackend, loadAdapter, manualSeed, tf } from '@adaptorkit/core';
 import { ShapesWorld } from '@adaptorkit/data';
 
 import { applyOverrides, parseWith } from './config-util.js';
@@ -83,6 +83,41 @@ describe('mwa in the trainer (retrieval)', () => {
     expect(summary.metrics).toEqual(ev!.metrics);
     expect(summary.frozenBaseMetrics).toEqual(ev!.frozenBaseMetrics);
     await expect(evalRetrievalRun(dir, { task: 'vqa', log: quiet })).rejects.toThrow(/retrieval only/);
+  });
+
+  it('full: true fine-tunes every base parameter (no MWA modules), with the same metrics, and eval reloads it', async () => {
+    const before = await fs.readFile(path.join(baseDir, 'model.safetensors'));
+    const base = await loadMultiway(baseDir);
+    const total = base.countParameters();
+    const names = [...base.namedParameters()].map(([n]) => n).sort();
+    base.dispose();
+    const { dir, info, eval: result } = await runTrain(config('mwa-full', ['method.config.full=true', 'train.steps=3', 'train.saveEvery=0']), { log: quiet });
+    const ev = result as RetrievalEvalResult;
+    expect(info.status).toBe('completed');
+    expect(info.trainableParams).toBe(total);
+    expect(info.totalParams).toBe(total);
+    expect(info.trainablePercent).toBe(100);
+    expect(info.medianStepMs).toBeGreaterThan(0);
+    expect(info.peakRssMB).toBeGreaterThan(0);
+    expect((info.extras as { mwa: { full: boolean; extractors: number } }).mwa).toMatchObject({ full: true, extractors: 0, enhancers: 0, trainable: total });
+    // the checkpoint is the whole base, no adapter module
+    const adapter = JSON.parse(await fs.readFile(path.join(dir, 'final', 'adapter_config.json'), 'utf8')) as { method: string; config: { full: boolean }; tensors: string[] };
+    expect(adapter.config.full).toBe(true);
+    expect([...adapter.tensors].sort()).toEqual(names);
+    // it trained: scores moved off the frozen base's, on the same pairs and keys
+    expect(Object.keys(ev.metrics).sort()).toEqual(Object.keys(ev.frozenBaseMetrics).sort());
+    const trained = await loadMultiway(baseDir);
+    await loadAdapter(path.join(dir, 'final'), trained.unfreeze());
+    const frozen = await loadMultiway(baseDir);
+    const moved = [...trained.namedParameters()].filter(([n, p]) => {
+      const q = [...frozen.namedParameters()].find(([m]) => m === n)![1];
+      return tf.tidy(() => tf.max(tf.abs(tf.sub(p.value, q.value))).dataSync()[0]!) > 0;
+    });
+    expect(moved.length).toBe(names.length); // every tensor, the temperature included, took a step
+    trained.dispose();
+    frozen.dispose();
+    expect(Buffer.compare(before, await fs.readFile(path.join(baseDir, 'model.safetensors')))).toBe(0);
+    expect((await evalRetrievalRun(dir, { log: quiet })).metrics).toEqual(ev.metrics);
   });
 
   it('a resumed retrieval run continues exactly like an uninterrupted one', async () => {
