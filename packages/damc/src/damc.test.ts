@@ -1,8 +1,8 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { AdamW, Linear, MLPProjector, applyRope, disposeGrads, initBackend, manualSeed, tf, valueAndGrads, type CausalLM, type Module } from '@adaptorkit/core';
+import { AdamW, Linear, MLPProjector, Rng, applyRope, disposeGrads, initBackend, manualSeed, tf, valueAndGrads, type CausalLM, type Module } from '@adaptorkit/core';
 import { expectBitIdentical, expectClose, expectFlatTensorCount, snapshotParameters, tinyCausalLM } from '@adaptorkit/core/testing';
 import {
-  RoutedGatedMLP, RoutedLoRALinear, attachDamc, composeModels, damcDecoupledMethod, damcNaiveMethod, loraLayers, parseDamcConfig,
+  ROUTES_KEY, RoutedDelta, RoutedGatedMLP, RoutedLoRALinear, attachDamc, isOneHot, loraDropout, routeMasks, composeModels, damcDecoupledMethod, damcNaiveMethod, loraLayers, parseDamcConfig,
   searchCoefficients, type DamcBatch, type DamcModel,
 } from './index.js';
 
@@ -146,6 +146,83 @@ describe('routed LoRA', () => {
     expectClose(tf.slice(span, [5, 0], [2, -1]), tf.slice(bd, [2, 0], [2, -1]));
     tf.dispose([logits, embeds, want, allText, x]);
     model.dispose();
+  });
+
+  it('one-hot routes: the routed-projection MLP equals the whole-path-per-delta reference (values and gradients)', () => {
+    const model = decoupled(4, 'image', IMG);
+    randomizeDeltas(model, 21);
+    const mlp = model.language_model.model.layers.at(1).getChild<RoutedGatedMLP>('mlp');
+    const [B, T] = [2, 5];
+    // text, image and unrouted (-1: base only) positions
+    const masks = routeMasks(Int32Array.from([0, 1, 1, 0, -1, 1, 0, 0, 1, -1]), B, T, ['text', 'image']);
+    expect(isOneHot(masks)).toBe(true);
+    const soft = new Map(masks); // the same masks, not known to be one-hot: the reference path
+    expect(isOneHot(soft)).toBe(false);
+    const x = tf.randomNormal([B, T, 32], 0, 1, 'float32', 7);
+    const params = model.namedTrainableParameters().filter(([n]) => n.includes('layers.1.mlp')).map(([, p]) => p.value);
+    expect(params.length).toBe(12); // gate, up, down x text, image x A, B
+    const run = (routes: Map<string, tf.Tensor>, whole: boolean) =>
+      tf.variableGrads(() => tf.sum(tf.square(whole ? mlp.forwardWholePaths(x, { training: false, [ROUTES_KEY]: routes }) : mlp.forward(x, { training: false, [ROUTES_KEY]: routes }))) as tf.Scalar, params);
+    const fast = run(masks, false);
+    const ref = run(soft, true);
+    const viaForward = run(soft, false); // forward() falls back to the whole paths for unknown masks
+    expectClose(fast.value, ref.value, { atol: 1e-3, rtol: 1e-5 });
+    expectClose(viaForward.value, ref.value, { atol: 0, rtol: 0 });
+    for (const v of params) expectClose(fast.grads[v.name]!, ref.grads[v.name]!, { atol: 1e-4, rtol: 1e-4 });
+    // and the routes matter: all-text differs
+    const allText = run(routeMasks(new Int32Array(B * T), B, T, ['text', 'image']), false);
+    expect(Math.abs(allText.value.dataSync()[0]! - ref.value.dataSync()[0]!)).toBeGreaterThan(1e-3);
+    for (const r of [fast, ref, viaForward, allText]) tf.dispose([r.value, ...Object.values(r.grads)]);
+    tf.dispose([x, ...masks.values()]);
+    model.dispose();
+  });
+
+  it('a routed linear with a composite delta equals its dense per-position weights', () => {
+    const model = decoupled(5, 'image', IMG);
+    randomizeDeltas(model, 31);
+    const l = model.language_model.model.layers.at(0).self_attn.getChild<RoutedLoRALinear>('q_proj');
+    const [t, im] = [l.deltas.get('text')!, l.deltas.get('image')!];
+    l.addComposite('mix', new RoutedDelta([...t.parts, ...im.parts], [0.25, 0.5]));
+    const ids = Int32Array.from([0, 1, 2, 2, -1, 1]);
+    const masks = routeMasks(ids, 1, 6, ['text', 'image', 'mix']);
+    const x = tf.randomNormal([1, 6, 32], 0, 1, 'float32', 8);
+    const y = l.forward(x, { training: false, [ROUTES_KEY]: masks });
+    const mixW = tf.tidy(() => tf.add(tf.mul(t.weightDelta(), 0.25), tf.mul(im.weightDelta(), 0.5)));
+    const rows = Array.from(ids, (k, i) => tf.tidy(() => {
+      const w = tf.add(l.base_layer.weight.value, k === 0 ? t.weightDelta() : k === 1 ? im.weightDelta() : k === 2 ? mixW : tf.zerosLike(mixW));
+      return tf.matMul(tf.reshape(tf.slice(x, [0, i, 0], [1, 1, -1]), [1, 32]), w as tf.Tensor2D);
+    }));
+    expectClose(tf.reshape(y, [6, -1]), tf.concat(rows, 0), { atol: 1e-4, rtol: 1e-4 });
+    tf.dispose([y, x, mixW, ...rows, ...masks.values()]);
+    model.dispose();
+  });
+
+  it('LoRA dropout: Bernoulli(1 - p) keep mask scaled by 1 / (1 - p), seeded, identity when not training', () => {
+    const x = tf.ones([200, 1000]);
+    for (const p of [0.05, 0.5, 0.9]) {
+      const y = loraDropout(x, p, { training: true }, new Rng(3));
+      const v = y.dataSync();
+      let kept = 0;
+      let off = 0; // kept values other than 1 / (1 - p)
+      for (const e of v) {
+        if (e !== 0) {
+          kept++;
+          if (Math.abs(e - 1 / (1 - p)) > 1e-6) off++;
+        }
+      }
+      expect(off).toBe(0);
+      const n = v.length;
+      expect(Math.abs(kept / n - (1 - p))).toBeLessThan(5 * Math.sqrt((p * (1 - p)) / n)); // within 5 sigma
+      const again = loraDropout(x, p, { training: true }, new Rng(3));
+      expectBitIdentical(again, y, 'same seed, same mask');
+      tf.dispose([y, again]);
+    }
+    // no runs longer than chance would give: the first and last drops spread over the array
+    const y = loraDropout(x, 0.05, { training: true }, new Rng(4)).dataSync();
+    expect(y.indexOf(0)).toBeLessThan(400);
+    expect(y.lastIndexOf(0)).toBeGreaterThan(y.length - 400);
+    expect(loraDropout(x, 0.05, { training: false }, new Rng(3))).toBe(x);
+    x.dispose();
   });
 
   it('naive mode applies its one delta to every position', () => {
