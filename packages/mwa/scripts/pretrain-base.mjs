@@ -5,7 +5,7 @@
 //   node packages/mwa/scripts/pretrain-base.mjs --out apps/trainer/models/shapesworld/multiway [--steps 600] [--batch 32] [--lr 0.002] [--seed 0]
 import { initBackend } from '@adaptorkit/core';
 import { ShapesWorld } from '@adaptorkit/data';
-import { SHAPESWORLD_BASE_MAX_OBJECTS, SHAPESWORLD_BASE_WORLD, pretrainShapesWorldBase, saveMultiway } from '@adaptorkit/mwa';
+import { SHAPESWORLD_BASE_COLOUR_GAINS, SHAPESWORLD_BASE_MAX_OBJECTS, SHAPESWORLD_BASE_WORLD, pretrainShapesWorldBase, saveMultiway } from '@adaptorkit/mwa';
 
 const args = process.argv.slice(2);
 const opt = (k, d) => {
@@ -24,7 +24,7 @@ const seed = Number(opt('seed', '0'));
 const backend = await initBackend(opt('backend', 'auto'));
 const world = new ShapesWorld(SHAPESWORLD_BASE_WORLD);
 const t0 = performance.now();
-const { model, losses, valR1 } = pretrainShapesWorldBase(world, { steps, batchSize, lr, seed, maxObjects: SHAPESWORLD_BASE_MAX_OBJECTS, log: (l) => console.log(l) });
+const { model, losses, valR1 } = pretrainShapesWorldBase(world, { steps, batchSize, lr, seed, maxObjects: SHAPESWORLD_BASE_MAX_OBJECTS, colourGains: SHAPESWORLD_BASE_COLOUR_GAINS, log: (l) => console.log(l) });
 const seconds = Math.round((performance.now() - t0) / 1000);
 const last = losses.slice(-20);
 await saveMultiway(out, model, {
@@ -33,6 +33,7 @@ await saveMultiway(out, model, {
     backend: backend.name,
     world: SHAPESWORLD_BASE_WORLD,
     maxObjects: SHAPESWORLD_BASE_MAX_OBJECTS,
+    colourGains: SHAPESWORLD_BASE_COLOUR_GAINS,
     command: `node packages/mwa/scripts/pretrain-base.mjs --out ${out} --steps ${steps} --batch ${batchSize} --lr ${lr} --seed ${seed}`,
   },
   adaptorkit_final_loss: last.reduce((a, b) => a + b, 0) / last.length,

@@ -24,6 +24,7 @@ import { AdamW, disposeGrads, initBackend, manualSeed, valueAndGrads } from '@ad
 import { ShapesWorld } from '@adaptorkit/data';
 import {
   MultiwayTransformer,
+  SHAPESWORLD_BASE_COLOUR_GAINS,
   SHAPESWORLD_BASE_MAX_OBJECTS,
   SHAPESWORLD_BASE_WORLD,
   attachMwa,
@@ -63,7 +64,7 @@ const testBatch = shapesWorldRetrievalBatch(target, target.retrieval('test').sli
 // ---- 1. the base
 let baseModel;
 if (pretrainSteps > 0) {
-  const r = pretrainShapesWorldBase(new ShapesWorld(SHAPESWORLD_BASE_WORLD), { steps: pretrainSteps, batchSize: 32, lr: 2e-3, seed: 0, maxObjects: SHAPESWORLD_BASE_MAX_OBJECTS, log: (l) => console.log(l) });
+  const r = pretrainShapesWorldBase(new ShapesWorld(SHAPESWORLD_BASE_WORLD), { steps: pretrainSteps, batchSize: 32, lr: 2e-3, seed: 0, maxObjects: SHAPESWORLD_BASE_MAX_OBJECTS, colourGains: SHAPESWORLD_BASE_COLOUR_GAINS, log: (l) => console.log(l) });
   baseModel = r.model;
   console.log(`pretrained the base here: ${pretrainSteps} steps, source val R@1 ${pct(r.valR1)}`);
 } else {

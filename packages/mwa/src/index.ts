@@ -31,5 +31,5 @@ export { shapesWorldRetrievalBatch, shapesWorldMultiwayShape, disposeBatch } fro
 export type { ShapesWorldBatchOptions } from './shapesworld.js';
 export { mwaMethod } from './method.js';
 export type { MwaMethod } from './method.js';
-export { SHAPESWORLD_BASE_WORLD, SHAPESWORLD_BASE_MAX_OBJECTS, shapesWorldBaseConfig, epochSampler, pretrainShapesWorldBase, saveMultiway, loadMultiway } from './base.js';
+export { SHAPESWORLD_BASE_WORLD, SHAPESWORLD_BASE_MAX_OBJECTS, SHAPESWORLD_BASE_COLOUR_GAINS, shapesWorldBaseConfig, epochSampler, pretrainShapesWorldBase, saveMultiway, loadMultiway } from './base.js';
 export type { BasePretrainOptions } from './base.js';

@@ -98,7 +98,15 @@ describe('retrieval helpers', () => {
     for (const v of [r.imageToText.r1, r.textToImage.r10]) expect(v).toBeGreaterThanOrEqual(0);
     expect(r.imageToText.r10).toBe(1); // 6 candidates < 10
     expect(() => shapesWorldRetrievalBatch(world, pairs, { maxLen: 3 })).toThrow(/maxLen 3/);
-    tf.dispose([batch.pixels, batch.ids]);
+    // a colour cast scales each channel of every pixel (the base's pretraining camera), ids untouched
+    const cast = shapesWorldRetrievalBatch(world, pairs, { maxLen: 48, colourGains: [1, 0.5, 0] });
+    const [a, c] = [batch.pixels.dataSync(), cast.pixels.dataSync()];
+    const k = a.findIndex((v, i) => i % 3 === 1 && v > 0.1); // a green value
+    expect(c[k]).toBeCloseTo(0.5 * a[k]!, 6);
+    expect(c[k - 1]).toBe(a[k - 1]); // red kept
+    expect(Math.max(...c.filter((_, i) => i % 3 === 2))).toBe(0); // blue gone
+    expect(cast.ids.arraySync()).toEqual(ids);
+    tf.dispose([batch.pixels, batch.ids, cast.pixels, cast.ids]);
     m.dispose();
   });
 });

@@ -10,6 +10,8 @@ import type { RetrievalBatch } from './retrieval.js';
 export interface ShapesWorldBatchOptions {
   /** Pad (or refuse) texts to this many tokens; default: the longest text of the batch. */
   maxLen?: number;
+  /** Multiply the R, G, B channels of every image by these gains (a camera's colour cast); default none. */
+  colourGains?: readonly [number, number, number];
 }
 
 /** pixels [B, size, size, 3] (values 0..1) and ids int32 [B, T]. The caller disposes the tensors. */
@@ -26,6 +28,8 @@ export function shapesWorldRetrievalBatch(world: ShapesWorld, pairs: readonly Re
   const [H, W, C] = world.imageShape;
   const pix = new Float32Array(pairs.length * H * W * C);
   pairs.forEach((p, i) => pix.set(world.renderImage(p.scene), i * H * W * C));
+  const g = opts.colourGains;
+  if (g) for (let k = 0; k < pix.length; k++) pix[k] = pix[k]! * g[k % C]!; // [.., C] innermost
   return { pixels: tf.tensor4d(pix, [pairs.length, H, W, C]), ids: tf.tensor2d(ids, [pairs.length, T], 'int32') };
 }
 
