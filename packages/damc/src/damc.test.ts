@@ -2,7 +2,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { AdamW, Linear, MLPProjector, Rng, applyRope, disposeGrads, initBackend, manualSeed, tf, valueAndGrads, type CausalLM, type Module } from '@adaptorkit/core';
 import { expectBitIdentical, expectClose, expectFlatTensorCount, snapshotParameters, tinyCausalLM } from '@adaptorkit/core/testing';
 import {
-  ROUTES_KEY, RoutedDelta, RoutedGatedMLP, RoutedLoRALinear, attachDamc, isOneHot, loraDropout, routeMasks, composeModels, damcDecoupledMethod, damcNaiveMethod, loraLayers, parseDamcConfig,
+  ROUTES_KEY, RoutedDelta, RoutedGatedMLP, RoutedLoRALinear, attachDamc, isOneHot, loraDropout, MaskBuffers, routeMasks, composeModels, damcDecoupledMethod, damcNaiveMethod, loraLayers, parseDamcConfig,
   searchCoefficients, type DamcBatch, type DamcModel,
 } from './index.js';
 
@@ -223,6 +223,27 @@ describe('routed LoRA', () => {
     expect(y.lastIndexOf(0)).toBeGreaterThan(y.length - 400);
     expect(loraDropout(x, 0.05, { training: false }, new Rng(3))).toBe(x);
     x.dispose();
+  });
+
+  it('mask buffers are reused only when no tensor holds them', () => {
+    const bufs = new MaskBuffers();
+    const filled = (v: number) => bufs.tensor([2, 3], (a) => a.fill(v));
+    const t1 = filled(1);
+    const t2 = filled(2); // t1 alive: a new array
+    expect(Array.from(t1.dataSync())).toEqual(Array(6).fill(1));
+    t1.dispose();
+    const shared = tf.reshape(t2, [6]); // shares t2's data by reference
+    t2.dispose();
+    const t3 = filled(3); // t1's array is free, t2's is still held by `shared`
+    expect(Array.from(shared.dataSync())).toEqual(Array(6).fill(2));
+    expect(Array.from(t3.dataSync())).toEqual(Array(6).fill(3));
+    tf.dispose([shared, t3]);
+    // the same mask with and without reuse
+    const x = tf.randomNormal([4, 50], 0, 1, 'float32', 1);
+    const a = loraDropout(x, 0.3, { training: true }, new Rng(9));
+    const b = loraDropout(x, 0.3, { training: true }, new Rng(9), bufs);
+    expectBitIdentical(b, a, 'mask from reused buffers');
+    tf.dispose([x, a, b]);
   });
 
   it('naive mode applies its one delta to every position', () => {

@@ -26,24 +26,59 @@ export function isOneHot(masks: RouteMasks): boolean {
 }
 
 /**
+ * Keep-mask arrays of one layer, reused once the backend holds no tensor on them: a fresh
+ * Float32Array per mask cost page faults on first touch and garbage collection (~25 MB of masks
+ * per damc step on the ShapesWorld LM). An array is handed out again only when the backend's
+ * reference count of the tensor made on it is 0 (tensors that share its data by reference, e.g. a
+ * Cast in Multiply's gradient, count too), and only on the same backend.
+ */
+export class MaskBuffers {
+  private readonly entries: { buf: Float32Array; dataId: object | undefined; backend: tf.KernelBackend | undefined }[] = [];
+
+  /** A float32 tensor of `shape` whose values `fill` writes into a (possibly reused) array. */
+  tensor(shape: number[], fill: (a: Float32Array) => void): tf.Tensor {
+    const n = shape.reduce((a, b) => a * b, 1);
+    const backend = tf.backend();
+    let e = this.entries.find((x) => x.buf.length === n && (x.dataId === undefined || (x.backend === backend && backend.refCount(x.dataId) === 0)));
+    if (!e) {
+      if (this.entries.length >= 8) this.entries.shift(); // bounded: shapes change between train and eval batches
+      e = { buf: new Float32Array(n), dataId: undefined, backend: undefined };
+      this.entries.push(e);
+    }
+    fill(e.buf);
+    const t = tf.tensor(e.buf, shape, 'float32');
+    e.dataId = t.dataId;
+    e.backend = backend;
+    return t;
+  }
+}
+
+/**
  * Inverted dropout on the LoRA input, training only: each element is kept with probability 1 - p
  * and scaled by 1 / (1 - p). The keep mask is drawn by geometric skips between dropped elements
  * (the number of kept elements before the next drop is floor(log u / log(1 - p)), u uniform in
  * (0, 1]), which is the same iid Bernoulli mask as one draw per element but costs one draw per
  * *dropped* element: at p = 0.05 twenty times fewer (the per-element loop took ~45 % of a
- * damc-decoupled training step on the ShapesWorld LM).
+ * damc-decoupled training step on the ShapesWorld LM). `bufs` reuses the mask arrays.
  */
-export function loraDropout(x: tf.Tensor, p: number, ctx: ForwardContext | undefined, rng: Rng): tf.Tensor {
+export function loraDropout(x: tf.Tensor, p: number, ctx: ForwardContext | undefined, rng: Rng, bufs?: MaskBuffers): tf.Tensor {
   if (!ctx?.training || p <= 0) return x;
   return tf.tidy(() => {
-    const n = x.size;
-    const keep = new Float32Array(n);
-    if (p < 1) {
+    const fill = (keep: Float32Array): void => {
+      const n = keep.length;
+      if (p >= 1) return void keep.fill(0);
       keep.fill(1 / (1 - p));
       const logq = Math.log1p(-p);
       for (let i = Math.floor(Math.log(1 - rng.next()) / logq); i < n; i += 1 + Math.floor(Math.log(1 - rng.next()) / logq)) keep[i] = 0;
+    };
+    let mask: tf.Tensor;
+    if (bufs) mask = bufs.tensor(x.shape, fill);
+    else {
+      const a = new Float32Array(x.size);
+      fill(a);
+      mask = tf.tensor(a, x.shape, 'float32');
     }
-    return tf.mul(x, tf.tensor(keep, x.shape, 'float32'));
+    return tf.mul(x, mask);
   });
 }
 
@@ -111,6 +146,7 @@ export class RoutedLoRALinear extends Module implements Forward {
   /** Delta applied everywhere when the context carries no routes. */
   defaultDelta: string | undefined;
   private readonly rng: Rng;
+  private readonly masks = new MaskBuffers();
 
   constructor(base: Linear, readonly opts: LoRAOptions) {
     super();
@@ -164,7 +200,7 @@ export class RoutedLoRALinear extends Module implements Forward {
     }
     if (active.length === 0) return undefined;
     return tf.tidy(() => {
-      const xd = loraDropout(x, this.opts.dropout, ctx, this.rng);
+      const xd = loraDropout(x, this.opts.dropout, ctx, this.rng, this.masks);
       const us: tf.Tensor[] = []; // [..., r_p]
       const bs: tf.Tensor[] = []; // [r_p, out]
       for (const [d, m] of active) {
@@ -185,7 +221,7 @@ export class RoutedLoRALinear extends Module implements Forward {
   oneDelta(name: string, x: tf.Tensor, ctx: ForwardContext | undefined): tf.Tensor | undefined {
     const d = this.deltas.get(name);
     if (!d) return undefined;
-    return tf.tidy(() => d.apply(loraDropout(x, this.opts.dropout, ctx, this.rng)));
+    return tf.tidy(() => d.apply(loraDropout(x, this.opts.dropout, ctx, this.rng, this.masks)));
   }
 
   /** x [..., in] -> [..., out] */

@@ -115,8 +115,10 @@ export class ModalityBranch extends Module {
       const B = f.shape[0]!;
       const k = this.boundaryTokens;
       const bd = this.boundary.value;
-      const before = tf.broadcastTo(tf.reshape(tf.slice(bd, [0, 0], [k, this.dim]), [1, k, this.dim]), [B, k, this.dim]);
-      const after = tf.broadcastTo(tf.reshape(tf.slice(bd, [k, 0], [k, this.dim]), [1, k, this.dim]), [B, k, this.dim]);
+      // broadcast over the batch by a multiply with ones (broadcastTo is a Tile, a slow cpu kernel on the native backend)
+      const ones = tf.ones([B, 1, 1]);
+      const before = tf.mul(ones, tf.reshape(tf.slice(bd, [0, 0], [k, this.dim]), [1, k, this.dim])); // [B, k, d]
+      const after = tf.mul(ones, tf.reshape(tf.slice(bd, [k, 0], [k, this.dim]), [1, k, this.dim])); // [B, k, d]
       return tf.concat([before, f, after], 1) as tf.Tensor3D; // [B, N + 2k, d]
     });
   }
