@@ -26,7 +26,7 @@ program.name('adaptorkit').description('Fine-tune frozen LLMs with small adaptor
 
 program
   .command('pretrain')
-  .description('Pretrain the small ShapesWorld base LM (text) and vision encoder (contrastive on captions) that the examples freeze.')
+  .description('Pretrain the small ShapesWorld base LM (text) and vision encoder (contrastive on captions + per-cell scene labels) that the examples freeze.')
   .argument('[config]', 'pretrain config YAML (see examples/pretrain-shapes.yaml); flags override it')
   .option('--out <dir>', 'output folder (default: the shipped models/shapesworld of the trainer)')
   .option('--lm-steps <n>', 'LM optimizer steps (default 1200)', (v) => Number(v))
@@ -59,8 +59,8 @@ program
     }
     if (cfg.only !== 'lm') {
       const t0 = performance.now();
-      const { vision, losses, retrievalR1 } = await pretrainVision(sw, { ...cfg.vision, seed: cfg.seed, log });
-      await saveVision(path.join(out, 'vision'), vision, { ...meta, adaptorkit_final_loss: losses[losses.length - 1], adaptorkit_val_r1: retrievalR1, adaptorkit_seconds: Math.round((performance.now() - t0) / 1000) });
+      const { vision, losses, retrievalR1, cellShapeAcc } = await pretrainVision(sw, { ...cfg.vision, seed: cfg.seed, log });
+      await saveVision(path.join(out, 'vision'), vision, { ...meta, adaptorkit_final_loss: losses[losses.length - 1], adaptorkit_val_r1: retrievalR1, adaptorkit_val_cell_shape_acc: cellShapeAcc, adaptorkit_seconds: Math.round((performance.now() - t0) / 1000) });
       console.log(`saved vision encoder to ${path.join(out, 'vision')} (val image->text R@1 ${(100 * retrievalR1).toFixed(1)}%)`);
       vision.dispose();
     }

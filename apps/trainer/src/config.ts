@@ -32,6 +32,12 @@ export const DataSchema = z
     task: z.enum(TASKS).default('vqa').describe('ShapesWorld task to train on and score (LLaVA data: any; the file is the task).'),
     worldSeed: z.number().int().min(0).default(0).describe('ShapesWorld seed (same seed, same data).'),
     trainExamples: z.number().int().positive().optional().describe('Use only the first N training examples.'),
+    textReplay: z
+      .number()
+      .min(0)
+      .max(0.9)
+      .default(0)
+      .describe("Fraction of training rows that are lines of the base LM's own pretraining text (loss on every token): rehearsal that keeps the text path near the base when adaptors also act on text (MMA)."),
     evalExamples: z.number().int().positive().default(200).describe('Examples scored at each evaluation.'),
     textEvalExamples: z.number().int().positive().default(200).describe('Held-out corpus lines (perplexity) and text questions scored for the text skill.'),
     llava: z
@@ -95,6 +101,7 @@ export const PretrainConfigSchema = z
         steps: z.number().int().positive().default(320),
         batchSize: z.number().int().positive().default(64),
         lr: z.number().positive().default(2e-3),
+        dense: z.number().min(0).default(1).describe('Weight of the per-cell shape/colour/size loss on the penultimate patch tokens (0: contrastive captions only).'),
       })
       .prefault({}),
   })

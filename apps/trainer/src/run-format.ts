@@ -86,6 +86,8 @@ export interface EvalResult {
   /** The task scored (e.g. 'vqa', 'grounding', 'retrieval', 'common'). */
   task: string;
   metrics: Record<string, number>;
+  /** Accuracy per question template, where the task has templates. */
+  byTemplate?: Record<string, { accuracy: number; n: number }>;
   /** Text skill of the (possibly frozen) language path: held-out perplexity and text-task accuracy. */
   textSkill?: { perplexity: number; textTaskAccuracy: number };
   /** The same measured on the untouched base LM (loaded afresh): what freezing must preserve. */

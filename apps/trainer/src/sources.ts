@@ -74,8 +74,12 @@ export interface DataSource {
   normalizeImage(pixels: Float32Array): Float32Array;
   /** Metrics of generated answers (fractions in 0..1, `n`). */
   score(task: string, predictions: readonly string[], examples: readonly SourceExample[]): Record<string, number>;
+  /** Accuracy per question template (e.g. 'colour', 'count_shape'), when the source's scorer has one. */
+  scoreByTemplate?(task: string, predictions: readonly string[], examples: readonly SourceExample[]): Record<string, { accuracy: number; n: number }> | undefined;
   /** A user's question as this source's prompts look (with the image placeholder when there is an image). */
   formatPrompt(question: string, withImage: boolean): string;
+  /** Lines of the base LM's own pretraining text (for replay during adaptation); undefined when the source has none. */
+  replayLines?(n: number): string[];
   /** Held-out text lines and exact-answer text questions for the text skill; undefined when the source has none. */
   textSkillData?(n: number): { lines: string[]; questions: SourceExample[] };
 }
@@ -114,6 +118,11 @@ export function shapesWorldSource(sw: ShapesWorld): DataSource {
     normalizeImage: shapesNormalize,
     formatPrompt: (q, withImage) => `${withImage ? `${IMAGE_TOKEN} ` : ''}${q.replaceAll(IMAGE_TOKEN, ' ').trim()}`,
     score: (task, preds, examples) => numbersOf(scoreTask(task as never, [...preds], examples as Example[])),
+    scoreByTemplate: (task, preds, examples) => {
+      const r = scoreTask(task as never, [...preds], examples as Example[]) as { byTemplate?: Record<string, { accuracy: number; n: number }> };
+      return r.byTemplate;
+    },
+    replayLines: (n) => sw.corpus('train', n),
     textSkillData: (n) => ({ lines: sw.corpus('heldout').slice(0, n), questions: sw.task('text', 'test').slice(0, n) }),
   };
 }

@@ -13,7 +13,8 @@ import { applyOverrides, parseWith } from './config-util.js';
 import { readRun, renderReport } from './report/index.js';
 import type { RunInfo, RunSummary, StepLine } from './run-format.js';
 import { writeTinyBases } from './test-bases.js';
-import { finalEval, runTrain } from './train.js';
+import { finalEval, runTrain, trainExamples } from './train.js';
+import { shapesWorldSource } from './sources.js';
 
 let tmp = '';
 let lmDir = '';
@@ -76,6 +77,10 @@ describe('adaptorkit train', () => {
     // IAA leaves the text path untouched: its text skill is the freshly loaded base's, exactly.
     expect(r.eval?.textSkill).toEqual(r.eval?.baseTextSkill);
     expect(r.eval?.samples?.length).toBeGreaterThan(0);
+    // per-template accuracies add up to the overall accuracy
+    const bt = Object.values(r.eval?.byTemplate ?? {});
+    expect(bt.reduce((a, t) => a + t.n, 0)).toBe(8);
+    expect(bt.reduce((a, t) => a + t.accuracy * t.n, 0) / 8).toBeCloseTo(r.eval!.metrics.accuracy!, 10);
     const steps = (await fs.readFile(path.join(r.dir, 'metrics.jsonl'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as StepLine).filter((l) => l.kind === 'step');
     expect(steps.every((l) => (l.tokens ?? 0) > 0 && (l.tokensPerSec ?? 0) > 0)).toBe(true);
     const summary = JSON.parse(await fs.readFile(path.join(r.dir, 'summary.json'), 'utf8')) as RunSummary;
@@ -118,6 +123,20 @@ describe('adaptorkit train', () => {
     expect(run.info.trainableParams).toBeGreaterThan(0);
     const html = renderReport([run]);
     expect(html).toContain('e2e');
+  });
+
+  it('data.textReplay mixes the base LM\'s own text into the training rows at the asked fraction', () => {
+    const sw = new ShapesWorld({ seed: 0, sizes: { vqa: { train: 300, val: 10, test: 10 } } });
+    const source = shapesWorldSource(sw);
+    const mixed = trainExamples(source, config('replay', ['data.textReplay=0.25']));
+    const replay = mixed.filter((e) => e.task === 'replay');
+    expect(mixed.length - replay.length).toBe(300);
+    expect(replay.length).toBe(100); // 100 / 400 = 0.25
+    // a replayed row has no image and no prompt: its loss covers every token of a pretraining line
+    expect(replay.every((e) => e.inputs.length === 0 && e.prompt === '')).toBe(true);
+    expect(replay.map((e) => e.answer)).toEqual(sw.corpus('train', 100));
+    expect(trainExamples(source, config('no-replay')).length).toBe(300);
+    expect(() => config('bad', ['data.textReplay=0.95'])).toThrow(/data\.textReplay/);
   });
 
   it('pretrain configs are validated with field paths', () => {

@@ -121,7 +121,7 @@ function decodeAll(source: DataSource, rows: number[][]): string[] {
   return rows.map((r) => source.tokenizer.decode(r));
 }
 
-export async function evaluate(env: Env, task: string, split: Split, n: number, batchSize = 32): Promise<{ metrics: Record<string, number>; samples: EvalResult['samples'] }> {
+export async function evaluate(env: Env, task: string, split: Split, n: number, batchSize = 32): Promise<{ metrics: Record<string, number>; byTemplate?: EvalResult['byTemplate']; samples: EvalResult['samples'] }> {
   const { source, system } = env;
   const examples = source.examples(split, task).slice(0, n);
   if (!examples.length) throw new AdaptorkitError('INVALID_CONFIG', `no ${split} examples to evaluate ${task} on`);
@@ -133,8 +133,9 @@ export async function evaluate(env: Env, task: string, split: Split, n: number, 
     preds.push(...decodeAll(source, system.generate(batch, MAX_NEW_TOKENS[task] ?? 32)));
   }
   const metrics = source.score(task, preds, examples);
+  const byTemplate = source.scoreByTemplate?.(task, preds, examples);
   const samples = examples.slice(0, 8).map((e, i) => ({ prompt: e.prompt, answer: e.answer, prediction: preds[i]! }));
-  return { metrics, samples };
+  return { metrics, ...(byTemplate ? { byTemplate } : {}), samples };
 }
 
 /**
@@ -166,10 +167,17 @@ export function textSkill(env: Env, n = 200): { perplexity: number; textTaskAccu
   return { perplexity: Math.exp(nll / Math.max(1, tokens)), textTaskAccuracy: source.score('text', preds, qa).accuracy ?? NaN };
 }
 
-function trainExamples(source: DataSource, cfg: RunConfig): SourceExample[] {
+/** The run's training examples: the task's train split (or its first N), plus replayed pretraining text when data.textReplay > 0. */
+export function trainExamples(source: DataSource, cfg: RunConfig): SourceExample[] {
   const all = source.examples('train', cfg.data.task);
   if (!all.length) throw new AdaptorkitError('INVALID_CONFIG', `no training examples for ${cfg.data.task}`);
-  return cfg.data.trainExamples ? all.slice(0, cfg.data.trainExamples) : all;
+  const task = cfg.data.trainExamples ? all.slice(0, cfg.data.trainExamples) : all;
+  const r = cfg.data.textReplay;
+  if (!r) return task;
+  if (!source.replayLines) throw new AdaptorkitError('INVALID_CONFIG', `data.textReplay: the ${source.kind} source has no pretraining text to replay (ShapesWorld only)`);
+  // rows drawn uniformly from task + replay examples, so a fraction r of them are replayed lines
+  const lines = source.replayLines(Math.round((task.length * r) / (1 - r)));
+  return [...task, ...lines.map((l, i) => ({ id: `replay-${i}`, task: 'replay', inputs: [], prompt: '', answer: l }))];
 }
 
 /** The examples of optimizer step `step`, micro-batch `micro`: a pure function of (seed, step, micro). */
@@ -484,10 +492,10 @@ export async function baseTextSkill(cfg: RunConfig): Promise<{ perplexity: numbe
 /** Score the run; writes `file` (eval.json by default; `adaptorkit eval --task` writes eval-<task>-<n>.json beside it). */
 export async function finalEval(env: Env, cfg: RunConfig, dir: string, info: RunInfo, log: (l: string) => void, file = 'eval.json'): Promise<EvalResult> {
   const t0 = performance.now();
-  const { metrics, samples } = await evaluate(env, cfg.data.task, 'test', cfg.data.evalExamples);
+  const { metrics, byTemplate, samples } = await evaluate(env, cfg.data.task, 'test', cfg.data.evalExamples);
   const text = textSkill(env, cfg.data.textEvalExamples);
   const base = await baseTextSkill(cfg);
-  const result: EvalResult = { step: info.step, split: 'test', task: cfg.data.task, metrics, ...(text ? { textSkill: text } : {}), ...(base ? { baseTextSkill: base } : {}), samples };
+  const result: EvalResult = { step: info.step, split: 'test', task: cfg.data.task, metrics, ...(byTemplate ? { byTemplate } : {}), ...(text ? { textSkill: text } : {}), ...(base ? { baseTextSkill: base } : {}), samples };
   await writeJsonAtomic(path.join(dir, file), result);
   if (file === 'eval.json') await fs.appendFile(path.join(dir, 'metrics.jsonl'), `${JSON.stringify({ kind: 'eval', step: info.step, split: 'test', metrics, time: new Date().toISOString() } satisfies EvalLine)}\n`);
   if (env.system.extras && env.source.kind === 'shapesworld') {

@@ -73,6 +73,46 @@ export class VisionProjection extends Module {
   }
 }
 
+/**
+ * Dense pretraining heads: the patch tokens of one encoder layer are averaged over each cell of the
+ * 3 x 3 scene grid, and linear heads name the shape, colour and size of the object in that cell (or
+ * "none"). Contrastive captions alone left shape unreadable from the patch tokens (a linear probe
+ * scored no better than on a random encoder); these heads make every cell's tokens say what is
+ * there. Only used during pretraining; not shipped.
+ */
+export class CellHeads extends Module {
+  readonly shape: Linear;
+  readonly colour: Linear;
+  readonly size: Linear;
+  /** [9, numPatches]: row c averages the patches whose centre lies in grid cell c. */
+  readonly pool: tf.Tensor2D;
+  constructor(dim: number, gridPatches: number, classes: { shape: number; colour: number; size: number }) {
+    super();
+    this.shape = this.child('shape', new Linear(dim, classes.shape));
+    this.colour = this.child('colour', new Linear(dim, classes.colour));
+    this.size = this.child('size', new Linear(dim, classes.size));
+    const n = gridPatches;
+    const w = new Float32Array(9 * n * n);
+    const count = new Array<number>(9).fill(0);
+    const cellOf = (py: number, px: number): number => Math.floor(((py + 0.5) / n) * 3) * 3 + Math.floor(((px + 0.5) / n) * 3);
+    for (let py = 0; py < n; py++) for (let px = 0; px < n; px++) count[cellOf(py, px)]!++;
+    for (let py = 0; py < n; py++) for (let px = 0; px < n; px++) w[cellOf(py, px) * n * n + py * n + px] = 1 / count[cellOf(py, px)]!;
+    this.pool = tf.keep(tf.tensor2d(w, [9, n * n]));
+  }
+  /** patches [B, N, d] -> logits per cell: { shape, colour, size } each [B * 9, classes]. */
+  forward(patches: tf.Tensor3D): { shape: tf.Tensor2D; colour: tf.Tensor2D; size: tf.Tensor2D } {
+    const [B, N, d] = patches.shape;
+    // [B, N, d] -> [B, d, N] x [N, 9] -> cells [B * 9, d]
+    const pooled = tf.matMul(tf.reshape(tf.transpose(patches, [0, 2, 1]), [B * d, N]), this.pool, false, true); // [B * d, 9]
+    const cells = tf.reshape(tf.transpose(tf.reshape(pooled, [B, d, 9]), [0, 2, 1]), [B * 9, d]) as tf.Tensor2D;
+    return { shape: this.shape.forward(cells) as tf.Tensor2D, colour: this.colour.forward(cells) as tf.Tensor2D, size: this.size.forward(cells) as tf.Tensor2D };
+  }
+  override dispose(): void {
+    this.pool.dispose();
+    super.dispose();
+  }
+}
+
 export interface ShapesBases {
   lm: CausalLM;
   vision: VisionEncoder;

@@ -5,11 +5,11 @@
  *  - the vision encoder: CLIP-style symmetric InfoNCE between images and their captions, with a
  *    small text tower and projections that are thrown away afterwards.
  */
-import { CausalLM, manualSeed, maskedCrossEntropy, Rng, symmetricInfoNCE, VisionEncoder, tf } from '@adaptorkit/core';
-import { encodeSegments, type ShapesWorld } from '@adaptorkit/data';
+import { CausalLM, manualSeed, type Parameter, maskedCrossEntropy, Rng, symmetricInfoNCE, VisionEncoder, tf } from '@adaptorkit/core';
+import { COLOURS, encodeSegments, SHAPES, SIZES, type Scene, type ShapesWorld } from '@adaptorkit/data';
 import { trainLoop } from '../loop.js';
 import { padRight } from '../vl/batch.js';
-import { shapesLMConfig, shapesVisionConfig, TextTower, VisionProjection } from './bases.js';
+import { CellHeads, shapesLMConfig, shapesVisionConfig, TextTower, VisionProjection } from './bases.js';
 
 export interface PretrainLog {
   (line: string): void;
@@ -88,10 +88,23 @@ export interface VisionPretrainOptions {
   batchSize: number;
   lr: number;
   seed: number;
+  /** Weight of the dense per-cell loss (shape, colour, size of each grid cell's object) on the penultimate layer's patch tokens; 0 = captions only. */
+  dense?: number;
   log?: PretrainLog;
 }
 
-export async function pretrainVision(sw: ShapesWorld, o: VisionPretrainOptions): Promise<{ vision: VisionEncoder; losses: number[]; retrievalR1: number }> {
+/** Per-cell labels of a scene: index into SHAPES/COLOURS/SIZES, or their length for an empty cell. */
+export function cellLabels(scene: Scene): { shape: number[]; colour: number[]; size: number[] } {
+  const out = { shape: new Array<number>(9).fill(SHAPES.length), colour: new Array<number>(9).fill(COLOURS.length), size: new Array<number>(9).fill(SIZES.length) };
+  for (const o of scene.objects) {
+    out.shape[o.cell] = SHAPES.indexOf(o.shape);
+    out.colour[o.cell] = COLOURS.indexOf(o.colour);
+    out.size[o.cell] = SIZES.indexOf(o.size);
+  }
+  return out;
+}
+
+export async function pretrainVision(sw: ShapesWorld, o: VisionPretrainOptions): Promise<{ vision: VisionEncoder; losses: number[]; retrievalR1: number; cellShapeAcc?: number }> {
   const log = o.log ?? (() => {});
   const size = sw.imageShape[0];
   manualSeed(o.seed);
@@ -101,13 +114,30 @@ export async function pretrainVision(sw: ShapesWorld, o: VisionPretrainOptions):
   const maxLen = 48;
   const text = new TextTower(tok.vocabSize, maxLen, 128, 2, 4, 128);
   const vproj = new VisionProjection(d, 128);
+  const dense = o.dense ?? 1;
+  const grid = size / vision.config.patchSize;
+  const heads = new CellHeads(d, grid, { shape: SHAPES.length + 1, colour: COLOURS.length + 1, size: SIZES.length + 1 });
+  const layer = vision.config.numLayers - 1; // the penultimate layer: what projectors read by default
   const pairs = sw.retrieval('train');
+  const labels = pairs.map((p) => cellLabels(p.scene));
+  const cellLogits = (out: { hiddenStates: tf.Tensor3D[] }) => {
+    const h = out.hiddenStates[layer]!;
+    const [B, , dd] = h.shape;
+    return heads.forward(tf.slice(h, [0, 1, 0], [B, grid * grid, dd]) as tf.Tensor3D);
+  };
+  const cellLoss = (logits: ReturnType<typeof cellLogits>, idx: number[]): tf.Scalar => {
+    const ce = (key: 'shape' | 'colour' | 'size', k: number) =>
+      tf.losses.softmaxCrossEntropy(tf.oneHot(tf.tensor1d(idx.flatMap((i) => labels[i]![key]), 'int32'), k), logits[key]);
+    return tf.div(tf.addN([ce('shape', SHAPES.length + 1), ce('colour', COLOURS.length + 1), ce('size', SIZES.length + 1)]), 3) as tf.Scalar;
+  };
   const encodeText = (s: string): number[] => [...tok.encode(s)].slice(0, maxLen);
   const rng = new Rng(o.seed + 2);
   const images = pairs.map((p) => sw.renderImage(p.scene));
   const texts = pairs.map((p) => encodeText(p.text));
   log(`vision: ${vision.countParameters().toLocaleString()} parameters, ${pairs.length} image-caption pairs`);
-  const named = [...vision.namedTrainableParameters(), ...text.namedTrainableParameters().map(([n, p]) => [`text.${n}`, p] as [string, typeof p]), ...vproj.namedTrainableParameters().map(([n, p]) => [`vproj.${n}`, p] as [string, typeof p])];
+  const prefixed = (prefix: string, m: { namedTrainableParameters(): [string, Parameter][] }) => m.namedTrainableParameters().map(([n, p]) => [`${prefix}.${n}`, p] as [string, Parameter]);
+  const named = [...vision.namedTrainableParameters(), ...prefixed('text', text), ...prefixed('vproj', vproj), ...(dense > 0 ? prefixed('cells', heads) : [])];
+  log(`vision objectives: contrastive captions${dense > 0 ? ` + ${dense} x per-cell shape/colour/size on layer ${layer}'s patch tokens` : ''}`);
   const { losses } = await trainLoop({
     named,
     steps: o.steps,
@@ -120,9 +150,11 @@ export async function pretrainVision(sw: ShapesWorld, o: VisionPretrainOptions):
     loss: () => {
       const idx = Array.from({ length: o.batchSize }, () => rng.int(pairs.length));
       const px = pixelsTensor(idx.map((i) => images[i]!), size);
-      const img = vproj.proj.forward(vision.forward(px).pooled) as tf.Tensor2D;
+      const out = vision.forward(px);
+      const img = vproj.proj.forward(out.pooled) as tf.Tensor2D;
       const txt = text.forward(padRight(idx.map((i) => texts[i]!), tok.padId), tok.padId);
-      return symmetricInfoNCE(img, txt, tf.exp(tf.minimum(vproj.logitScale.value, Math.log(100))));
+      const clip = symmetricInfoNCE(img, txt, tf.exp(tf.minimum(vproj.logitScale.value, Math.log(100))));
+      return dense > 0 ? (tf.add(clip, tf.mul(cellLoss(cellLogits(out), idx), dense)) as tf.Scalar) : clip;
     },
     onStep: ({ step, loss, ms }) => {
       if (step === 1 || step % 50 === 0 || step === o.steps) log(`vision step ${step}/${o.steps} loss ${loss.toFixed(4)} (${ms.toFixed(0)} ms/step)`);
@@ -139,7 +171,21 @@ export async function pretrainVision(sw: ShapesWorld, o: VisionPretrainOptions):
     best.forEach((j, i) => (hit += j === i ? 1 : 0));
     return hit / val.length;
   });
+  // per-cell shape accuracy on occupied cells of held-out images (read by the dense head when trained)
+  let cellShapeAcc: number | undefined;
+  if (dense > 0) {
+    cellShapeAcc = tf.tidy(() => {
+      const out = vision.forward(pixelsTensor(val.map((p) => sw.renderImage(p.scene)), size));
+      const pred = tf.argMax(cellLogits(out).shape, 1).dataSync();
+      const gold = val.flatMap((p) => cellLabels(p.scene).shape);
+      let hit = 0, n = 0;
+      gold.forEach((g, i) => { if (g < SHAPES.length) { n++; hit += pred[i] === g ? 1 : 0; } });
+      return hit / n;
+    });
+    log(`vision: held-out per-cell shape accuracy ${(100 * cellShapeAcc).toFixed(1)}% (occupied cells; chance ${(100 / SHAPES.length).toFixed(1)}%)`);
+  }
   text.dispose();
   vproj.dispose();
-  return { vision, losses, retrievalR1: r1 };
+  heads.dispose();
+  return { vision, losses, retrievalR1: r1, cellShapeAcc };
 }
