@@ -53,8 +53,50 @@ describe('demo table and checks', () => {
 
   it('the shipped spec parses and names configs that exist', async () => {
     const s = await loadDemoSpec(specFile);
-    for (const g of s.groups) for (const r of g.rows) await fs.access(path.resolve(path.dirname(specFile), r.config));
+    for (const g of s.groups) {
+      if (g.script) await fs.access(path.resolve(path.dirname(specFile), g.script.run));
+      for (const r of g.rows) if (r.config) await fs.access(path.resolve(path.dirname(specFile), r.config));
+    }
     expect(s.groups.every((g) => g.rows.filter((r) => r.baseline).length <= 1)).toBe(true);
+  });
+
+  it('runs a script group: rows come from the JSON the script writes; a failing script or a missing row is an error', async () => {
+    const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'demo-script-'));
+    // a stand-in experiment: writes two rows whose numbers depend on its arguments
+    await fs.writeFile(path.join(dir, 'exp.mjs'), `
+      import { writeFileSync } from 'node:fs';
+      const a = process.argv.slice(2);
+      if (a.includes('--fail')) { console.error('boom'); process.exit(3); }
+      const k = Number(a[a.lastIndexOf('--k') + 1]);
+      writeFileSync(a[a.indexOf('--json') + 1], JSON.stringify({ rows: [
+        { name: 'base model', metrics: { common_acc: 0.25 }, trainableParams: 0, totalParams: 10 },
+        { name: 'merged', metrics: { common_acc: 0.25 + k }, trainableParams: 5, totalParams: 10, trainSeconds: 2, medianStepMs: 20, peakRssMB: 100 },
+      ] }));
+    `);
+    const yaml = (args: string, pick = 'merged') => `groups:
+  - id: comp
+    claim: merging helps
+    metric: common_acc
+    script: { run: exp.mjs, args: [${args}], smokeArgs: ['--k', '0.01'] }
+    rows:
+      - { id: base, label: base, pick: 'base model', baseline: true }
+      - { id: merged, label: merged, pick: '${pick}' }
+`;
+    await fs.writeFile(path.join(dir, 'demo.yaml'), yaml("'--k', '0.5'"));
+    const r = await runDemo({ specFile: path.join(dir, 'demo.yaml'), out: path.join(dir, 'out'), png: false, log: () => {} });
+    expect(r.failures).toEqual([]);
+    expect(r.rows.map((x) => [x.id, x.summary.metrics.common_acc])).toEqual([['base', 0.25], ['merged', 0.75]]);
+    expect(r.table).toContain('| merged | 75.0 | +50.0 ✓ |');
+    expect(r.rows[1]!.summary.trainablePercent).toBe(50);
+    // under --smoke the smoke arguments come last and win: +1 point is below the 5-point margin
+    const smoke = await runDemo({ specFile: path.join(dir, 'demo.yaml'), out: path.join(dir, 'out'), smoke: true, png: false, log: () => {} });
+    expect(smoke.failures).toEqual([expect.stringMatching(/comp\/merged: common_acc 0\.2600 vs baseline 0\.2500/)]);
+    await fs.writeFile(path.join(dir, 'demo.yaml'), yaml("'--fail'"));
+    await expect(runDemo({ specFile: path.join(dir, 'demo.yaml'), out: path.join(dir, 'out'), png: false, log: () => {} })).rejects.toThrow(/exp\.mjs exited with code 3 \(log: /);
+    await fs.writeFile(path.join(dir, 'demo.yaml'), yaml("'--k', '0.5'", 'nope'));
+    await expect(runDemo({ specFile: path.join(dir, 'demo.yaml'), out: path.join(dir, 'out'), png: false, log: () => {} })).rejects.toThrow(/wrote no row 'nope' \(it wrote: base model, merged\)/);
+    await fs.writeFile(path.join(dir, 'demo.yaml'), yaml("'--k', '0.5'").replace("pick: 'base model', ", ''));
+    await expect(loadDemoSpec(path.join(dir, 'demo.yaml'))).rejects.toThrow(/rows\.0\.pick: row 'base' of script group 'comp' needs pick/);
   });
 
   it('writes the table between the README markers only', async () => {

@@ -4,6 +4,7 @@
  * run folder under <out>/), every number in the table is read back from those folders, and each
  * claim is checked against its group's baseline rather than asserted.
  */
+import { spawn } from 'node:child_process';
 import { existsSync, promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -23,7 +24,8 @@ const RowSchema = z
   .object({
     id: Id.describe('Run folder name under the demo output folder.'),
     label: z.string().describe('Row label in the table.'),
-    config: z.string().describe('Run config YAML, relative to the demo spec.'),
+    config: z.string().optional().describe('Run config YAML, relative to the demo spec (rows of a script group have none).'),
+    pick: z.string().optional().describe("Script groups: the row's name in the script's JSON output."),
     set: z.array(z.string()).default([]).describe('Overrides (key.path=value) on top of the config.'),
     smokeSet: z.array(z.string()).default([]).describe('Extra overrides for --smoke.'),
     baseline: z.boolean().default(false).describe("The group's baseline: every other row is compared with it."),
@@ -51,9 +53,24 @@ const GroupSchema = z
       .array(z.object({ row: Id, beats: Id, what: z.string() }).strict())
       .default([])
       .describe("Head-to-head claims between rows on the group metric, e.g. MWA's enhancer over extractors alone."),
+    script: z
+      .object({
+        run: z.string().describe('A node script, relative to the demo spec, run as `node <run> ...args --json <file>`.'),
+        args: z.array(z.string()).default([]),
+        smokeArgs: z.array(z.string()).default([]).describe('Extra arguments under --smoke, appended after args (a script should let the last of a repeated flag win).'),
+      })
+      .strict()
+      .optional()
+      .describe("An experiment that is not one trainer run per row (e.g. DAMC's composition of two models): the script trains and scores every row and writes them as JSON { rows: [{ name, metrics, trainableParams, totalParams, trainSeconds, medianStepMs, peakRssMB }] }."),
     rows: z.array(RowSchema).min(1),
   })
-  .strict();
+  .strict()
+  .superRefine((g, ctx) => {
+    g.rows.forEach((r, i) => {
+      if (g.script && !r.pick) ctx.addIssue({ code: 'custom', path: ['rows', i, 'pick'], message: `row '${r.id}' of script group '${g.id}' needs pick (its name in the script's output)` });
+      if (!g.script && !r.config) ctx.addIssue({ code: 'custom', path: ['rows', i, 'config'], message: `row '${r.id}' needs a run config` });
+    });
+  });
 
 export const DemoSpecSchema = z
   .object({
@@ -226,9 +243,13 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
   let backend = '';
   for (const g of groups) {
     log(`\n== ${g.id}: ${g.claim}`);
+    if (g.script) {
+      rows.push(...(await runScriptGroup(g, specDir, out, !!o.smoke, log)));
+      continue;
+    }
     for (const row of g.rows) {
       if (o.smoke && !row.smoke) continue;
-      const cfgFile = path.resolve(specDir, row.config);
+      const cfgFile = path.resolve(specDir, row.config!);
       const sets = [...spec.set, ...row.set, ...(o.smoke ? [...spec.smokeSet, ...row.smokeSet] : []), `name=${row.id}`, `outputDir=${JSON.stringify(out)}`];
       const cfg = parseWith(RunConfigSchema, applyOverrides(await readYaml(cfgFile), sets), `${cfgFile} (demo row ${g.id}/${row.id})`);
       const r0 = performance.now();
@@ -249,15 +270,69 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
   const table = header + demoTable({ ...spec, groups }, rows);
   const result: DemoResult = { title: spec.title, smoke: !!o.smoke, startedAt, seconds, backend, machine: machineLine(), rows, failures, table, pngs: [] };
 
-  const runs = await Promise.all(rows.map((r) => readRun(r.dir)));
+  const runs = await Promise.all(rows.filter((r) => r.dir && existsSync(path.join(r.dir, 'run.json'))).map((r) => readRun(r.dir)));
   const reportFile = path.join(out, 'report.html');
   const canPng = o.png !== false && !!findChromium();
-  const written = await writeReport(runs, reportFile, { png: canPng, pagePng: canPng, title: `${spec.title}${o.smoke ? ' (smoke)' : ''}` });
-  result.report = written.html;
-  result.pngs = written.pngs;
-  if (o.png !== false && !canPng) log('no Chromium found: wrote report.html without PNG charts (apt-get install -y chromium, or set ADAPTORKIT_CHROMIUM)');
+  if (runs.length) {
+    const written = await writeReport(runs, reportFile, { png: canPng, pagePng: canPng, title: `${spec.title}${o.smoke ? ' (smoke)' : ''}` });
+    result.report = written.html;
+    result.pngs = written.pngs;
+    if (o.png !== false && !canPng) log('no Chromium found: wrote report.html without PNG charts (apt-get install -y chromium, or set ADAPTORKIT_CHROMIUM)');
+  }
   await writeFileAtomic(path.join(out, 'results.md'), `${table}\n${failures.length ? `\nNot reproduced:\n${failures.map((f) => `- ${f}`).join('\n')}\n` : ''}`);
   await writeJsonAtomic(path.join(out, 'results.json'), { ...result, table: undefined });
+  return result;
+}
+
+/** One row of a script group's JSON output. */
+interface ScriptRow {
+  name: string;
+  metrics: Record<string, number>;
+  trainableParams?: number;
+  totalParams?: number;
+  trainSeconds?: number;
+  medianStepMs?: number;
+  peakRssMB?: number;
+  steps?: number;
+}
+
+/** Run a script group's experiment and turn the rows it wrote into demo rows. */
+async function runScriptGroup(g: DemoSpec['groups'][number], specDir: string, out: string, smoke: boolean, log: (l: string) => void): Promise<DemoRowResult[]> {
+  const script = g.script!;
+  const dir = path.join(out, g.id);
+  await fs.mkdir(dir, { recursive: true });
+  const json = path.join(dir, 'rows.json');
+  const file = path.resolve(specDir, script.run);
+  const args = [file, ...script.args, ...(smoke ? script.smokeArgs : []), '--json', json];
+  log(`-- node ${path.relative(process.cwd(), file)} ${args.slice(1).join(' ')}`);
+  const lines: string[] = [];
+  const code = await new Promise<number | null>((resolve, reject) => {
+    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const take = (b: Buffer) => {
+      for (const l of b.toString().split('\n')) if (l.trim()) { lines.push(l); log(`   ${l}`); }
+    };
+    child.stdout.on('data', take);
+    child.stderr.on('data', take);
+    child.on('error', reject);
+    child.on('close', resolve);
+  });
+  await writeFileAtomic(path.join(dir, 'log.txt'), `${lines.join('\n')}\n`);
+  if (code !== 0) throw new AdaptorkitError('IO_ERROR', `demo group ${g.id}: ${path.relative(process.cwd(), file)} exited with code ${code} (log: ${path.join(dir, 'log.txt')})`);
+  const produced = (await readJson<{ rows: ScriptRow[]; backend?: string }>(json)).rows;
+  const result: DemoRowResult[] = [];
+  for (const row of g.rows) {
+    if (smoke && !row.smoke) continue;
+    const r = produced.find((x) => x.name === row.pick);
+    if (!r) throw new AdaptorkitError('INVALID_CONFIG', `demo group ${g.id}: the script wrote no row '${row.pick}' (it wrote: ${produced.map((x) => x.name).join(', ')})`);
+    const summary: RunSummary = {
+      name: row.id, method: g.id, status: 'completed', steps: r.steps ?? 0, metrics: r.metrics,
+      trainableParams: r.trainableParams ?? 0, totalParams: r.totalParams ?? 0,
+      trainablePercent: r.totalParams ? (100 * (r.trainableParams ?? 0)) / r.totalParams : 0,
+      trainSeconds: r.trainSeconds, medianStepMs: r.medianStepMs, peakRssMB: r.peakRssMB, backend: '',
+    };
+    await writeJsonAtomic(path.join(dir, `${row.id}.summary.json`), summary);
+    result.push({ group: g.id, id: row.id, label: row.label, baseline: row.baseline, dir: '', summary });
+  }
   return result;
 }
 

@@ -46,7 +46,7 @@ const BASES = path.join(root, 'apps/trainer/models/shapesworld');
 // ------------------------------------------------------------------ args
 const argv = process.argv.slice(2);
 const arg = (name, def) => {
-  const i = argv.indexOf(`--${name}`);
+  const i = argv.lastIndexOf(`--${name}`); // a repeated flag: the last one wins (the demo appends its smoke arguments)
   return i >= 0 ? argv[i + 1] : def;
 };
 if (argv[0] === '--table') {
@@ -163,6 +163,7 @@ log(`examples: image ${data.image.train.length}/${data.image.test.length}, sound
 
 // ------------------------------------------------------------------ encoders
 const lmDir = path.join(BASES, 'lm');
+const lmParams = (await loadCausalLM(lmDir)).countParameters();
 const vision = await loadVisionEncoder(path.join(BASES, 'vision'));
 vision.freeze();
 const IMG_TOKENS = 16;
@@ -337,7 +338,9 @@ async function trainOne(modality, mode) {
   const cpu = (cu.user + cu.system) / 1e6;
   opt.dispose();
   log(`  ${mode} ${modality}: ${nTrain.toLocaleString()} trainable parameters, ${secs.toFixed(1)} s wall, ${cpu.toFixed(1)} s CPU (${((1000 * cpu) / STEPS).toFixed(0)} ms CPU/step)`);
-  return { model, secs };
+  // frozen parameters the model computes with: the base LM, plus the image encoder for the image model
+  const frozen = lmParams + (modality === 'image' ? vision.countParameters() : 0);
+  return { model, secs, nTrain, frozen, msPerStep: (1000 * secs) / STEPS };
 }
 
 const rows = [];
@@ -370,8 +373,17 @@ async function runMode(mode) {
     const s = await searchCoefficients(c, grid, () => accuracy(c.model, data.common.val, ['image', 'sound']).acc);
     composed.push(score(`${cname}, searched`, `coefficients ${s.best.join(', ')} chosen on common val (${data.common.val.length} ex., acc ${(100 * s.score).toFixed(1)})`));
   }
+  // facts every demo row reports: what was trained (a composed model: both models' trainable
+  // parameters), its share of all parameters, training time and the process's peak RSS so far
+  single[0].facts = { trainableParams: img.nTrain, totalParams: img.nTrain + img.frozen, trainSeconds: img.secs, medianStepMs: img.msPerStep };
+  single[1].facts = { trainableParams: snd.nTrain, totalParams: snd.nTrain + snd.frozen, trainSeconds: snd.secs, medianStepMs: snd.msPerStep };
+  for (const r of composed) {
+    r.facts = { trainableParams: img.nTrain + snd.nTrain, totalParams: img.nTrain + snd.nTrain + img.frozen, trainSeconds: img.secs + snd.secs, medianStepMs: (img.msPerStep + snd.msPerStep) / 2 };
+  }
   for (const r of [...single, ...composed]) {
-    r.trainSeconds = +(img.secs + snd.secs).toFixed(1);
+    r.metrics = Object.fromEntries(['image', 'sound', 'common'].filter((k) => r[k]).map((k) => [`${k}_acc`, r[k].acc]));
+    Object.assign(r, r.facts, { steps: STEPS, peakRssMB: Math.round(process.resourceUsage().maxRSS / 1024) });
+    delete r.facts;
     rows.push(r);
     log(`${r.name.padEnd(26)} image ${r.image ? fmt(r.image) : '  - '}  sound ${r.sound ? fmt(r.sound) : '  - '}  common ${fmt(r.common)}  ${JSON.stringify({ image: r.image?.byKind, sound: r.sound?.byKind, common: r.common.byKind })}`);
   }
