@@ -70,6 +70,7 @@ describe('demo table and checks', () => {
       const k = Number(a[a.lastIndexOf('--k') + 1]);
       writeFileSync(a[a.indexOf('--json') + 1], JSON.stringify({ rows: [
         { name: 'base model', metrics: { common_acc: 0.25 }, trainableParams: 0, totalParams: 10 },
+        { name: 'one input', metrics: { image_acc: 0.5 }, trainableParams: 1, totalParams: 10 },
         { name: 'merged', metrics: { common_acc: 0.25 + k }, trainableParams: 5, totalParams: 10, trainSeconds: 2, medianStepMs: 20, peakRssMB: 100 },
       ] }));
     `);
@@ -80,21 +81,23 @@ describe('demo table and checks', () => {
     script: { run: exp.mjs, args: [${args}], smokeArgs: ['--k', '0.01'] }
     rows:
       - { id: base, label: base, pick: 'base model', baseline: true }
+      - { id: single, label: single, pick: 'one input', expect: none }
       - { id: merged, label: merged, pick: '${pick}' }
 `;
     await fs.writeFile(path.join(dir, 'demo.yaml'), yaml("'--k', '0.5'"));
     const r = await runDemo({ specFile: path.join(dir, 'demo.yaml'), out: path.join(dir, 'out'), png: false, log: () => {} });
     expect(r.failures).toEqual([]);
-    expect(r.rows.map((x) => [x.id, x.summary.metrics.common_acc])).toEqual([['base', 0.25], ['merged', 0.75]]);
+    expect(r.rows.map((x) => [x.id, x.summary.metrics.common_acc])).toEqual([['base', 0.25], ['single', undefined], ['merged', 0.75]]);
     expect(r.table).toContain('| merged | 75.0 | +50.0 ✓ |');
-    expect(r.rows[1]!.summary.trainablePercent).toBe(50);
+    expect(r.table).toContain('| single | – | – |'); // a reference row without the group metric is shown, not judged
+    expect(r.rows[2]!.summary.trainablePercent).toBe(50);
     // under --smoke the smoke arguments come last and win: +1 point is below the 5-point margin
     const smoke = await runDemo({ specFile: path.join(dir, 'demo.yaml'), out: path.join(dir, 'out'), smoke: true, png: false, log: () => {} });
     expect(smoke.failures).toEqual([expect.stringMatching(/comp\/merged: common_acc 0\.2600 vs baseline 0\.2500/)]);
     await fs.writeFile(path.join(dir, 'demo.yaml'), yaml("'--fail'"));
     await expect(runDemo({ specFile: path.join(dir, 'demo.yaml'), out: path.join(dir, 'out'), png: false, log: () => {} })).rejects.toThrow(/exp\.mjs exited with code 3 \(log: /);
     await fs.writeFile(path.join(dir, 'demo.yaml'), yaml("'--k', '0.5'", 'nope'));
-    await expect(runDemo({ specFile: path.join(dir, 'demo.yaml'), out: path.join(dir, 'out'), png: false, log: () => {} })).rejects.toThrow(/wrote no row 'nope' \(it wrote: base model, merged\)/);
+    await expect(runDemo({ specFile: path.join(dir, 'demo.yaml'), out: path.join(dir, 'out'), png: false, log: () => {} })).rejects.toThrow(/wrote no row 'nope' \(it wrote: base model, one input, merged\)/);
     await fs.writeFile(path.join(dir, 'demo.yaml'), yaml("'--k', '0.5'").replace("pick: 'base model', ", ''));
     await expect(loadDemoSpec(path.join(dir, 'demo.yaml'))).rejects.toThrow(/rows\.0\.pick: row 'base' of script group 'comp' needs pick/);
   });

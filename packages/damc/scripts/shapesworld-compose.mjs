@@ -382,6 +382,8 @@ async function runMode(mode) {
   }
   for (const r of [...single, ...composed]) {
     r.metrics = Object.fromEntries(['image', 'sound', 'common'].filter((k) => r[k]).map((k) => [`${k}_acc`, r[k].acc]));
+    // one composed model answers image-only, sound-only and joint questions: the mean of the three
+    if (r.image && r.sound) r.metrics.all_acc = (r.image.acc + r.sound.acc + r.common.acc) / 3;
     Object.assign(r, r.facts, { steps: STEPS, peakRssMB: Math.round(process.resourceUsage().maxRSS / 1024) });
     delete r.facts;
     rows.push(r);
