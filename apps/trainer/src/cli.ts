@@ -26,7 +26,7 @@ program.name('adaptorkit').description('Fine-tune frozen LLMs with small adaptor
 
 program
   .command('pretrain')
-  .description('Pretrain the small ShapesWorld base LM (text) and vision encoder (contrastive on captions + per-cell scene labels) that the examples freeze.')
+  .description('Pretrain the small ShapesWorld base LM (text) and vision encoder (contrastive on captions; optionally per-cell scene labels) that the examples freeze.')
   .argument('[config]', 'pretrain config YAML (see examples/pretrain-shapes.yaml); flags override it')
   .option('--out <dir>', 'output folder (default: the shipped models/shapesworld of the trainer)')
   .option('--lm-steps <n>', 'LM optimizer steps (default 1200)', (v) => Number(v))

@@ -101,7 +101,7 @@ export const PretrainConfigSchema = z
         steps: z.number().int().positive().default(320),
         batchSize: z.number().int().positive().default(64),
         lr: z.number().positive().default(2e-3),
-        dense: z.number().min(0).default(1).describe('Weight of the per-cell shape/colour/size loss on the penultimate patch tokens (0: contrastive captions only).'),
+        dense: z.number().min(0).default(0).describe('Weight of a per-cell shape/colour/size loss on the penultimate patch tokens (0, the shipped encoder: contrastive captions only).'),
       })
       .prefault({}),
   })

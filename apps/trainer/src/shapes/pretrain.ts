@@ -114,7 +114,7 @@ export async function pretrainVision(sw: ShapesWorld, o: VisionPretrainOptions):
   const maxLen = 48;
   const text = new TextTower(tok.vocabSize, maxLen, 128, 2, 4, 128);
   const vproj = new VisionProjection(d, 128);
-  const dense = o.dense ?? 1;
+  const dense = o.dense ?? 0;
   const grid = size / vision.config.patchSize;
   const heads = new CellHeads(d, grid, { shape: SHAPES.length + 1, colour: COLOURS.length + 1, size: SIZES.length + 1 });
   const layer = vision.config.numLayers - 1; // the penultimate layer: what projectors read by default
