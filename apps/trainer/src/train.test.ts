@@ -70,6 +70,18 @@ describe('adaptorkit train', () => {
     expect(Buffer.compare(wa, wb)).toBe(0);
   });
 
+  it('a resumed run with dropout (MMA, p 0.5) draws the same masks as an uninterrupted one', async () => {
+    const over = ['method.name=mma', 'method.config={"dropout": 0.5}', 'data.task=instruct', 'train.steps=4'];
+    const whole = await runTrain(config('mma-whole', over), { log: quiet, noEval: true });
+    const partCfg = config('mma-parts', over);
+    await runTrain(partCfg, { log: quiet, noEval: true, stopAfter: 2 });
+    const resumed = await runTrain(partCfg, { log: quiet, noEval: true, resume: true });
+    expect(resumed.info.status).toBe('completed');
+    const a = await stepLosses(whole.dir);
+    expect(a.length).toBe(4);
+    expect(await stepLosses(resumed.dir)).toEqual(a);
+  });
+
   it('train -> eval -> generate -> chat -> report end to end on ShapesWorld', async () => {
     const r = await runTrain(config('e2e', ['train.steps=3']), { log: quiet });
     expect(r.eval?.metrics.n).toBe(8); // every eval example was generated and scored

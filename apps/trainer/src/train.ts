@@ -15,7 +15,7 @@ import { RunConfigSchema, type RunConfig } from './config.js';
 import { exists, readJson, writeFileAtomic, writeJsonAtomic } from './fsutil.js';
 import { trainLoop } from './loop.js';
 import { methodByName, type Bases, type TrainSystem } from './methods/index.js';
-import { isRetrievalRun, runRetrievalTrain } from './retrieval.js';
+import { isRetrievalRun, maskSeed, runRetrievalTrain } from './retrieval.js';
 import type { EvalLine, EvalResult, MachineInfo, RunInfo, RunSummary, StepLine } from './run-format.js';
 import { makeProgress, type Progress } from './progress.js';
 import { basePath, loadBases } from './shapes/store.js';
@@ -428,7 +428,7 @@ export async function runTrain(cfg: RunConfig, o: TrainOptions = {}): Promise<{ 
       loss: (step, micro, meter) => {
         const batch = buildBatch(source, batchExamples(examples, cfg.seed, step, micro, t.batchSize), { tokensPerInput: system.tokensPerInput });
         meter.tokens += batch.lengths.reduce((a, b) => a + b, 0);
-        return system.loss(batch, true);
+        return system.loss(batch, true, maskSeed(cfg.seed, step, micro));
       },
       evalVal: async () => (await evaluate(env, cfg.data.task, 'val', Math.min(cfg.data.evalExamples, 100))).metrics,
       finish: async (info) => {

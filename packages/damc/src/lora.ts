@@ -145,7 +145,7 @@ export class RoutedLoRALinear extends Module implements Forward {
   readonly deltas = new Map<string, RoutedDelta>();
   /** Delta applied everywhere when the context carries no routes. */
   defaultDelta: string | undefined;
-  private readonly rng: Rng;
+  private rng: Rng;
   private readonly masks = new MaskBuffers();
 
   constructor(base: Linear, readonly opts: LoRAOptions) {
@@ -178,6 +178,11 @@ export class RoutedLoRALinear extends Module implements Forward {
   addComposite(name: string, delta: RoutedDelta): void {
     if (this.deltas.has(name)) throw new AdaptorkitError('INVALID_ARGUMENT', `delta '${name}' already exists on this layer`);
     this.deltas.set(name, delta);
+  }
+
+  /** Restart the dropout stream (a training step's masks as a function of a seed, so a resumed run draws what the uninterrupted one did). */
+  reseed(rng: Rng): void {
+    this.rng = rng;
   }
 
   /**

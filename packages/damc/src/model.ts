@@ -9,7 +9,7 @@
  * (and NaiveMC) every position routes to the one shared delta.
  */
 import {
-  AdaptorkitError, GatedMLP, IGNORE_INDEX, Linear, Module, manualSeed, maskedCrossEntropy, tf,
+  AdaptorkitError, GatedMLP, IGNORE_INDEX, Linear, Module, Rng, manualSeed, maskedCrossEntropy, tf,
   type CausalLM, type Forward, type ForwardContext, type KVCache,
 } from '@adaptorkit/core';
 import { LINEAR_TARGETS, SHARED_DELTA, TEXT_DELTA, type DamcConfig } from './config.js';
@@ -165,6 +165,16 @@ export class DamcModel extends Module {
     super();
     this.language_model = this.child('language_model', lm);
     this.modalities = this.child('modalities', new Bag());
+  }
+
+  /**
+   * Restart every LoRA dropout stream from `seed`: the trainer calls it with a seed derived from
+   * (run seed, step, micro-batch), so the masks of a step do not depend on how many steps this
+   * process ran before it (`--resume` then continues exactly like an uninterrupted run).
+   */
+  reseedMasks(seed: number): void {
+    const rng = new Rng((seed ^ 0x64616d63) >>> 0);
+    for (const [, m] of this.namedModules()) if (m instanceof RoutedLoRALinear) m.reseed(rng.fork());
   }
 
   /** Delta name a position of kind 'text' or a modality routes to. */

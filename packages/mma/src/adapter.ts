@@ -92,7 +92,7 @@ export class MmaAdapter extends Module {
   readonly down: Linear;
   readonly ups: GroupedLinear[] = [];
   readonly router: Linear | undefined;
-  private readonly rng: Rng;
+  private rng: Rng;
   constructor(readonly opts: MmaAdapterOptions) {
     super();
     const { dim: d, rank: r } = opts;
@@ -107,6 +107,11 @@ export class MmaAdapter extends Module {
     const rb = 1 / Math.sqrt(d);
     this.router = opts.branches > 1 ? this.child('router', new Linear(d, opts.branches, { bias: true, biasInit: { kind: 'uniform', low: -rb, high: rb } })) : undefined;
     this.rng = new Rng(opts.seed ?? 0);
+  }
+
+  /** Restart the dropout stream (see MmaModel.reseedMasks). */
+  reseed(rng: Rng): void {
+    this.rng = rng;
   }
 
   get numBranches(): number {

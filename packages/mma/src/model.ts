@@ -337,6 +337,16 @@ export class MmaModel extends Module {
     }) as unknown as MmaForwardOutput;
   }
 
+  /**
+   * Restart every adapter's dropout stream from `seed`: the trainer calls it with a seed derived
+   * from (run seed, step, micro-batch), so a step's masks do not depend on how many steps this
+   * process ran before it (`--resume` then continues exactly like an uninterrupted run).
+   */
+  reseedMasks(seed: number): void {
+    const rng = new Rng((seed ^ 0x6d6d61) >>> 0);
+    for (const s of this.sites) s.adapter.reseed(rng.fork());
+  }
+
   /** The frozen base LLM on ids (no modality token, adapters bypassed): the text-only baseline. */
   baseForward(ids: tf.Tensor, skipHead = false): MmaForwardOutput {
     const out = this.lm.forward({ ids, skipHead, ctx: bypassContext() });

@@ -64,7 +64,10 @@ function system(bases: Bases, method: DamcMethod, cfg: Record<string, unknown>):
     trainable: () => m.namedParameters().filter(([, p]) => p.trainable),
     totalParameters: () => m.countParameters(),
     tokensPerInput: { image: 1 },
-    loss: (b, training) => m.loss(batchOf(b), { training }), // runs inside the loop's tidy
+    loss: (b, training, maskSeed) => {
+      if (maskSeed !== undefined) m.reseedMasks(maskSeed);
+      return m.loss(batchOf(b), { training }); // runs inside the loop's tidy
+    },
     generate: (b, maxNewTokens) => {
       // evaluation batches are left-padded; the DamcModel takes right-padded rows
       const images = imagesPerRow(b);

@@ -17,7 +17,10 @@ export const mmaEntry: MethodEntry = {
       trainable: () => model.namedMmaParameters(),
       totalParameters: () => model.countParameters(),
       tokensPerInput: { image: model.numVisualTokens },
-      loss: (b, training) => model.loss({ ids: idsTensor(b), labels: labelsTensor(b), images: imagesPerRow(b), modality: modality(b), ctx: { training } }),
+      loss: (b, training, maskSeed) => {
+        if (maskSeed !== undefined) model.reseedMasks(maskSeed);
+        return model.loss({ ids: idsTensor(b), labels: labelsTensor(b), images: imagesPerRow(b), modality: modality(b), ctx: { training } });
+      },
       generate: (b, maxNewTokens) =>
         withImages(b, (images) => model.generate({ ids: promptRows(b), padId: bases.padId, images, modality: modality(b), maxNewTokens, eosId: bases.eosId }).tokens),
       textNll: (ids) => {

@@ -21,8 +21,12 @@ export interface TrainSystem {
   totalParameters(): number;
   /** Feature vectors per modality placeholder. */
   tokensPerInput: Partial<Record<Modality, number>>;
-  /** Training loss of a batch (answer-only labels). */
-  loss(batch: MMBatch, training: boolean): tf.Scalar;
+  /**
+   * Training loss of a batch (answer-only labels). `maskSeed` (training): restart the method's
+   * dropout streams from it first, so a step's masks are a function of (seed, step, micro-batch)
+   * and a resumed run draws exactly what the uninterrupted one did.
+   */
+  loss(batch: MMBatch, training: boolean, maskSeed?: number): tf.Scalar;
   /** Greedy answers for prompt-only batches. */
   generate(batch: MMBatch, maxNewTokens: number): number[][];
   /** Sum of token NLL and token count of text-only ids through the model's text path. */
