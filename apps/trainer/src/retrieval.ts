@@ -157,7 +157,7 @@ export async function evalRetrievalRun(dir: string, o: { task?: string; n?: numb
     await loadAdapter(adapterDir, env.system.module);
     const info = await readJson<RunInfo>(path.join(dir, 'run.json'));
     const result = await finalRetrievalEval(env, cfg, dir, info, log, o.n ? `eval-retrieval-${o.n}.json` : 'eval.json');
-    if (!o.n) await writeJsonAtomic(path.join(dir, 'summary.json'), { ...(await writeSummary(dir, info, result)), frozenBaseMetrics: result.frozenBaseMetrics });
+    if (!o.n) await writeSummary(dir, info, result, { frozenBaseMetrics: result.frozenBaseMetrics });
     return result;
   } finally {
     env.system.dispose();

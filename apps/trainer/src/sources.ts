@@ -57,6 +57,19 @@ export interface SourceExample {
 
 export type SourceTokenizer = TextTokenizer & { readonly bosId?: number; readonly eosId?: number };
 
+/** What DataSource.score returns. */
+export interface Scored {
+  metrics: Record<string, number>;
+  byTemplate?: Record<string, { accuracy: number; n: number }>;
+}
+
+/** The numeric fields of a scorer's result as metrics, its per-template table beside them. */
+function scored(o: object & { byTemplate?: Scored['byTemplate'] }): Scored {
+  const metrics: Record<string, number> = {};
+  for (const [k, v] of Object.entries(o)) if (typeof v === 'number') metrics[k] = v;
+  return { metrics, ...(o.byTemplate ? { byTemplate: o.byTemplate } : {}) };
+}
+
 export interface DataSource {
   readonly kind: 'shapesworld' | 'llava';
   readonly tokenizer: SourceTokenizer;
@@ -72,22 +85,14 @@ export interface DataSource {
   prefetch(examples: readonly SourceExample[]): Promise<void>;
   /** Normalise 0..1 pixels [H, W, 3] as the vision encoder expects. */
   normalizeImage(pixels: Float32Array): Float32Array;
-  /** Metrics of generated answers (fractions in 0..1, `n`). */
-  score(task: string, predictions: readonly string[], examples: readonly SourceExample[]): Record<string, number>;
-  /** Accuracy per question template (e.g. 'colour', 'count_shape'), when the source's scorer has one. */
-  scoreByTemplate?(task: string, predictions: readonly string[], examples: readonly SourceExample[]): Record<string, { accuracy: number; n: number }> | undefined;
+  /** Metrics of generated answers (fractions in 0..1, `n`), and accuracy per question template where the task has templates. */
+  score(task: string, predictions: readonly string[], examples: readonly SourceExample[]): Scored;
   /** A user's question as this source's prompts look (with the image placeholder when there is an image). */
   formatPrompt(question: string, withImage: boolean): string;
   /** Lines of the base LM's own pretraining text (for replay during adaptation); undefined when the source has none. */
   replayLines?(n: number): string[];
   /** Held-out text lines and exact-answer text questions for the text skill; undefined when the source has none. */
   textSkillData?(n: number): { lines: string[]; questions: SourceExample[] };
-}
-
-function numbersOf(o: object): Record<string, number> {
-  const out: Record<string, number> = {};
-  for (const [k, v] of Object.entries(o)) if (typeof v === 'number') out[k] = v;
-  return out;
 }
 
 function shapesNormalize(px: Float32Array): Float32Array {
@@ -117,11 +122,7 @@ export function shapesWorldSource(sw: ShapesWorld): DataSource {
     prefetch: async () => {},
     normalizeImage: shapesNormalize,
     formatPrompt: (q, withImage) => `${withImage ? `${IMAGE_TOKEN} ` : ''}${q.replaceAll(IMAGE_TOKEN, ' ').trim()}`,
-    score: (task, preds, examples) => numbersOf(scoreTask(task as never, [...preds], examples as Example[])),
-    scoreByTemplate: (task, preds, examples) => {
-      const r = scoreTask(task as never, [...preds], examples as Example[]) as { byTemplate?: Record<string, { accuracy: number; n: number }> };
-      return r.byTemplate;
-    },
+    score: (task, preds, examples) => scored(scoreTask(task as never, [...preds], examples as Example[])),
     replayLines: (n) => sw.corpus('train', n),
     textSkillData: (n) => ({ lines: sw.corpus('heldout').slice(0, n), questions: sw.task('text', 'test').slice(0, n) }),
   };
@@ -224,7 +225,7 @@ export async function llavaSource(tok: HFTokenizer, o: LlavaSourceOptions): Prom
     },
     normalizeImage: normalize,
     formatPrompt: (q, withImage) => llavaSegments([{ role: 'user', text: `${withImage ? `${IMAGE_TOKEN}\n` : ''}${q.replaceAll(IMAGE_TOKEN, '').trim()}` }])[0]!.text,
-    score: (_task, preds, examples) => numbersOf(scoreExact([...preds], examples.map((e) => ({ template: 'llava', answer: e.answer })))),
+    score: (_task, preds, examples) => ({ metrics: scored(scoreExact([...preds], examples.map((e) => ({ template: 'llava', answer: e.answer })))).metrics }),
   };
 }
 

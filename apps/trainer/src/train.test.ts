@@ -3,8 +3,10 @@ import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { initBackend } from '@adaptorkit/core';
-import { ShapesWorld, writeImagePng } from '@adaptorkit/data';
+import { initBackend, tf } from '@adaptorkit/core';
+import { COLOURS, SHAPES, ShapesWorld, writeImagePng } from '@adaptorkit/data';
+import { CellHeads } from './shapes/bases.js';
+import { cellLabels } from './shapes/pretrain.js';
 import { Readable, Writable } from 'node:stream';
 import { PretrainConfigSchema, RunConfigSchema, type RunConfig } from './config.js';
 import { ask, chat, readImagePixels } from './ask.js';
@@ -149,6 +151,27 @@ describe('adaptorkit train', () => {
     expect(replay.map((e) => e.answer)).toEqual(sw.corpus('train', 100));
     expect(trainExamples(source, config('no-replay')).length).toBe(300);
     expect(() => config('bad', ['data.textReplay=0.95'])).toThrow(/data\.textReplay/);
+  });
+
+  it('vision pretraining cell heads: every patch pooled into exactly one grid cell, labels per cell', () => {
+    const heads = new CellHeads(4, 8, { shape: 7, colour: 8, size: 3 });
+    const pool = heads.pool.arraySync();
+    expect(pool.length).toBe(9);
+    pool.forEach((row) => expect(row.reduce((a, b) => a + b, 0)).toBeCloseTo(1, 6)); // a mean over the cell's patches
+    for (let p = 0; p < 64; p++) expect(pool.filter((row) => row[p]! > 0).length).toBe(1);
+    expect(pool[0]![0]).toBeGreaterThan(0); // patch (0, 0) is in the top-left cell
+    expect(pool[8]![63]).toBeGreaterThan(0); // patch (7, 7) in the bottom-right one
+    const logits = heads.forward(tf.zeros([2, 64, 4]) as tf.Tensor3D);
+    expect(logits.shape.shape).toEqual([18, 7]);
+    tf.dispose([logits.shape, logits.colour, logits.size]);
+    heads.dispose();
+    const scene = new ShapesWorld({ seed: 0 }).task('vqa', 'test')[0]!.inputs[0]!.scene;
+    const l = cellLabels(scene);
+    for (let c = 0; c < 9; c++) {
+      const o = scene.objects.find((x) => x.cell === c);
+      expect(l.shape[c]).toBe(o ? SHAPES.indexOf(o.shape) : SHAPES.length);
+      expect(l.colour[c]).toBe(o ? COLOURS.indexOf(o.colour) : COLOURS.length);
+    }
   });
 
   it('pretrain configs are validated with field paths', () => {

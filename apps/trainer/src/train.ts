@@ -132,8 +132,7 @@ export async function evaluate(env: Env, task: string, split: Split, n: number, 
     const batch = buildBatch(source, chunk, { tokensPerInput: system.tokensPerInput, promptOnly: true, padLeft: true });
     preds.push(...decodeAll(source, system.generate(batch, MAX_NEW_TOKENS[task] ?? 32)));
   }
-  const metrics = source.score(task, preds, examples);
-  const byTemplate = source.scoreByTemplate?.(task, preds, examples);
+  const { metrics, byTemplate } = source.score(task, preds, examples);
   const samples = examples.slice(0, 8).map((e, i) => ({ prompt: e.prompt, answer: e.answer, prediction: preds[i]! }));
   return { metrics, ...(byTemplate ? { byTemplate } : {}), samples };
 }
@@ -164,7 +163,7 @@ export function textSkill(env: Env, n = 200): { perplexity: number; textTaskAccu
     const rows = qa.slice(i, i + 50).map((e) => [...bos, ...tok.encode(e.prompt)]);
     preds.push(...decodeAll(source, system.generateText(rows, MAX_NEW_TOKENS.text!)));
   }
-  return { perplexity: Math.exp(nll / Math.max(1, tokens)), textTaskAccuracy: source.score('text', preds, qa).accuracy ?? NaN };
+  return { perplexity: Math.exp(nll / Math.max(1, tokens)), textTaskAccuracy: source.score('text', preds, qa).metrics.accuracy ?? NaN };
 }
 
 /** The run's training examples: the task's train split (or its first N), plus replayed pretraining text when data.textReplay > 0. */
@@ -399,8 +398,7 @@ export async function runFolderTraining<R extends EvalResult>(spec: RunSpec<R>, 
   info.status = 'completed';
   info.finishedAt = new Date().toISOString();
   await writeJsonAtomic(runJson, info);
-  const summary = await writeSummary(dir, info, result);
-  if (result && spec.summaryExtra) await writeJsonAtomic(path.join(dir, 'summary.json'), { ...summary, ...spec.summaryExtra(result) });
+  await writeSummary(dir, info, result, result && spec.summaryExtra ? spec.summaryExtra(result) : {});
   return { dir, info, eval: result };
 }
 
@@ -441,7 +439,8 @@ export async function runTrain(cfg: RunConfig, o: TrainOptions = {}): Promise<{ 
 }
 
 /** summary.json: the one file to read for a finished run's headline numbers. */
-export async function writeSummary(dir: string, info: RunInfo, result: EvalResult | undefined): Promise<RunSummary> {
+/** summary.json: the headline numbers of a run (plus `extra` fields, e.g. a retrieval run's frozen-base R@K). */
+export async function writeSummary(dir: string, info: RunInfo, result: EvalResult | undefined, extra: Record<string, unknown> = {}): Promise<RunSummary> {
   const summary: RunSummary = {
     name: info.name,
     method: info.method,
@@ -459,6 +458,7 @@ export async function writeSummary(dir: string, info: RunInfo, result: EvalResul
     trainSeconds: info.trainSeconds,
     peakRssMB: info.peakRssMB,
     backend: info.backend.name,
+    ...extra,
   };
   await writeJsonAtomic(path.join(dir, 'summary.json'), summary);
   return summary;

@@ -116,14 +116,14 @@ export async function pretrainVision(sw: ShapesWorld, o: VisionPretrainOptions):
   const vproj = new VisionProjection(d, 128);
   const dense = o.dense ?? 0;
   const grid = size / vision.config.patchSize;
-  const heads = new CellHeads(d, grid, { shape: SHAPES.length + 1, colour: COLOURS.length + 1, size: SIZES.length + 1 });
+  const heads = dense > 0 ? new CellHeads(d, grid, { shape: SHAPES.length + 1, colour: COLOURS.length + 1, size: SIZES.length + 1 }) : undefined;
   const layer = vision.config.numLayers - 1; // the penultimate layer: what projectors read by default
   const pairs = sw.retrieval('train');
-  const labels = pairs.map((p) => cellLabels(p.scene));
+  const labels = dense > 0 ? pairs.map((p) => cellLabels(p.scene)) : [];
   const cellLogits = (out: { hiddenStates: tf.Tensor3D[] }) => {
     const h = out.hiddenStates[layer]!;
     const [B, , dd] = h.shape;
-    return heads.forward(tf.slice(h, [0, 1, 0], [B, grid * grid, dd]) as tf.Tensor3D);
+    return heads!.forward(tf.slice(h, [0, 1, 0], [B, grid * grid, dd]) as tf.Tensor3D);
   };
   const cellLoss = (logits: ReturnType<typeof cellLogits>, idx: number[]): tf.Scalar => {
     const ce = (key: 'shape' | 'colour' | 'size', k: number) =>
@@ -136,7 +136,7 @@ export async function pretrainVision(sw: ShapesWorld, o: VisionPretrainOptions):
   const texts = pairs.map((p) => encodeText(p.text));
   log(`vision: ${vision.countParameters().toLocaleString()} parameters, ${pairs.length} image-caption pairs`);
   const prefixed = (prefix: string, m: { namedTrainableParameters(): [string, Parameter][] }) => m.namedTrainableParameters().map(([n, p]) => [`${prefix}.${n}`, p] as [string, Parameter]);
-  const named = [...vision.namedTrainableParameters(), ...prefixed('text', text), ...prefixed('vproj', vproj), ...(dense > 0 ? prefixed('cells', heads) : [])];
+  const named = [...vision.namedTrainableParameters(), ...prefixed('text', text), ...prefixed('vproj', vproj), ...(heads ? prefixed('cells', heads) : [])];
   log(`vision objectives: contrastive captions${dense > 0 ? ` + ${dense} x per-cell shape/colour/size on layer ${layer}'s patch tokens` : ''}`);
   const { losses } = await trainLoop({
     named,
@@ -173,7 +173,7 @@ export async function pretrainVision(sw: ShapesWorld, o: VisionPretrainOptions):
   });
   // per-cell shape accuracy on occupied cells of held-out images (read by the dense head when trained)
   let cellShapeAcc: number | undefined;
-  if (dense > 0) {
+  if (heads) {
     cellShapeAcc = tf.tidy(() => {
       const out = vision.forward(pixelsTensor(val.map((p) => sw.renderImage(p.scene)), size));
       const pred = tf.argMax(cellLogits(out).shape, 1).dataSync();
@@ -186,6 +186,6 @@ export async function pretrainVision(sw: ShapesWorld, o: VisionPretrainOptions):
   }
   text.dispose();
   vproj.dispose();
-  heads.dispose();
+  heads?.dispose();
   return { vision, losses, retrievalR1: r1, cellShapeAcc };
 }
