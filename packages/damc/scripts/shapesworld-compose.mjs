@@ -54,7 +54,13 @@ if (argv[0] === '--table') {
   printTable(rows);
   process.exit(0);
 }
-const MODE = arg('mode', 'both'); // naive | decoupled | both
+// --mode: comma list of frozen | naive | decoupled; 'both' = naive,decoupled; 'all' = frozen,naive,decoupled.
+// frozen: the frozen-LLM baseline — each model trains only its encoder side (projector, boundary
+// embeddings, the sound encoder), its LoRA factors stay at their init (B = 0: exactly the base LM),
+// so composing them is exact and needs no merge rule.
+const MODE = arg('mode', 'both');
+const MODES = MODE === 'both' ? ['naive', 'decoupled'] : MODE === 'all' ? ['frozen', 'naive', 'decoupled'] : MODE.split(',');
+for (const m of MODES) if (!['frozen', 'naive', 'decoupled'].includes(m)) throw new Error(`--mode: unknown mode '${m}' (frozen, naive, decoupled, both, all)`);
 const STEPS = Number(arg('steps', 300));
 const BATCH = Number(arg('batch', 16));
 const LR = Number(arg('lr', 2e-3));
@@ -310,8 +316,17 @@ async function trainOne(modality, mode) {
     modality === 'image'
       ? { encoder: new Cached(), projector: new MLPProjector(IMG_DIM, lm.config.hiddenSize, 2), placeholderId: PH.image }
       : { encoder: new SoundEncoder(SND_DIM, 128), projector: new MLPProjector(128, lm.config.hiddenSize, 2), placeholderId: PH.sound };
-  const method = mode === 'naive' ? damcNaiveMethod : damcDecoupledMethod;
-  const { model, trainable } = method.attach(lm, { modality, lora: LORA, trainEncoder: modality === 'sound', seed: SEED }, spec);
+  const method = mode === 'decoupled' ? damcDecoupledMethod : damcNaiveMethod;
+  const attached = method.attach(lm, { modality, lora: LORA, trainEncoder: modality === 'sound', seed: SEED }, spec);
+  const { model } = attached;
+  let { trainable } = attached;
+  if (mode === 'frozen') {
+    for (const l of model.loras) {
+      l.lora_A.freeze();
+      l.lora_B.freeze();
+    }
+    trainable = model.trainableParameters();
+  }
   const nTrain = trainable.reduce((s, p) => s + p.size, 0);
   const train = data[modality].train;
   if (modality === 'image') cacheImageFeatures(train.map((e) => e.inputs[0].scene));
@@ -350,15 +365,16 @@ async function runMode(mode) {
   const img = await trainOne('image', mode);
   const snd = await trainOne('sound', mode);
   cacheImageFeatures([...data.image.test, ...data.common.val, ...data.common.test].flatMap((e) => e.inputs.filter((i) => i.modality === 'image').map((i) => i.scene)));
-  const tag = mode === 'naive' ? 'naive' : 'decoupled';
+  const tag = mode;
   const single = [
     { name: `image model (${tag})`, image: accuracy(img.model, data.image.test, ['image']), common: accuracy(img.model, data.common.test, ['image']) },
     { name: `sound model (${tag})`, sound: accuracy(snd.model, data.sound.test, ['sound']), common: accuracy(snd.model, data.common.test, ['sound']) },
   ];
   single.forEach((r) => r.note = 'common: its own input only');
   const base = await loadCausalLM(lmDir);
-  const c = composeModels(base, [img.model, snd.model], { method: mode === 'naive' ? 'naive' : 'damc' });
-  const cname = mode === 'naive' ? 'NaiveMC' : 'DAMC';
+  // frozen: every delta is zero, so either rule gives the base LM plus both encoder sides
+  const c = composeModels(base, [img.model, snd.model], { method: mode === 'decoupled' ? 'damc' : 'naive' });
+  const cname = { frozen: 'frozen LLM composed', naive: 'NaiveMC', decoupled: 'DAMC' }[mode];
   const score = (name, note) => ({
     name,
     image: accuracy(c.model, data.image.test, ['image']),
@@ -368,7 +384,7 @@ async function runMode(mode) {
     ...(note ? { note } : {}),
   });
   const composed = [score(`${cname} (1/2, 1/2)`)];
-  if (SEARCH) {
+  if (SEARCH && mode !== 'frozen') {
     const grid = (arg('grid', '0.5,1')).split(',').map(Number);
     const s = await searchCoefficients(c, grid, () => accuracy(c.model, data.common.val, ['image', 'sound']).acc);
     composed.push(score(`${cname}, searched`, `coefficients ${s.best.join(', ')} chosen on common val (${data.common.val.length} ex., acc ${(100 * s.score).toFixed(1)})`));
@@ -393,13 +409,12 @@ async function runMode(mode) {
 
 const t0 = performance.now();
 if (DIAG) {
-  const m = await trainOne('sound', MODE === 'decoupled' ? 'decoupled' : 'naive');
+  const m = await trainOne('sound', MODES[0]);
   const r = accuracy(m.model, data.sound.test, ['sound']);
   log(`diag: sound model on "how many objects are there?": accuracy ${(100 * r.acc).toFixed(1)}% of ${r.n} (chance 25), ${m.secs.toFixed(0)} s`);
   process.exit(0);
 }
-if (MODE === 'naive' || MODE === 'both') await runMode('naive');
-if (MODE === 'decoupled' || MODE === 'both') await runMode('decoupled');
+for (const m of MODES) await runMode(m);
 log(`total ${((performance.now() - t0) / 1000).toFixed(0)} s`);
 const meta = { date: new Date().toISOString(), backend: backend.name, steps: STEPS, batch: BATCH, lr: LR, rank: RANK, seed: SEED, argv };
 if (JSON_OUT) writeFileSync(JSON_OUT, JSON.stringify({ meta, rows }, null, 1));
