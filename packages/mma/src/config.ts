@@ -61,6 +61,17 @@ export const mmaConfigSchema = z
       .describe('At inference (ctx.training false), replace the soft weights by a one-hot of the argmax branch. Training always uses soft weights.'),
     visionAdapters: z.boolean().default(true).describe('Put a routed adapter in every vision-encoder block, on the first LayerNorm output (LaVIN: yes).'),
     visualDepths: visualDepthsSchema,
+    patchTokens: z
+      .object({
+        depth: z.number().int().min(1).describe('Vision block (1-based, "after block k") whose patch tokens are used; CLIP\'s last block trains only its class token, so the penultimate is the usual choice.'),
+        pool: z.number().int().min(1).default(1).describe('Average-pool the g x g patch grid by this factor (g / pool must be whole): (g / pool)^2 tokens.'),
+      })
+      .strict()
+      .optional()
+      .describe(
+        'Beyond the paper (off = LaVIN): after the class tokens, also give the LLM the patch tokens of one vision block, pooled, through the same projection. ' +
+          'For small encoders whose class tokens do not carry the scene (packages/mma/README.md).',
+      ),
     projectorHidden: z.number().int().min(1).default(128).describe('Bottleneck width of the visual projection Linear(dv -> k) -> SiLU -> Linear(k -> d) (LaVIN: 128).'),
     projectorAct: z
       .enum(['silu', 'gelu', 'gelu_tanh', 'quick_gelu', 'relu', 'identity'])

@@ -274,6 +274,30 @@ describe('config and method value', () => {
   });
 });
 
+describe('patch tokens (beyond the paper, off by default)', () => {
+  it('follow the class tokens: pooled patch grid of the chosen block through the same projection', () => {
+    expect(m0().numVisualTokens).toBe(m0().visualDepths.length); // default: class tokens only (LaVIN)
+    const m = build({ patchTokens: { depth: 1, pool: 2 } }); // tiny encoder: 16 x 16 image, patch 4 -> 4 x 4 grid -> 2 x 2
+    expect(m.numVisualTokens).toBe(m.visualDepths.length + 4);
+    const img = pixels(2);
+    const got = m.visualTokens(img);
+    const want = tf.tidy(() => {
+      const hs = tinyVisionEncoder(2).forward(img).hiddenStates; // zero-initialised vision adapters: the plain encoder
+      const cls = m.visualDepths.map((k) => tf.slice(hs[k]!, [0, 0, 0], [2, 1, 32]));
+      const grid = (tf.reshape(tf.slice(hs[1]!, [0, 1, 0], [2, 16, 32]), [2, 4, 4, 32]) as tf.Tensor4D).arraySync();
+      // average each 2 x 2 block by hand, row-major over the pooled grid
+      const pooled = [0, 1].map((b) => [0, 1].flatMap((i) => [0, 1].map((j) =>
+        Array.from({ length: 32 }, (_, c) => (grid[b]![2 * i]![2 * j]![c]! + grid[b]![2 * i]![2 * j + 1]![c]! + grid[b]![2 * i + 1]![2 * j]![c]! + grid[b]![2 * i + 1]![2 * j + 1]![c]!) / 4))));
+      return m.projector!.forward(tf.concat([...cls, tf.tensor3d(pooled)], 1));
+    });
+    expectClose(got, want, { atol: 1e-5, rtol: 1e-5 });
+    tf.dispose([got, want]);
+    expect(() => build({ patchTokens: { depth: 3, pool: 1 } })).toThrow(/patchTokens\.depth: block 3 is outside 1\.\.2/);
+    expect(() => build({ patchTokens: { depth: 1, pool: 3 } })).toThrow(/patchTokens\.pool: 3 does not divide the 4 x 4 patch grid/);
+    expect(() => parseMmaConfig({ patchTokens: { depth: 0 } })).toThrow(/patchTokens\.depth/);
+  });
+});
+
 function m0(): MmaModel {
   return build();
 }

@@ -157,6 +157,8 @@ export class MmaModel extends Module {
   readonly projector: BottleneckProjector | undefined;
   /** Vision blocks (1-based) whose class-token output becomes a visual token. */
   readonly visualDepths: readonly number[];
+  /** Side of the pooled patch grid that follows the class tokens (0 = none, LaVIN). */
+  readonly patchGrid: number = 0;
   /** Every adapter with its place, LLM first then vision, by layer. */
   readonly sites: readonly MmaAdapterSite[];
 
@@ -210,6 +212,17 @@ export class MmaModel extends Module {
         });
       }
       this.visualDepths = resolveVisualDepths(config.visualDepths, v.numLayers);
+      if (config.patchTokens) {
+        const { depth, pool } = config.patchTokens;
+        if (depth > v.numLayers) {
+          throw new AdaptorkitError('INVALID_CONFIG', `mma config: patchTokens.depth: block ${depth} is outside 1..${v.numLayers} (the vision encoder has ${v.numLayers} blocks)`);
+        }
+        const g = v.config.imageSize / v.config.patchSize;
+        if (!Number.isInteger(g) || g % pool !== 0) {
+          throw new AdaptorkitError('INVALID_CONFIG', `mma config: patchTokens.pool: ${pool} does not divide the ${g} x ${g} patch grid of the vision encoder`);
+        }
+        this.patchGrid = g / pool;
+      }
       this.projector = this.child('projector', new BottleneckProjector(dv, config.projectorHidden, d, config.projectorAct));
     } else {
       this.visualDepths = [];
@@ -228,7 +241,7 @@ export class MmaModel extends Module {
 
   /** Number of visual tokens per image (placeholders to expand each image into). */
   get numVisualTokens(): number {
-    return this.visualDepths.length;
+    return this.visualDepths.length + this.patchGrid * this.patchGrid;
   }
 
   /** Trainable MMA parameters with their paths (`lm.model.layers.3.preAttn.down.weight`, ...). */
@@ -259,7 +272,10 @@ export class MmaModel extends Module {
     return { ...parts, total: parts.lmAdapters + parts.visionAdapters + parts.projector + parts.modalityEmbedding };
   }
 
-  /** Visual tokens: pixels [B, H, W, 3] -> [B, K, d] (class token after each visual depth, projected). */
+  /**
+   * Visual tokens: pixels [B, H, W, 3] -> [B, K, d] (class token after each visual depth, then the
+   * pooled patch tokens when `patchTokens` is set, all through the projection).
+   */
   visualTokens(pixels: tf.Tensor, ctx?: ForwardContext): tf.Tensor3D {
     const v = this.vision;
     if (!v || !this.projector) throw new AdaptorkitError('INVALID_ARGUMENT', 'mma: images were given but the model was attached without a vision encoder');
@@ -270,6 +286,16 @@ export class MmaModel extends Module {
         const [B, , dv] = h.shape;
         return v.config.kind === 'clip' ? tf.slice(h, [0, 0, 0], [B, 1, dv]) : tf.mean(h, 1, true); // [B, 1, dv]
       });
+      if (this.patchGrid > 0) {
+        const h = hiddenStates[this.config.patchTokens!.depth]!; // [B, (1 +) g*g, dv]
+        const [B, n, dv] = h.shape;
+        const first = v.config.kind === 'clip' ? 1 : 0;
+        const g = Math.round(Math.sqrt(n - first));
+        const pool = g / this.patchGrid;
+        let grid: tf.Tensor4D = tf.reshape(tf.slice(h, [0, first, 0], [B, n - first, dv]), [B, g, g, dv]);
+        if (pool > 1) grid = tf.avgPool(grid, pool, pool, 'valid');
+        toks.push(tf.reshape(grid, [B, this.patchGrid * this.patchGrid, dv]));
+      }
       return this.projector!.forward(tf.concat(toks, 1)) as tf.Tensor3D; // [B, K, dv] -> [B, K, d]
     });
   }
