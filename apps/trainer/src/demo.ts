@@ -277,7 +277,9 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
   const reportFile = path.join(out, 'report.html');
   const canPng = o.png !== false && !!findChromium();
   if (runs.length) {
-    const written = await writeReport(runs, reportFile, { png: canPng, pagePng: canPng, title: `${spec.title}${o.smoke ? ' (smoke)' : ''}` });
+    // the claims table first: it also holds the rows that are not trainer runs (script groups, frozen bases)
+    const preface = { title: 'Claims and results', markdown: `${table}${failures.length ? `\n\n**Not reproduced:**\n${failures.join('\n')}` : ''}` };
+    const written = await writeReport(runs, reportFile, { png: canPng, pagePng: canPng, title: `${spec.title}${o.smoke ? ' (smoke)' : ''}`, preface });
     result.report = written.html;
     result.pngs = written.pngs;
     if (o.png !== false && !canPng) log('no Chromium found: wrote report.html without PNG charts (apt-get install -y chromium, or set ADAPTORKIT_CHROMIUM)');

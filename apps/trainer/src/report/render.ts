@@ -30,6 +30,37 @@ export interface ReportOptions {
   maxSamples?: number;
   /** Time printed in the header (default now); fixed in tests for reproducible output. */
   generatedAt?: Date | string;
+  /**
+   * A results section shown first (e.g. the demo's claims table, which has rows that are not
+   * trainer runs): plain lines, `**bold**` lines and `|`-pipe tables, as the demo writes them.
+   */
+  preface?: { title: string; markdown: string };
+}
+
+/** The small markdown subset the demo writes -> HTML (everything escaped; `**x**` bold; pipe tables). */
+export function simpleMarkdownHtml(md: string): string {
+  const out: string[] = [];
+  const inline = (t: string): string => e(t).replace(/\*\*(.+?)\*\*/g, '<strong>$1</strong>');
+  const lines = md.split('\n');
+  for (let i = 0; i < lines.length; ) {
+    const line = lines[i]!.trim();
+    if (line.startsWith('|')) {
+      const block: string[] = [];
+      while (i < lines.length && lines[i]!.trim().startsWith('|')) block.push(lines[i++]!.trim());
+      const cells = (l: string): string[] => l.replace(/^\|/, '').replace(/\|$/, '').split('|').map((c) => c.trim());
+      const isRule = (l: string): boolean => /^\|[\s:|-]+\|$/.test(l);
+      const [head, ...rest] = block;
+      const body = rest.filter((l) => !isRule(l));
+      out.push(
+        '<div class="scroll"><table class="summary"><tr>' + cells(head!).map((c) => `<th>${inline(c)}</th>`).join('') + '</tr>' +
+          body.map((l) => '<tr>' + cells(l).map((c) => `<td>${inline(c)}</td>`).join('') + '</tr>').join('') + '</table></div>',
+      );
+      continue;
+    }
+    if (line) out.push(`<p>${inline(line)}</p>`);
+    i++;
+  }
+  return out.join('\n');
 }
 
 /** Debiased exponential moving average, skipping non-finite values (they stay NaN). */
@@ -427,6 +458,7 @@ export function renderReport(runs: readonly LoadedRun[], opts: ReportOptions = {
   const title = opts.title ?? `adaptorkit report: ${labels.join(', ')}`;
   const at = opts.generatedAt === undefined ? new Date() : new Date(opts.generatedAt);
   const body = [
+    ...(opts.preface ? [`<section id="results"><h2>${e(opts.preface.title)}</h2>${simpleMarkdownHtml(opts.preface.markdown)}</section>`] : []),
     summaryTable(c),
     lossSection(c, opts),
     evalSection(c),

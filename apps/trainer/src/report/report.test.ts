@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fixtureRuns, writeFixtureRuns } from './fixtures.js';
 import { escapeHtml, formatPercent } from './format.js';
 import { readRun, readRuns, type LoadedRun } from './read-run.js';
-import { renderReport, smoothEma } from './render.js';
+import { renderReport, simpleMarkdownHtml, smoothEma } from './render.js';
 import { logTicks, niceTicks } from './svg.js';
 import { writeReport } from './write.js';
 
@@ -106,6 +106,24 @@ describe('readRun', () => {
     const html = renderReport([run], { generatedAt: '2025-01-02T00:00:00Z' });
     expect(html).toContain('No training steps recorded yet');
     expect(html).not.toContain('<svg');
+  });
+});
+
+describe('simpleMarkdownHtml (the demo table as the report preface)', () => {
+  it('turns pipe tables into tables, **bold** lines into strong, and escapes everything else', () => {
+    const html = simpleMarkdownHtml('title <x>\n**claim & more**\n\n| row | acc % |\n|---|---:|\n| a<b | 12.5 |\n| c | – |\nnote');
+    expect(html).toBe(
+      '<p>title &lt;x&gt;</p>\n<p><strong>claim &amp; more</strong></p>\n' +
+        '<div class="scroll"><table class="summary"><tr><th>row</th><th>acc %</th></tr><tr><td>a&lt;b</td><td>12.5</td></tr><tr><td>c</td><td>–</td></tr></table></div>\n<p>note</p>',
+    );
+  });
+  it('renderReport shows the preface first, escaped, before the run summary', () => {
+    const html = renderReport(runs, { generatedAt: '2025-01-02T00:00:00Z', preface: { title: 'Claims <b>', markdown: '| row | x |\n|---|---|\n| composed | 81.3 |' } });
+    const at = html.indexOf('<section id="results"><h2>Claims &lt;b&gt;</h2>');
+    expect(at).toBeGreaterThan(0);
+    expect(at).toBeLessThan(html.indexOf('<section id="summary">'));
+    expect(html).toContain('<td>composed</td><td>81.3</td>');
+    expect(renderReport(runs, { generatedAt: '2025-01-02T00:00:00Z' })).not.toContain('id="results"');
   });
 });
 
