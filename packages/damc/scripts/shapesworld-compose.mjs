@@ -6,7 +6,7 @@
  * (image + sound) and on each single-modality task.
  *
  *   npx turbo run build --filter=@adaptorkit/damc
- *   nice -n 15 env ADAPTORKIT_NATIVE_THREADS=1 node packages/damc/scripts/shapesworld-compose.mjs [--mode both|naive|decoupled] [--steps 300] [--json out.json]
+ *   nice -n 15 env ADAPTORKIT_NATIVE_THREADS=1 node packages/damc/scripts/shapesworld-compose.mjs [--mode both|all|frozen,naive,decoupled] [--steps 300] [--json out.json]
  *   node packages/damc/scripts/shapesworld-compose.mjs --table naive.json decoupled.json   # one table from two parallel runs
  *
  * Setup (what is trained, what is frozen):
