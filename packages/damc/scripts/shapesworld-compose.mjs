@@ -152,7 +152,7 @@ const countSplit = (k, n, modalities) => {
 if (TASK === 'count') {
   data.image = { train: countSplit(1, N_TRAIN, ['image']), test: countSplit(2, N_TEST, ['image']) };
   data.sound = { train: countSplit(3, N_TRAIN, ['sound']), test: countSplit(4, N_TEST, ['sound']) };
-  data.common = { val: countSplit(5, 200, ['image', 'sound']), test: countSplit(6, 500, ['image', 'sound']) };
+  data.common = { val: countSplit(5, 200, ['image', 'sound']), test: countSplit(6, Number(arg('joint', 500)), ['image', 'sound']) }; // --joint: joint test questions
 }
 if (DIAG) {
   const direct = (k, n) => {
