@@ -1,7 +1,7 @@
 /**
  * The smoke version of `npm run demo`, in its own vitest project ('demo-smoke', vitest.smoke.config.ts)
- * that runs after every other project (sequence.groupOrder 1): alone on the 2 CI cores it takes about
- * 85-110 s; sharing them with the parallel test files it took 131 s.
+ * that runs after every other project (sequence.groupOrder 1), so it trains alone on the 2 CI cores:
+ * about 70 s here (with larger budgets it took 131 s sharing the cores with parallel files, 121 s alone).
  */
 import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
@@ -14,8 +14,8 @@ import type { RunSummary } from './run-format.js';
 const specFile = fileURLToPath(new URL('../../../examples/demo.yaml', import.meta.url));
 
 describe('npm run demo, smoke version', () => {
-  // Every group but MMA runs here, each with its frozen baseline: IAA and MWA at reduced budgets, DAMC
-  // (frozen-LLM composition vs DAMC) at the demo's 80 steps with fewer test examples. MMA is left out:
+  // Every group but MMA runs here, each with its frozen baseline: IAA (50 steps) and MWA (40) at reduced
+  // budgets, DAMC (frozen-LLM composition vs DAMC) at the demo's 80 steps with fewer examples. MMA is left out:
   // it does not beat the projector-only baseline at any budget that fits (80 steps: 30-36% vs 33%
   // for lr 2e-3 to 1e-2, rank 32, adapters before attention and FFN; packages/mma/README.md).
   it('the smoke rows beat the frozen baseline on their task by the smoke margin, text skill unchanged', async () => {
