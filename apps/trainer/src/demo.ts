@@ -179,7 +179,8 @@ export function judge(spec: DemoSpec, rows: DemoRowResult[], smoke: boolean): st
     const base = mine.find((r) => r.baseline);
     const margin = smoke ? (g.smokeMargin ?? g.margin) : g.margin;
     for (const r of mine) {
-      if (g.rows.find((x) => x.id === r.id)?.textSame) {
+      const rowSpec = g.rows.find((x) => x.id === r.id);
+      if (rowSpec?.textSame) {
         const t = r.summary.textSkill;
         const bt = r.summary.baseTextSkill;
         if (!t || !bt || t.perplexity !== bt.perplexity || t.textTaskAccuracy !== bt.textTaskAccuracy) {
@@ -189,15 +190,14 @@ export function judge(spec: DemoSpec, rows: DemoRowResult[], smoke: boolean): st
       if (r.baseline) continue;
       const b = g.baselineFrom === 'row' ? base?.summary.metrics[g.metric] : frozenBase(r)?.[g.metric];
       const v = r.summary.metrics[g.metric];
-      const expect = g.rows.find((x) => x.id === r.id)?.expect;
-      if (expect === 'none' && v === undefined) continue; // a reference row without the group metric (e.g. a single model in a composition group)
+      if (rowSpec?.expect === 'none' && v === undefined) continue; // a reference row without the group metric (e.g. a single model in a composition group)
       if (v === undefined || b === undefined) {
         r.beats = false;
         failures.push(`${g.id}/${r.id}: metric '${g.metric}' missing (row ${v ?? 'missing'}, baseline ${b ?? 'missing'})`);
         continue;
       }
       r.delta = v - b;
-      if (g.rows.find((x) => x.id === r.id)?.expect === 'beat') {
+      if (rowSpec?.expect === 'beat') {
         r.beats = r.delta >= margin;
         if (!r.beats) failures.push(`${g.id}/${r.id}: ${g.metric} ${v.toFixed(4)} vs baseline ${b.toFixed(4)} (needs +${margin})`);
       }

@@ -438,8 +438,7 @@ export async function runTrain(cfg: RunConfig, o: TrainOptions = {}): Promise<{ 
   );
 }
 
-/** summary.json: the one file to read for a finished run's headline numbers. */
-/** summary.json: the headline numbers of a run (plus `extra` fields, e.g. a retrieval run's frozen-base R@K). */
+/** summary.json, the one file to read for a finished run's headline numbers (plus `extra` fields, e.g. a retrieval run's frozen-base R@K). */
 export async function writeSummary(dir: string, info: RunInfo, result: EvalResult | undefined, extra: Record<string, unknown> = {}): Promise<RunSummary> {
   const summary: RunSummary = {
     name: info.name,
