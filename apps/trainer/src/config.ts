@@ -94,6 +94,7 @@ export const PretrainConfigSchema = z
         batchSize: z.number().int().positive().default(16),
         seqLen: z.number().int().positive().default(64),
         lr: z.number().positive().default(3e-3),
+        sceneQA: z.number().int().min(0).default(0).describe('Scene-QA lines (a caption, a VQA question about it and the answer) added to the LM pretraining text (0, the shipped LM: none).'),
       })
       .prefault({}),
     vision: z

@@ -6,7 +6,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend, tf } from '@adaptorkit/core';
 import { COLOURS, SHAPES, ShapesWorld, writeImagePng } from '@adaptorkit/data';
 import { CellHeads } from './shapes/bases.js';
-import { cellLabels } from './shapes/pretrain.js';
+import { cellLabels, lmPretrainStream } from './shapes/pretrain.js';
 import { Readable, Writable } from 'node:stream';
 import { PretrainConfigSchema, RunConfigSchema, type RunConfig } from './config.js';
 import { ask, chat, readImagePixels } from './ask.js';
@@ -172,6 +172,19 @@ describe('adaptorkit train', () => {
       expect(l.shape[c]).toBe(o ? SHAPES.indexOf(o.shape) : SHAPES.length);
       expect(l.colour[c]).toBe(o ? COLOURS.indexOf(o.colour) : COLOURS.length);
     }
+  });
+
+  it('LM pretraining text: scene-QA lines interleaved with the corpus when asked for, the shipped stream unchanged otherwise', () => {
+    const sw = new ShapesWorld({ seed: 0, sizes: { corpus: { train: 50 }, text: { train: 10 } } });
+    const plain = lmPretrainStream(sw);
+    const mixed = lmPretrainStream(sw, 20);
+    const qaTokens = sw.sceneQA(20).reduce((n, l) => n + sw.tokenizer.encode(l).length + 2, 0); // + bos / eos
+    expect(mixed.length).toBe(plain.length + qaTokens);
+    const first = [...sw.tokenizer.encode(sw.corpus('train', 1)[0]!)];
+    expect([...plain.subarray(1, 1 + first.length)]).toEqual(first); // [bos] line [eos] ...
+    const qa = [...sw.tokenizer.encode(sw.sceneQA(1)[0]!)];
+    expect([...mixed.subarray(first.length + 3, first.length + 3 + qa.length)]).toEqual(qa); // right after corpus line 0
+    expect(parseWith(PretrainConfigSchema, {}, 'p').lm.sceneQA).toBe(0);
   });
 
   it('pretrain configs are validated with field paths', () => {

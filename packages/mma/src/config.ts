@@ -65,8 +65,15 @@ export const mmaConfigSchema = z
       .object({
         depth: z.number().int().min(1).describe('Vision block (1-based, "after block k") whose patch tokens are used; CLIP\'s last block trains only its class token, so the penultimate is the usual choice.'),
         pool: z.number().int().min(1).default(1).describe('Average-pool the g x g patch grid by this factor (g / pool must be whole): (g / pool)^2 tokens.'),
+        cells: z
+          .number()
+          .int()
+          .min(1)
+          .optional()
+          .describe('Instead of pool: average the patches whose centre lies in each cell of a cells x cells grid (cells^2 tokens; any grid size, e.g. 3 for the 3 x 3 ShapesWorld scene grid on 8 x 8 patches).'),
       })
       .strict()
+      .refine((p) => p.cells === undefined || p.pool === 1, { message: 'set either pool or cells, not both', path: ['cells'] })
       .optional()
       .describe(
         'Beyond the paper (off = LaVIN): after the class tokens, also give the LLM the patch tokens of one vision block, pooled, through the same projection. ' +

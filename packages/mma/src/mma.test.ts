@@ -296,6 +296,30 @@ describe('patch tokens (beyond the paper, off by default)', () => {
     expect(() => build({ patchTokens: { depth: 1, pool: 3 } })).toThrow(/patchTokens\.pool: 3 does not divide the 4 x 4 patch grid/);
     expect(() => parseMmaConfig({ patchTokens: { depth: 0 } })).toThrow(/patchTokens\.depth/);
   });
+
+  it('cells: each token averages the patches whose centre lies in its cell of a 3 x 3 grid', () => {
+    const m = build({ patchTokens: { depth: 2, cells: 3 } }); // 4 x 4 patches -> centres fall in cells 0, 1, 1, 2 per axis
+    expect(m.numVisualTokens).toBe(m.visualDepths.length + 9);
+    const img = pixels(2);
+    const got = m.visualTokens(img);
+    const want = tf.tidy(() => {
+      const hs = tinyVisionEncoder(2).forward(img).hiddenStates;
+      const cls = m.visualDepths.map((k) => tf.slice(hs[k]!, [0, 0, 0], [2, 1, 32]));
+      const grid = (tf.reshape(tf.slice(hs[2]!, [0, 1, 0], [2, 16, 32]), [2, 4, 4, 32]) as tf.Tensor4D).arraySync();
+      const spans = [[0], [1, 2], [3]]; // patch rows / columns of cell row / column 0, 1, 2
+      const cells = [0, 1].map((b) => [0, 1, 2].flatMap((i) => [0, 1, 2].map((j) => Array.from({ length: 32 }, (_, c) => {
+        let sum = 0, n = 0;
+        for (const y of spans[i]!) for (const x of spans[j]!) { sum += grid[b]![y]![x]![c]!; n++; }
+        return sum / n;
+      }))));
+      return m.projector!.forward(tf.concat([...cls, tf.tensor3d(cells)], 1));
+    });
+    expectClose(got, want, { atol: 1e-5, rtol: 1e-5 });
+    tf.dispose([got, want]);
+    m.dispose();
+    expect(() => build({ patchTokens: { depth: 1, cells: 5 } })).toThrow(/patchTokens\.cells: 5 x 5 cells need at least that many patches per side \(the vision encoder has 4 x 4\)/);
+    expect(() => parseMmaConfig({ patchTokens: { depth: 1, pool: 2, cells: 3 } })).toThrow(/patchTokens\.cells: set either pool or cells/);
+  });
 });
 
 function m0(): MmaModel {

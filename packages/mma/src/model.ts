@@ -148,6 +148,23 @@ export function modalityMask(T: number): tf.Tensor4D {
   return tf.tensor4d(m, [1, 1, T, T]);
 }
 
+/**
+ * [cells^2, g^2] averaging matrix: row c has 1 / (patches in cell c) at every patch (row-major on
+ * the g x g grid) whose centre lies in cell c of a cells x cells grid over the same square.
+ */
+export function cellPoolMatrix(g: number, cells: number): tf.Tensor2D {
+  const cellOf = (py: number, px: number): number =>
+    Math.floor(((py + 0.5) / g) * cells) * cells + Math.floor(((px + 0.5) / g) * cells);
+  const count = new Array<number>(cells * cells).fill(0);
+  for (let py = 0; py < g; py++) for (let px = 0; px < g; px++) count[cellOf(py, px)]!++;
+  const w = new Float32Array(cells * cells * g * g);
+  for (let py = 0; py < g; py++) for (let px = 0; px < g; px++) {
+    const c = cellOf(py, px);
+    w[c * g * g + py * g + px] = 1 / count[c]!;
+  }
+  return tf.tensor2d(w, [cells * cells, g * g]);
+}
+
 export class MmaModel extends Module {
   readonly lm: CausalLM;
   readonly vision: VisionEncoder | undefined;
@@ -159,6 +176,8 @@ export class MmaModel extends Module {
   readonly visualDepths: readonly number[];
   /** Side of the pooled patch grid that follows the class tokens (0 = none, LaVIN). */
   readonly patchGrid: number = 0;
+  /** patchTokens.cells: [cells^2, g^2], row c averages the patches whose centre lies in cell c. */
+  private readonly cellPool: tf.Tensor2D | undefined;
   /** Every adapter with its place, LLM first then vision, by layer. */
   readonly sites: readonly MmaAdapterSite[];
 
@@ -213,7 +232,7 @@ export class MmaModel extends Module {
       }
       this.visualDepths = resolveVisualDepths(config.visualDepths, v.numLayers);
       if (config.patchTokens) {
-        const { depth, pool } = config.patchTokens;
+        const { depth, pool, cells } = config.patchTokens;
         if (depth > v.numLayers) {
           throw new AdaptorkitError('INVALID_CONFIG', `mma config: patchTokens.depth: block ${depth} is outside 1..${v.numLayers} (the vision encoder has ${v.numLayers} blocks)`);
         }
@@ -221,7 +240,15 @@ export class MmaModel extends Module {
         if (!Number.isInteger(g) || g % pool !== 0) {
           throw new AdaptorkitError('INVALID_CONFIG', `mma config: patchTokens.pool: ${pool} does not divide the ${g} x ${g} patch grid of the vision encoder`);
         }
-        this.patchGrid = g / pool;
+        if (cells !== undefined) {
+          if (!Number.isInteger(g) || cells > g) {
+            throw new AdaptorkitError('INVALID_CONFIG', `mma config: patchTokens.cells: ${cells} x ${cells} cells need at least that many patches per side (the vision encoder has ${g} x ${g})`);
+          }
+          this.patchGrid = cells;
+          this.cellPool = tf.keep(cellPoolMatrix(g, cells));
+        } else {
+          this.patchGrid = g / pool;
+        }
       }
       this.projector = this.child('projector', new BottleneckProjector(dv, config.projectorHidden, d, config.projectorAct));
     } else {
@@ -292,9 +319,17 @@ export class MmaModel extends Module {
         const first = v.config.kind === 'clip' ? 1 : 0;
         const g = Math.round(Math.sqrt(n - first));
         const pool = g / this.patchGrid;
-        let grid: tf.Tensor4D = tf.reshape(tf.slice(h, [0, first, 0], [B, n - first, dv]), [B, g, g, dv]);
-        if (pool > 1) grid = tf.avgPool(grid, pool, pool, 'valid');
-        toks.push(tf.reshape(grid, [B, this.patchGrid * this.patchGrid, dv]));
+        const patches = tf.slice(h, [0, first, 0], [B, n - first, dv]);
+        if (this.cellPool) {
+          // [B, N, dv] -> [B, dv, N] x [N, C] -> [B, C, dv]
+          const C = this.patchGrid * this.patchGrid;
+          const pooled = tf.matMul(tf.reshape(tf.transpose(patches, [0, 2, 1]), [B * dv, n - first]), this.cellPool, false, true);
+          toks.push(tf.transpose(tf.reshape(pooled, [B, dv, C]), [0, 2, 1]) as tf.Tensor3D);
+        } else {
+          let grid: tf.Tensor4D = tf.reshape(patches, [B, g, g, dv]);
+          if (pool > 1) grid = tf.avgPool(grid, pool, pool, 'valid');
+          toks.push(tf.reshape(grid, [B, this.patchGrid * this.patchGrid, dv]));
+        }
       }
       return this.projector!.forward(tf.concat(toks, 1)) as tf.Tensor3D; // [B, K, dv] -> [B, K, d]
     });
@@ -502,6 +537,11 @@ export class MmaModel extends Module {
       for (const t of record.values()) t.dispose();
       if (ids !== opts.ids) ids.dispose();
     }
+  }
+
+  override dispose(): void {
+    this.cellPool?.dispose();
+    super.dispose();
   }
 }
 

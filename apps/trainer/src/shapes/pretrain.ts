@@ -34,13 +34,26 @@ export interface LMPretrainOptions {
   seqLen: number;
   lr: number;
   seed: number;
+  /** Scene-QA lines (caption + VQA question + answer, `ShapesWorld.sceneQA`) added to the pretraining text; 0 = the shipped LM. */
+  sceneQA?: number;
   log?: PretrainLog;
 }
 
 /** Token stream of the LM's pretraining text: every sentence as [bos] words [eos]. */
-export function lmPretrainStream(sw: ShapesWorld): Int32Array {
+export function lmPretrainStream(sw: ShapesWorld, sceneQA = 0): Int32Array {
   const tok = sw.tokenizer;
   const texts = [...sw.corpus('train'), ...sw.task('text', 'train').map((e) => `${e.prompt} ${e.answer}`)];
+  if (sceneQA > 0) {
+    // interleave so that every packed window sees both kinds of text
+    const qa = sw.sceneQA(sceneQA);
+    const mixed: string[] = [];
+    const n = Math.max(texts.length, qa.length);
+    for (let i = 0; i < n; i++) {
+      if (i < texts.length) mixed.push(texts[i]!);
+      if (i < qa.length) mixed.push(qa[i]!);
+    }
+    texts.splice(0, texts.length, ...mixed);
+  }
   const ids: number[] = [];
   for (const t of texts) {
     const enc = encodeSegments(tok, [{ text: t, loss: true }]);
@@ -53,7 +66,7 @@ export async function pretrainLM(sw: ShapesWorld, o: LMPretrainOptions): Promise
   const log = o.log ?? (() => {});
   manualSeed(o.seed);
   const lm = new CausalLM(shapesLMConfig(sw.tokenizer.vocabSize));
-  const stream = lmPretrainStream(sw);
+  const stream = lmPretrainStream(sw, o.sceneQA ?? 0);
   const rng = new Rng(o.seed + 1);
   const T = o.seqLen;
   const maxStart = stream.length - T - 1;

@@ -8,7 +8,7 @@ import { AdaptorkitError, Rng } from '@adaptorkit/core';
 import type { WordTokenizer } from '../tokenizer.js';
 import { renderImage, renderPoints, renderSound } from './render.js';
 import { sampleCorpus, shapesWorldTokenizer } from './text.js';
-import { sampleRetrieval, sampleTask, TASK_NAMES, type Example, type ModalityInput, type RetrievalPair, type TaskName } from './tasks.js';
+import { sampleRetrieval, sampleSceneQA, sampleTask, TASK_NAMES, type Example, type ModalityInput, type RetrievalPair, type TaskName } from './tasks.js';
 import { deriveSeed, type Scene } from './world.js';
 
 export type Split = 'train' | 'val' | 'test';
@@ -69,6 +69,7 @@ export interface ShapesWorldData {
 
 const STREAM_CORPUS = 100;
 const STREAM_RETRIEVAL = 101;
+const STREAM_SCENE_QA = 102;
 
 export class ShapesWorld {
   readonly config: ShapesWorldConfig;
@@ -129,6 +130,16 @@ export class ShapesWorld {
   retrieval(split: Split, n?: number): RetrievalPair[] {
     const count = n ?? this.config.sizes.retrieval[split];
     return sampleRetrieval(new Rng(deriveSeed(this.config.seed, STREAM_RETRIEVAL, SPLITS.indexOf(split))), count, split);
+  }
+
+  /**
+   * `n` scene-QA lines ("<caption> <question> <answer>."): VQA questions answered from a text
+   * description, from their own random stream (no scene or question is shared with the task splits
+   * beyond chance).
+   */
+  sceneQA(n: number): string[] {
+    const rng = new Rng(deriveSeed(this.config.seed, STREAM_SCENE_QA, 0));
+    return Array.from({ length: n }, () => sampleSceneQA(rng));
   }
 
   /** Pretraining text ('train') or held-out text for perplexity ('heldout'). */

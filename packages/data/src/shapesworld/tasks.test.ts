@@ -70,6 +70,32 @@ describe('ShapesWorld tasks are correct by construction', () => {
     }
   });
 
+  it('scene-QA lines answer their question from their own caption, with no unknown words', () => {
+    const sw = new ShapesWorld({ seed: 0 });
+    const lines = sw.sceneQA(300);
+    expect(sw.sceneQA(300)).toEqual(lines); // deterministic
+    expect(new Set(lines).size).toBeGreaterThan(290);
+    const questions = /^(.*?\.) ((?:what|how|where|is) [^?]*\?) (.+)\.$/;
+    let counted = 0;
+    for (const line of lines) {
+      const m = questions.exec(line);
+      expect(m, line).not.toBeNull();
+      const [, cap, q, answer] = m!;
+      const objs = parseCaption(cap!);
+      expect(objs.unparsed, line).toEqual([]);
+      if (q === 'how many objects are there?') {
+        expect(answer).toBe(numberWord(objs.objects.length));
+        counted++;
+      }
+      const colourOf = /^what colour is the (\w+)\?$/.exec(q!);
+      if (colourOf) expect(answer).toBe(objs.objects.find((o) => o.shape === colourOf[1])!.colour);
+      const where = /^where is the (\w+) (\w+)\?$/.exec(q!);
+      if (where) expect(answer).toBe(objs.objects.find((o) => o.colour === where[1] && o.shape === where[2])!.position);
+      expect([...sw.tokenizer.encode(line)]).not.toContain(sw.tokenizer.unkId);
+    }
+    expect(counted).toBeGreaterThan(10);
+  });
+
   it('captions parse back to the scene', () => {
     const rng = new Rng(6);
     for (let i = 0; i < 100; i++) {
