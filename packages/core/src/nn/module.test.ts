@@ -42,6 +42,17 @@ describe('Module', () => {
     lm.dispose();
   });
 
+  it('dispose frees every tensor the module made: one tensor per parameter, the weights readable until then', () => {
+    const before = tf.memory().numTensors;
+    const lm = tinyCausalLM(0);
+    expect(tf.memory().numTensors - before).toBe(lm.parameters().length);
+    const w = lm.namedParameters().find(([n]) => n === 'lm_head.weight')![1].value;
+    const sum = tf.tidy(() => tf.sum(tf.abs(w)).dataSync()[0]!);
+    expect(sum).toBeGreaterThan(0);
+    lm.dispose();
+    expect(tf.memory().numTensors).toBe(before);
+  });
+
   it('gives unique variable names across models in one process', () => {
     const a = tinyCausalLM(0);
     const b = tinyCausalLM(0);

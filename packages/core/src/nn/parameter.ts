@@ -116,7 +116,11 @@ export class Parameter {
     this._trainable = opts.trainable ?? true;
     if (!isShapeOnly()) {
       const values = skipInitDepth > 0 ? new Float32Array(this.size) : initValues(shape, init);
-      this._var = tf.variable(tf.tensor(values, [...shape], 'float32'), this._trainable, `adaptorkit/p${nextId++}`);
+      // tf.variable shares the initial tensor's data; dispose the initial tensor so that the
+      // variable alone owns it (otherwise dispose() leaves the weights alive)
+      const initial = tf.tensor(values, [...shape], 'float32');
+      this._var = tf.variable(initial, this._trainable, `adaptorkit/p${nextId++}`);
+      initial.dispose();
     }
   }
 
