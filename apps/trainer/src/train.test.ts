@@ -3,10 +3,10 @@ import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { initBackend, tf } from '@adaptorkit/core';
+import { CausalLM, initBackend, tf } from '@adaptorkit/core';
 import { COLOURS, SHAPES, ShapesWorld, writeImagePng } from '@adaptorkit/data';
-import { CellHeads } from './shapes/bases.js';
-import { cellLabels, lmPretrainStream } from './shapes/pretrain.js';
+import { CellHeads, shapesLMConfig } from './shapes/bases.js';
+import { cellLabels, sceneQALoss } from './shapes/pretrain.js';
 import { Readable, Writable } from 'node:stream';
 import { PretrainConfigSchema, RunConfigSchema, type RunConfig } from './config.js';
 import { ask, chat, readImagePixels } from './ask.js';
@@ -174,16 +174,24 @@ describe('adaptorkit train', () => {
     }
   });
 
-  it('LM pretraining text: scene-QA lines interleaved with the corpus when asked for, the shipped stream unchanged otherwise', () => {
-    const sw = new ShapesWorld({ seed: 0, sizes: { corpus: { train: 50 }, text: { train: 10 } } });
-    const plain = lmPretrainStream(sw);
-    const mixed = lmPretrainStream(sw, 20);
-    const qaTokens = sw.sceneQA(20).reduce((n, l) => n + sw.tokenizer.encode(l).length + 2, 0); // + bos / eos
-    expect(mixed.length).toBe(plain.length + qaTokens);
-    const first = [...sw.tokenizer.encode(sw.corpus('train', 1)[0]!)];
-    expect([...plain.subarray(1, 1 + first.length)]).toEqual(first); // [bos] line [eos] ...
-    const qa = [...sw.tokenizer.encode(sw.sceneQA(1)[0]!)];
-    expect([...mixed.subarray(first.length + 3, first.length + 3 + qa.length)]).toEqual(qa); // right after corpus line 0
+  it('scene-QA pretraining loss scores only the answer and its end token', () => {
+    const sw = new ShapesWorld({ seed: 0 });
+    const tok = sw.tokenizer;
+    const qa = sw.sceneQA(3);
+    const lm = new CausalLM(shapesLMConfig(tok.vocabSize));
+    const got = sceneQALoss(lm, tok, qa, [2, 0]);
+    // by hand: mean over both examples' answer tokens of -log p(token | everything before it)
+    const nll: number[] = [];
+    for (const i of [2, 0]) {
+      const answerIds = [...tok.encode(qa[i]!.answer), tok.eosId];
+      const promptIds = [tok.bosId, ...tok.encode(qa[i]!.prompt)];
+      const all = [...promptIds, ...answerIds];
+      const logp = tf.tidy(() => tf.logSoftmax(tf.squeeze(lm.forward({ ids: tf.tensor2d([all], [1, all.length], 'int32') }).logits!, [0])).arraySync() as number[][]);
+      answerIds.forEach((id, k) => nll.push(-logp[promptIds.length - 1 + k]![id]!));
+    }
+    expect(got.dataSync()[0]).toBeCloseTo(nll.reduce((a, b) => a + b, 0) / nll.length, 4);
+    got.dispose();
+    lm.dispose();
     expect(parseWith(PretrainConfigSchema, {}, 'p').lm.sceneQA).toBe(0);
   });
 

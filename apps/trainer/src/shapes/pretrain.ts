@@ -5,8 +5,8 @@
  *  - the vision encoder: CLIP-style symmetric InfoNCE between images and their captions, with a
  *    small text tower and projections that are thrown away afterwards.
  */
-import { CausalLM, manualSeed, type Parameter, maskedCrossEntropy, Rng, symmetricInfoNCE, VisionEncoder, tf } from '@adaptorkit/core';
-import { COLOURS, encodeSegments, SHAPES, SIZES, type Scene, type ShapesWorld } from '@adaptorkit/data';
+import { CausalLM, manualSeed, type Parameter, IGNORE_INDEX, maskedCrossEntropy, Rng, symmetricInfoNCE, VisionEncoder, tf } from '@adaptorkit/core';
+import { COLOURS, encodeExample, encodeSegments, SHAPES, SIZES, type Scene, type SceneQA, type ShapesWorld } from '@adaptorkit/data';
 import { trainLoop } from '../loop.js';
 import { padRight } from '../vl/batch.js';
 import { CellHeads, shapesLMConfig, shapesVisionConfig, TextTower, VisionProjection } from './bases.js';
@@ -34,26 +34,34 @@ export interface LMPretrainOptions {
   seqLen: number;
   lr: number;
   seed: number;
-  /** Scene-QA lines (caption + VQA question + answer, `ShapesWorld.sceneQA`) added to the pretraining text; 0 = the shipped LM. */
+  /**
+   * Scene-QA examples (caption + VQA question -> answer, `ShapesWorld.sceneQA`): when > 0, every
+   * step adds an answer-only loss on a batch of them to the next-token loss; 0 = the shipped LM.
+   */
   sceneQA?: number;
   log?: PretrainLog;
 }
 
+/**
+ * Answer-only cross entropy of `lm` on the examples `idx` of `qa` (prompt not scored; the answer
+ * and its end-of-sequence token are), right-padded into one batch.
+ */
+export function sceneQALoss(lm: CausalLM, tok: ShapesWorld['tokenizer'], qa: readonly SceneQA[], idx: readonly number[]): tf.Scalar {
+  const enc = idx.map((i) => encodeExample(tok, qa[i]!));
+  const T = Math.max(...enc.map((e) => e.inputIds.length));
+  const ids = new Int32Array(idx.length * T).fill(tok.padId);
+  const labels = new Int32Array(idx.length * T).fill(IGNORE_INDEX);
+  enc.forEach((e, b) => {
+    ids.set(e.inputIds, b * T);
+    labels.set(e.labels, b * T);
+  });
+  return tf.tidy(() => maskedCrossEntropy(lm.forward({ ids: tf.tensor2d(ids, [idx.length, T], 'int32') }).logits!, tf.tensor2d(labels, [idx.length, T], 'int32')));
+}
+
 /** Token stream of the LM's pretraining text: every sentence as [bos] words [eos]. */
-export function lmPretrainStream(sw: ShapesWorld, sceneQA = 0): Int32Array {
+export function lmPretrainStream(sw: ShapesWorld): Int32Array {
   const tok = sw.tokenizer;
   const texts = [...sw.corpus('train'), ...sw.task('text', 'train').map((e) => `${e.prompt} ${e.answer}`)];
-  if (sceneQA > 0) {
-    // interleave so that every packed window sees both kinds of text
-    const qa = sw.sceneQA(sceneQA);
-    const mixed: string[] = [];
-    const n = Math.max(texts.length, qa.length);
-    for (let i = 0; i < n; i++) {
-      if (i < texts.length) mixed.push(texts[i]!);
-      if (i < qa.length) mixed.push(qa[i]!);
-    }
-    texts.splice(0, texts.length, ...mixed);
-  }
   const ids: number[] = [];
   for (const t of texts) {
     const enc = encodeSegments(tok, [{ text: t, loss: true }]);
@@ -66,10 +74,12 @@ export async function pretrainLM(sw: ShapesWorld, o: LMPretrainOptions): Promise
   const log = o.log ?? (() => {});
   manualSeed(o.seed);
   const lm = new CausalLM(shapesLMConfig(sw.tokenizer.vocabSize));
-  const stream = lmPretrainStream(sw, o.sceneQA ?? 0);
+  const stream = lmPretrainStream(sw);
   const rng = new Rng(o.seed + 1);
   const T = o.seqLen;
   const maxStart = stream.length - T - 1;
+  const qa = (o.sceneQA ?? 0) > 0 ? sw.sceneQA(o.sceneQA!) : undefined;
+  if (qa) log(`LM: + answer-only loss on ${qa.length.toLocaleString()} scene-QA examples (caption + VQA question -> answer)`);
   log(`LM: ${lm.countParameters().toLocaleString()} parameters, ${stream.length.toLocaleString()} pretraining tokens`);
   const { losses } = await trainLoop({
     named: lm.namedTrainableParameters(),
@@ -87,7 +97,10 @@ export async function pretrainLM(sw: ShapesWorld, o: LMPretrainOptions): Promise
         rows.set(stream.subarray(s, s + T), b * T);
       }
       const ids = tf.tensor2d(rows, [o.batchSize, T], 'int32');
-      return maskedCrossEntropy(lm.forward({ ids }).logits!, ids);
+      const next = maskedCrossEntropy(lm.forward({ ids }).logits!, ids);
+      if (!qa) return next;
+      const qaLoss = sceneQALoss(lm, sw.tokenizer, qa, Array.from({ length: o.batchSize }, () => rng.int(qa.length)));
+      return tf.add(next, qaLoss) as tf.Scalar;
     },
     onStep: ({ step, loss, ms }) => {
       if (step === 1 || step % 50 === 0 || step === o.steps) log(`LM step ${step}/${o.steps} loss ${loss.toFixed(4)} (${ms.toFixed(0)} ms/step)`);

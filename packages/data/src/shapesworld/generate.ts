@@ -8,7 +8,7 @@ import { AdaptorkitError, Rng } from '@adaptorkit/core';
 import type { WordTokenizer } from '../tokenizer.js';
 import { renderImage, renderPoints, renderSound } from './render.js';
 import { sampleCorpus, shapesWorldTokenizer } from './text.js';
-import { sampleRetrieval, sampleSceneQA, sampleTask, TASK_NAMES, type Example, type ModalityInput, type RetrievalPair, type TaskName } from './tasks.js';
+import { sampleRetrieval, sampleSceneQA, sampleTask, TASK_NAMES, type Example, type ModalityInput, type RetrievalPair, type SceneQA, type TaskName } from './tasks.js';
 import { deriveSeed, type Scene } from './world.js';
 
 export type Split = 'train' | 'val' | 'test';
@@ -133,11 +133,10 @@ export class ShapesWorld {
   }
 
   /**
-   * `n` scene-QA lines ("<caption> <question> <answer>."): VQA questions answered from a text
-   * description, from their own random stream (no scene or question is shared with the task splits
-   * beyond chance).
+   * `n` scene-QA examples (caption + VQA question -> answer, `sampleSceneQA`), from their own
+   * random stream: no scene or question is shared with the task splits beyond chance.
    */
-  sceneQA(n: number): string[] {
+  sceneQA(n: number): SceneQA[] {
     const rng = new Rng(deriveSeed(this.config.seed, STREAM_SCENE_QA, 0));
     return Array.from({ length: n }, () => sampleSceneQA(rng));
   }

@@ -70,28 +70,29 @@ describe('ShapesWorld tasks are correct by construction', () => {
     }
   });
 
-  it('scene-QA lines answer their question from their own caption, with no unknown words', () => {
+  it('scene-QA examples answer their question from their own caption, with no unknown words', () => {
     const sw = new ShapesWorld({ seed: 0 });
-    const lines = sw.sceneQA(300);
-    expect(sw.sceneQA(300)).toEqual(lines); // deterministic
-    expect(new Set(lines).size).toBeGreaterThan(290);
-    const questions = /^(.*?\.) ((?:what|how|where|is) [^?]*\?) (.+)\.$/;
+    const qa = sw.sceneQA(300);
+    expect(sw.sceneQA(300)).toEqual(qa); // deterministic
+    expect(new Set(qa.map((e) => e.prompt)).size).toBeGreaterThan(290);
+    expect(new Set(qa.map((e) => e.template))).toEqual(new Set(VQA_TEMPLATES));
+    const form = /^(.*?\.) ((?:what|how|where|is) [^?]*\?)$/;
     let counted = 0;
-    for (const line of lines) {
-      const m = questions.exec(line);
-      expect(m, line).not.toBeNull();
-      const [, cap, q, answer] = m!;
+    for (const ex of qa) {
+      const m = form.exec(ex.prompt);
+      expect(m, ex.prompt).not.toBeNull();
+      const [, cap, q] = m!;
       const objs = parseCaption(cap!);
-      expect(objs.unparsed, line).toEqual([]);
-      if (q === 'how many objects are there?') {
-        expect(answer).toBe(numberWord(objs.objects.length));
+      expect(objs.unparsed, ex.prompt).toEqual([]);
+      if (ex.template === 'count_all') {
+        expect(ex.answer).toBe(numberWord(objs.objects.length));
         counted++;
       }
       const colourOf = /^what colour is the (\w+)\?$/.exec(q!);
-      if (colourOf) expect(answer).toBe(objs.objects.find((o) => o.shape === colourOf[1])!.colour);
+      if (colourOf) expect(ex.answer).toBe(objs.objects.find((o) => o.shape === colourOf[1])!.colour);
       const where = /^where is the (\w+) (\w+)\?$/.exec(q!);
-      if (where) expect(answer).toBe(objs.objects.find((o) => o.colour === where[1] && o.shape === where[2])!.position);
-      expect([...sw.tokenizer.encode(line)]).not.toContain(sw.tokenizer.unkId);
+      if (where) expect(ex.answer).toBe(objs.objects.find((o) => o.colour === where[1] && o.shape === where[2])!.position);
+      expect([...sw.tokenizer.encode(`${ex.prompt} ${ex.answer}`)]).not.toContain(sw.tokenizer.unkId);
     }
     expect(counted).toBeGreaterThan(10);
   });

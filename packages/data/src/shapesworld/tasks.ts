@@ -217,17 +217,24 @@ export function sampleText(rng: Rng): Draft {
   return { template: qa.template, inputs: [], prompt: qa.prompt, answer: qa.answer };
 }
 
+/** A VQA question asked about a scene given as text: `prompt` is the caption and the question. */
+export interface SceneQA {
+  template: VqaTemplate;
+  prompt: string;
+  answer: string;
+}
+
 /**
- * A VQA question asked about a scene given as text: the scene's caption, the question (without
- * the image placeholder) and its answer, as one line, e.g. "a small red circle at the top left.
- * what colour is the circle? red." Pretraining text that teaches an LM to answer every VQA
- * template from a description, so that an adaptor only has to supply the perception.
+ * A VQA question about a scene described in text: the scene's caption, then the question (without
+ * the image placeholder), e.g. "a small red circle at the top left. what colour is the circle?"
+ * -> "red". Text that teaches an LM to answer every VQA template from a description, so that an
+ * adaptor only has to supply the perception.
  */
-export function sampleSceneQA(rng: Rng): string {
-  const d = sampleVqa(rng, rng.pick(VQA_TEMPLATES));
-  const scene = d.inputs[0]!.scene;
+export function sampleSceneQA(rng: Rng): SceneQA {
+  const template = rng.pick(VQA_TEMPLATES);
+  const d = sampleVqa(rng, template);
   const question = d.prompt.replace(IMAGE_TOKEN, '').trim();
-  return `${caption(scene)} ${question} ${d.answer}.`;
+  return { template, prompt: `${caption(d.inputs[0]!.scene)} ${question}`, answer: d.answer };
 }
 
 /** Text-only and image instructions mixed half and half (for routing, e.g. MMA). */
