@@ -71,6 +71,15 @@ export const mmaConfigSchema = z
           .min(1)
           .optional()
           .describe('Instead of pool: average the patches whose centre lies in each cell of a cells x cells grid (cells^2 tokens; any grid size, e.g. 3 for the 3 x 3 ShapesWorld scene grid on 8 x 8 patches).'),
+        perCell: z
+          .number()
+          .int()
+          .min(1)
+          .default(1)
+          .describe(
+            'Tokens per pooled patch (or cell). 1: the patch tokens share the class tokens\' projection. k > 1: their own projection ' +
+              'Linear(dv -> projectorHidden) -> act -> Linear(-> k d) gives k consecutive tokens each, so one object can read like several words.',
+          ),
       })
       .strict()
       .refine((p) => p.cells === undefined || p.pool === 1, { message: 'set either pool or cells, not both', path: ['cells'] })

@@ -1,7 +1,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { AdamW, AdaptorkitError, defaultParamGroups, disposeGrads, generate, initBackend, tf, valueAndGrads, IGNORE_INDEX, type ForwardContext } from '@adaptorkit/core';
 import { expectBitIdentical, expectClose, expectFlatTensorCount, snapshotParameters, tinyCausalLM, tinyVisionEncoder } from '@adaptorkit/core/testing';
-import { attachMma, bypassContext, expandImagePlaceholder, lavinPrompt, mmaMethod, mmaParameterFormula, modalityMask, parseMmaConfig, routingWeights, type MmaConfigInput, type MmaModel } from './index.js';
+import { attachMma, bypassContext, cellPoolMatrix, expandImagePlaceholder, lavinPrompt, mmaMethod, mmaParameterFormula, modalityMask, parseMmaConfig, routingWeights, type MmaConfigInput, type MmaModel } from './index.js';
 
 const IMG = 5; // image placeholder id
 const BOS = 1;
@@ -319,6 +319,30 @@ describe('patch tokens (beyond the paper, off by default)', () => {
     m.dispose();
     expect(() => build({ patchTokens: { depth: 1, cells: 5 } })).toThrow(/patchTokens\.cells: 5 x 5 cells need at least that many patches per side \(the vision encoder has 4 x 4\)/);
     expect(() => parseMmaConfig({ patchTokens: { depth: 1, pool: 2, cells: 3 } })).toThrow(/patchTokens\.cells: set either pool or cells/);
+  });
+
+  it('perCell: each cell token becomes k consecutive tokens through its own projection; counted by the formula', () => {
+    const cfg = { patchTokens: { depth: 2, cells: 3, perCell: 3 } };
+    const m = build(cfg);
+    const k = m.visualDepths.length;
+    expect(m.numVisualTokens).toBe(k + 27);
+    const img = pixels(2);
+    const got = m.visualTokens(img);
+    expect(got.shape).toEqual([2, k + 27, 32]);
+    const want = tf.tidy(() => {
+      const hs = tinyVisionEncoder(2).forward(img).hiddenStates;
+      const cls = m.projector!.forward(tf.concat(m.visualDepths.map((d) => tf.slice(hs[d]!, [0, 0, 0], [2, 1, 32])), 1)) as tf.Tensor3D;
+      const cells = tf.transpose(tf.reshape(tf.matMul(tf.reshape(tf.transpose(tf.slice(hs[2]!, [0, 1, 0], [2, 16, 32]), [0, 2, 1]), [64, 16]), cellPoolMatrix(4, 3), false, true), [2, 32, 9]), [0, 2, 1]);
+      const out = m.patch_projector!.forward(cells).arraySync() as number[][][]; // [2, 9, 3 * 32]
+      // cell c's three tokens are the three 32-wide slices of its output, in order
+      const words = out.map((row) => row.flatMap((v) => [0, 1, 2].map((j) => v.slice(32 * j, 32 * (j + 1)))));
+      return tf.concat([cls, tf.tensor3d(words)], 1);
+    });
+    expectClose(got, want, { atol: 1e-5, rtol: 1e-5 });
+    tf.dispose([got, want]);
+    expect(m.countMmaParameters().total).toBe(mmaParameterFormula({ lm: m.lm.config, vision: m.vision!.config }, cfg));
+    expect(m.namedMmaParameters().some(([n]) => n.startsWith('patch_projector.'))).toBe(true);
+    m.dispose();
   });
 });
 

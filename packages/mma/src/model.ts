@@ -172,6 +172,8 @@ export class MmaModel extends Module {
   readonly imageTokenId: number | undefined;
   readonly modality_embedding: Embedding;
   readonly projector: BottleneckProjector | undefined;
+  /** patchTokens.perCell > 1: the patch tokens' own projection, dv -> perCell * d. */
+  readonly patch_projector: BottleneckProjector | undefined;
   /** Vision blocks (1-based) whose class-token output becomes a visual token. */
   readonly visualDepths: readonly number[];
   /** Side of the pooled patch grid that follows the class tokens (0 = none, LaVIN). */
@@ -251,9 +253,12 @@ export class MmaModel extends Module {
         }
       }
       this.projector = this.child('projector', new BottleneckProjector(dv, config.projectorHidden, d, config.projectorAct));
+      const perCell = config.patchTokens?.perCell ?? 1;
+      this.patch_projector = perCell > 1 ? this.child('patch_projector', new BottleneckProjector(dv, config.projectorHidden, perCell * d, config.projectorAct)) : undefined;
     } else {
       this.visualDepths = [];
       this.projector = undefined;
+      this.patch_projector = undefined;
     }
     this.sites = sites;
     // Freeze everything, then mark trainable by walking MMA's own modules.
@@ -263,12 +268,17 @@ export class MmaModel extends Module {
 
   /** MMA's modules: every adapter, the modality embedding, the projector. */
   mmaModules(): Module[] {
-    return [...this.sites.map((s) => s.adapter), this.modality_embedding, ...(this.projector ? [this.projector] : [])];
+    return [
+      ...this.sites.map((s) => s.adapter),
+      this.modality_embedding,
+      ...(this.projector ? [this.projector] : []),
+      ...(this.patch_projector ? [this.patch_projector] : []),
+    ];
   }
 
   /** Number of visual tokens per image (placeholders to expand each image into). */
   get numVisualTokens(): number {
-    return this.visualDepths.length + this.patchGrid * this.patchGrid;
+    return this.visualDepths.length + this.patchGrid * this.patchGrid * (this.config.patchTokens?.perCell ?? 1);
   }
 
   /** Trainable MMA parameters with their paths (`lm.model.layers.3.preAttn.down.weight`, ...). */
@@ -293,7 +303,7 @@ export class MmaModel extends Module {
     const parts = {
       lmAdapters: c(this.sites.filter((s) => s.tower === 'lm').map((s) => s.adapter)),
       visionAdapters: c(this.sites.filter((s) => s.tower === 'vision').map((s) => s.adapter)),
-      projector: this.projector ? c([this.projector]) : 0,
+      projector: (this.projector ? c([this.projector]) : 0) + (this.patch_projector ? c([this.patch_projector]) : 0),
       modalityEmbedding: c([this.modality_embedding]),
     };
     return { ...parts, total: parts.lmAdapters + parts.visionAdapters + parts.projector + parts.modalityEmbedding };
@@ -330,6 +340,15 @@ export class MmaModel extends Module {
           if (pool > 1) grid = tf.avgPool(grid, pool, pool, 'valid');
           toks.push(tf.reshape(grid, [B, this.patchGrid * this.patchGrid, dv]));
         }
+      }
+      if (this.patch_projector) {
+        // class tokens through the shared projection; each patch token through its own, into perCell tokens
+        const patchToks = toks.pop()! as tf.Tensor3D; // [B, C, dv]
+        const [B, C] = patchToks.shape;
+        const d = this.lm.config.hiddenSize;
+        const k = this.config.patchTokens!.perCell;
+        const words = tf.reshape(this.patch_projector.forward(patchToks), [B, C * k, d]); // token c's k outputs are consecutive
+        return (toks.length ? tf.concat([this.projector!.forward(tf.concat(toks, 1)), words], 1) : words) as tf.Tensor3D;
       }
       return this.projector!.forward(tf.concat(toks, 1)) as tf.Tensor3D; // [B, K, dv] -> [B, K, d]
     });

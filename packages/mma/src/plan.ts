@@ -59,6 +59,8 @@ export function mmaParameterFormula(base: { lm: CausalLMConfig; vision?: VisionC
     const k = c.projectorHidden;
     if (c.visionAdapters) n += v.numLayers * mmaAdapterParameters(dv, c);
     n += dv * k + k + k * d + d;
+    const perCell = c.patchTokens?.perCell ?? 1;
+    if (c.patchTokens && perCell > 1) n += dv * k + k + k * perCell * d + perCell * d; // the patch tokens' own projection
   }
   return n;
 }
