@@ -266,7 +266,7 @@ export class MmaModel extends Module {
     for (const m of this.mmaModules()) m.unfreeze();
   }
 
-  /** MMA's modules: every adapter, the modality embedding, the projector. */
+  /** MMA's modules: every adapter, the modality embedding, the projector(s). */
   mmaModules(): Module[] {
     return [
       ...this.sites.map((s) => s.adapter),
