@@ -94,7 +94,8 @@ export const PretrainConfigSchema = z
         batchSize: z.number().int().positive().default(16),
         seqLen: z.number().int().positive().default(64),
         lr: z.number().positive().default(3e-3),
-        sceneQA: z.number().int().min(0).default(0).describe('Scene-QA lines (a caption, a VQA question about it and the answer) added to the LM pretraining text (0, the shipped LM: none).'),
+        sceneQA: z.number().int().min(0).default(0).describe('Scene-QA examples (a caption and a VQA question about it -> the answer) for an answer-only loss added to every LM step (0, the shipped LM: none).'),
+        sceneQALines: z.number().int().min(0).default(0).describe('Scene-QA lines interleaved with the corpus in the next-token stream (0, the shipped LM: none).'),
       })
       .prefault({}),
     vision: z

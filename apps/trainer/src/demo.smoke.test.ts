@@ -35,12 +35,13 @@ describe('npm run demo, smoke version', () => {
       expect(mine.filter((x) => !x.baseline).every((x) => x.beats === true), g.id).toBe(true);
     }
     // rows that are not trainer runs (the DAMC composition) are in the report's results table
-    expect(await fs.readFile(path.join(out, 'report.html'), 'utf8')).toContain('<td>DAMC (text deltas averaged, modality deltas kept)</td>');
+    const report = await fs.readFile(path.join(out, 'report.html'), 'utf8');
+    expect(report).toContain('<td>DAMC (text deltas averaged, modality deltas kept)</td>');
     // the table is read back from the run folders
     const first = r.rows[0]!;
     const summary = JSON.parse(await fs.readFile(path.join(first.dir, 'summary.json'), 'utf8')) as RunSummary;
     expect(r.table).toContain(`| ${first.label} | ${(100 * summary.metrics[s.groups[0]!.metric]!).toFixed(1)} |`);
     expect(await fs.readFile(path.join(out, 'results.md'), 'utf8')).toContain(first.label);
-    expect(await fs.readFile(path.join(out, 'report.html'), 'utf8')).toContain(first.id);
+    expect(report).toContain(first.id);
   }, 300_000);
 });

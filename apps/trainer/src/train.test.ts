@@ -6,7 +6,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { CausalLM, initBackend, tf } from '@adaptorkit/core';
 import { COLOURS, SHAPES, ShapesWorld, writeImagePng } from '@adaptorkit/data';
 import { CellHeads, shapesLMConfig } from './shapes/bases.js';
-import { cellLabels, sceneQALoss } from './shapes/pretrain.js';
+import { cellLabels, lmPretrainStream, sceneQALoss } from './shapes/pretrain.js';
 import { Readable, Writable } from 'node:stream';
 import { PretrainConfigSchema, RunConfigSchema, type RunConfig } from './config.js';
 import { ask, chat, readImagePixels } from './ask.js';
@@ -174,6 +174,18 @@ describe('adaptorkit train', () => {
     }
   });
 
+  it('LM pretraining stream: scene-QA lines alternate with the corpus when asked for, the shipped stream otherwise', () => {
+    const sw = new ShapesWorld({ seed: 0, sizes: { corpus: { train: 50 }, text: { train: 10 } } });
+    const plain = lmPretrainStream(sw);
+    const mixed = lmPretrainStream(sw, 20);
+    const lines = sw.sceneQA(20).map((q) => `${q.prompt} ${q.answer}.`);
+    expect(mixed.length).toBe(plain.length + lines.reduce((n, l) => n + sw.tokenizer.encode(l).length + 2, 0)); // + bos / eos
+    const first = [...sw.tokenizer.encode(sw.corpus('train', 1)[0]!)];
+    expect([...plain.subarray(1, 1 + first.length)]).toEqual(first); // [bos] corpus line 0 [eos] ...
+    const qa = [...sw.tokenizer.encode(lines[0]!)];
+    expect([...mixed.subarray(first.length + 3, first.length + 3 + qa.length)]).toEqual(qa); // right after corpus line 0
+  });
+
   it('scene-QA pretraining loss scores only the answer and its end token', () => {
     const sw = new ShapesWorld({ seed: 0 });
     const tok = sw.tokenizer;
@@ -192,11 +204,11 @@ describe('adaptorkit train', () => {
     expect(got.dataSync()[0]).toBeCloseTo(nll.reduce((a, b) => a + b, 0) / nll.length, 4);
     got.dispose();
     lm.dispose();
-    expect(parseWith(PretrainConfigSchema, {}, 'p').lm.sceneQA).toBe(0);
   });
 
   it('pretrain configs are validated with field paths', () => {
     expect(parseWith(PretrainConfigSchema, {}, 'p').lm.steps).toBe(1200);
+    expect(parseWith(PretrainConfigSchema, {}, 'p').lm).toMatchObject({ sceneQA: 0, sceneQALines: 0 }); // the shipped LM
     expect(() => parseWith(PretrainConfigSchema, { lm: { steps: 0 } }, 'p.yaml')).toThrow(/p\.yaml:\n {2}lm\.steps: /);
     expect(() => parseWith(PretrainConfigSchema, { only: 'audio' }, 'p.yaml')).toThrow(/only: .*lm/);
     expect(() => parseWith(PretrainConfigSchema, { lmSteps: 3 }, 'p.yaml')).toThrow(/lmSteps|Unrecognized/);

@@ -25,7 +25,7 @@ export { CausalLM, LlamaModel, KVCache, resolveCausalLMConfig, newDecoderLayer }
 export type { CausalLMConfig, ResolvedCausalLMConfig, LMForwardInput, LMForwardOutput, LayerRunOptions } from './models/causal-lm.js';
 export { VisionEncoder, PatchEmbedding, resolveVisionConfig } from './models/vision.js';
 export type { VisionConfig, VisionOutput } from './models/vision.js';
-export { MLPProjector, BottleneckProjector } from './models/projectors.js';
+export { MLPProjector, BottleneckProjector, cellPoolMatrix, poolTokens } from './models/projectors.js';
 export { spliceFeatures } from './models/multimodal.js';
 
 export { Rng } from './train/rng.js';

@@ -365,10 +365,9 @@ async function runMode(mode) {
   const img = await trainOne('image', mode);
   const snd = await trainOne('sound', mode);
   cacheImageFeatures([...data.image.test, ...data.common.val, ...data.common.test].flatMap((e) => e.inputs.filter((i) => i.modality === 'image').map((i) => i.scene)));
-  const tag = mode;
   const single = [
-    { name: `image model (${tag})`, image: accuracy(img.model, data.image.test, ['image']), common: accuracy(img.model, data.common.test, ['image']) },
-    { name: `sound model (${tag})`, sound: accuracy(snd.model, data.sound.test, ['sound']), common: accuracy(snd.model, data.common.test, ['sound']) },
+    { name: `image model (${mode})`, image: accuracy(img.model, data.image.test, ['image']), common: accuracy(img.model, data.common.test, ['image']) },
+    { name: `sound model (${mode})`, sound: accuracy(snd.model, data.sound.test, ['sound']), common: accuracy(snd.model, data.common.test, ['sound']) },
   ];
   single.forEach((r) => r.note = 'common: its own input only');
   const base = await loadCausalLM(lmDir);

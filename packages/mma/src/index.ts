@@ -8,7 +8,7 @@ export { mmaConfigSchema, visualDepthsSchema, parseMmaConfig, resolveVisualDepth
 export type { MmaConfig, MmaConfigInput } from './config.js';
 export { MmaAdapter, GroupedLinear, MMA_CTX, routingState, bypassContext } from './adapter.js';
 export type { MmaAdapterOptions, MmaRoutingState } from './adapter.js';
-export { MmaModel, attachMma, routingWeights, modalityMask, cellPoolMatrix, TEXT_MODALITY, IMAGE_MODALITY } from './model.js';
+export { MmaModel, attachMma, routingWeights, modalityMask, TEXT_MODALITY, IMAGE_MODALITY } from './model.js';
 export type {
   MmaBase,
   MmaForwardInput,

@@ -1,7 +1,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { AdamW, AdaptorkitError, defaultParamGroups, disposeGrads, generate, initBackend, tf, valueAndGrads, IGNORE_INDEX, type ForwardContext } from '@adaptorkit/core';
+import { AdamW, AdaptorkitError, cellPoolMatrix, defaultParamGroups, disposeGrads, generate, initBackend, tf, valueAndGrads, IGNORE_INDEX, type ForwardContext } from '@adaptorkit/core';
 import { expectBitIdentical, expectClose, expectFlatTensorCount, snapshotParameters, tinyCausalLM, tinyVisionEncoder } from '@adaptorkit/core/testing';
-import { attachMma, bypassContext, cellPoolMatrix, expandImagePlaceholder, lavinPrompt, mmaMethod, mmaParameterFormula, modalityMask, parseMmaConfig, routingWeights, type MmaConfigInput, type MmaModel } from './index.js';
+import { attachMma, bypassContext, expandImagePlaceholder, lavinPrompt, mmaMethod, mmaParameterFormula, modalityMask, parseMmaConfig, routingWeights, type MmaConfigInput, type MmaModel } from './index.js';
 
 const IMG = 5; // image placeholder id
 const BOS = 1;
@@ -332,7 +332,7 @@ describe('patch tokens (beyond the paper, off by default)', () => {
     const want = tf.tidy(() => {
       const hs = tinyVisionEncoder(2).forward(img).hiddenStates;
       const cls = m.projector!.forward(tf.concat(m.visualDepths.map((d) => tf.slice(hs[d]!, [0, 0, 0], [2, 1, 32])), 1)) as tf.Tensor3D;
-      const cells = tf.transpose(tf.reshape(tf.matMul(tf.reshape(tf.transpose(tf.slice(hs[2]!, [0, 1, 0], [2, 16, 32]), [0, 2, 1]), [64, 16]), cellPoolMatrix(4, 3), false, true), [2, 32, 9]), [0, 2, 1]);
+      const cells = tf.matMul(tf.tile(tf.expandDims(cellPoolMatrix(4, 3)), [2, 1, 1]), tf.slice(hs[2]!, [0, 1, 0], [2, 16, 32])); // [2, 9, 32]: batched mean per cell
       const out = m.patch_projector!.forward(cells).arraySync() as number[][][]; // [2, 9, 3 * 32]
       // cell c's three tokens are the three 32-wide slices of its output, in order
       const words = out.map((row) => row.flatMap((v) => [0, 1, 2].map((j) => v.slice(32 * j, 32 * (j + 1)))));

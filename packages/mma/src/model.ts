@@ -25,6 +25,8 @@ import {
   maskedCrossEntropy,
   sampleToken,
   spliceFeatures,
+  cellPoolMatrix,
+  poolTokens,
   tf,
   type CausalLM,
   type ForwardContext,
@@ -146,23 +148,6 @@ export function modalityMask(T: number): tf.Tensor4D {
   const m = new Float32Array(T * T);
   for (let i = 1; i < T; i++) m[i * T] = NEG;
   return tf.tensor4d(m, [1, 1, T, T]);
-}
-
-/**
- * [cells^2, g^2] averaging matrix: row c has 1 / (patches in cell c) at every patch (row-major on
- * the g x g grid) whose centre lies in cell c of a cells x cells grid over the same square.
- */
-export function cellPoolMatrix(g: number, cells: number): tf.Tensor2D {
-  const cellOf = (py: number, px: number): number =>
-    Math.floor(((py + 0.5) / g) * cells) * cells + Math.floor(((px + 0.5) / g) * cells);
-  const count = new Array<number>(cells * cells).fill(0);
-  for (let py = 0; py < g; py++) for (let px = 0; px < g; px++) count[cellOf(py, px)]!++;
-  const w = new Float32Array(cells * cells * g * g);
-  for (let py = 0; py < g; py++) for (let px = 0; px < g; px++) {
-    const c = cellOf(py, px);
-    w[c * g * g + py * g + px] = 1 / count[c]!;
-  }
-  return tf.tensor2d(w, [cells * cells, g * g]);
 }
 
 export class MmaModel extends Module {
@@ -328,14 +313,11 @@ export class MmaModel extends Module {
         const [B, n, dv] = h.shape;
         const first = v.config.kind === 'clip' ? 1 : 0;
         const g = Math.round(Math.sqrt(n - first));
-        const pool = g / this.patchGrid;
         const patches = tf.slice(h, [0, first, 0], [B, n - first, dv]);
         if (this.cellPool) {
-          // [B, N, dv] -> [B, dv, N] x [N, C] -> [B, C, dv]
-          const C = this.patchGrid * this.patchGrid;
-          const pooled = tf.matMul(tf.reshape(tf.transpose(patches, [0, 2, 1]), [B * dv, n - first]), this.cellPool, false, true);
-          toks.push(tf.transpose(tf.reshape(pooled, [B, dv, C]), [0, 2, 1]) as tf.Tensor3D);
+          toks.push(poolTokens(patches, this.cellPool));
         } else {
+          const pool = g / this.patchGrid;
           let grid: tf.Tensor4D = tf.reshape(patches, [B, g, g, dv]);
           if (pool > 1) grid = tf.avgPool(grid, pool, pool, 'valid');
           toks.push(tf.reshape(grid, [B, this.patchGrid * this.patchGrid, dv]));

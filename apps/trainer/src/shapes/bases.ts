@@ -2,7 +2,7 @@
  * The small ShapesWorld base models that examples and the demo freeze: a LLaMA-style LM pretrained
  * on ShapesWorld text and a CLIP-style vision encoder pretrained contrastively on captions.
  */
-import { CausalLM, EncoderLayer, Embedding, LayerNorm, Linear, Module, ModuleList, VisionEncoder, tf } from '@adaptorkit/core';
+import { CausalLM, cellPoolMatrix, EncoderLayer, Embedding, LayerNorm, Linear, Module, ModuleList, poolTokens, VisionEncoder, tf } from '@adaptorkit/core';
 import type { CausalLMConfig, Parameter, VisionConfig } from '@adaptorkit/core';
 
 export function shapesLMConfig(vocabSize: number): CausalLMConfig {
@@ -91,20 +91,12 @@ export class CellHeads extends Module {
     this.shape = this.child('shape', new Linear(dim, classes.shape));
     this.colour = this.child('colour', new Linear(dim, classes.colour));
     this.size = this.child('size', new Linear(dim, classes.size));
-    const n = gridPatches;
-    const w = new Float32Array(9 * n * n);
-    const count = new Array<number>(9).fill(0);
-    const cellOf = (py: number, px: number): number => Math.floor(((py + 0.5) / n) * 3) * 3 + Math.floor(((px + 0.5) / n) * 3);
-    for (let py = 0; py < n; py++) for (let px = 0; px < n; px++) count[cellOf(py, px)]!++;
-    for (let py = 0; py < n; py++) for (let px = 0; px < n; px++) w[cellOf(py, px) * n * n + py * n + px] = 1 / count[cellOf(py, px)]!;
-    this.pool = tf.keep(tf.tensor2d(w, [9, n * n]));
+    this.pool = tf.keep(cellPoolMatrix(gridPatches, 3));
   }
   /** patches [B, N, d] -> logits per cell: { shape, colour, size } each [B * 9, classes]. */
   forward(patches: tf.Tensor3D): { shape: tf.Tensor2D; colour: tf.Tensor2D; size: tf.Tensor2D } {
-    const [B, N, d] = patches.shape;
-    // [B, N, d] -> [B, d, N] x [N, 9] -> cells [B * 9, d]
-    const pooled = tf.matMul(tf.reshape(tf.transpose(patches, [0, 2, 1]), [B * d, N]), this.pool, false, true); // [B * d, 9]
-    const cells = tf.reshape(tf.transpose(tf.reshape(pooled, [B, d, 9]), [0, 2, 1]), [B * 9, d]) as tf.Tensor2D;
+    const [B, , d] = patches.shape;
+    const cells = tf.reshape(poolTokens(patches, this.pool), [B * 9, d]) as tf.Tensor2D;
     return { shape: this.shape.forward(cells) as tf.Tensor2D, colour: this.colour.forward(cells) as tf.Tensor2D, size: this.size.forward(cells) as tf.Tensor2D };
   }
   override dispose(): void {

@@ -39,6 +39,8 @@ export interface LMPretrainOptions {
    * step adds an answer-only loss on a batch of them to the next-token loss; 0 = the shipped LM.
    */
   sceneQA?: number;
+  /** Scene-QA lines ("<prompt> <answer>.") interleaved with the corpus in the next-token stream (no answer-only loss); 0 = none. */
+  sceneQALines?: number;
   log?: PretrainLog;
 }
 
@@ -59,9 +61,12 @@ export function sceneQALoss(lm: CausalLM, tok: ShapesWorld['tokenizer'], qa: rea
 }
 
 /** Token stream of the LM's pretraining text: every sentence as [bos] words [eos]. */
-export function lmPretrainStream(sw: ShapesWorld): Int32Array {
+export function lmPretrainStream(sw: ShapesWorld, sceneQALines = 0): Int32Array {
   const tok = sw.tokenizer;
-  const texts = [...sw.corpus('train'), ...sw.task('text', 'train').map((e) => `${e.prompt} ${e.answer}`)];
+  const plain = [...sw.corpus('train'), ...sw.task('text', 'train').map((e) => `${e.prompt} ${e.answer}`)];
+  // scene-QA lines alternate with the corpus lines, so that every packed window sees both kinds
+  const qa = sw.sceneQA(sceneQALines).map((q) => `${q.prompt} ${q.answer}.`);
+  const texts = Array.from({ length: Math.max(plain.length, qa.length) }, (_, i) => [plain[i], qa[i]]).flat().filter((t): t is string => t !== undefined);
   const ids: number[] = [];
   for (const t of texts) {
     const enc = encodeSegments(tok, [{ text: t, loss: true }]);
@@ -74,7 +79,7 @@ export async function pretrainLM(sw: ShapesWorld, o: LMPretrainOptions): Promise
   const log = o.log ?? (() => {});
   manualSeed(o.seed);
   const lm = new CausalLM(shapesLMConfig(sw.tokenizer.vocabSize));
-  const stream = lmPretrainStream(sw);
+  const stream = lmPretrainStream(sw, o.sceneQALines ?? 0);
   const rng = new Rng(o.seed + 1);
   const T = o.seqLen;
   const maxStart = stream.length - T - 1;

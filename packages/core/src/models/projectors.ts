@@ -42,3 +42,26 @@ export class BottleneckProjector extends Module {
     return tf.tidy(() => this.up.forward(activate(this.down.forward(x), this.act)));
   }
 }
+
+/**
+ * [cells^2, g^2] averaging matrix over a g x g patch grid (row-major): row c has 1 / (patches in
+ * cell c) at every patch whose centre lies in cell c of a cells x cells grid over the same square.
+ */
+export function cellPoolMatrix(g: number, cells: number): tf.Tensor2D {
+  const cellOf = (py: number, px: number): number => Math.floor(((py + 0.5) / g) * cells) * cells + Math.floor(((px + 0.5) / g) * cells);
+  const count = new Array<number>(cells * cells).fill(0);
+  for (let py = 0; py < g; py++) for (let px = 0; px < g; px++) count[cellOf(py, px)]!++;
+  const w = new Float32Array(cells * cells * g * g);
+  for (let py = 0; py < g; py++) for (let px = 0; px < g; px++) w[cellOf(py, px) * g * g + py * g + px] = 1 / count[cellOf(py, px)]!;
+  return tf.tensor2d(w, [cells * cells, g * g]);
+}
+
+/** Patch tokens [B, N, d] pooled by a [C, N] matrix (e.g. `cellPoolMatrix`) -> [B, C, d], as 2-D matMuls. */
+export function poolTokens(tokens: tf.Tensor3D, pool: tf.Tensor2D): tf.Tensor3D {
+  return tf.tidy(() => {
+    const [B, N, d] = tokens.shape;
+    const C = pool.shape[0];
+    const pooled = tf.matMul(tf.reshape(tf.transpose(tokens, [0, 2, 1]), [B * d, N]), pool, false, true); // [B * d, C]
+    return tf.transpose(tf.reshape(pooled, [B, d, C]), [0, 2, 1]) as tf.Tensor3D;
+  });
+}
