@@ -66,8 +66,8 @@ export const RunConfigSchema = z.object({
   outputDir: z.string().default('runs'),
   base: z
     .object({
-      lm: z.string().default('shapesworld').describe("'shapesworld' (the shipped ShapesWorld LM) or a local HF model folder."),
-      vision: z.string().default('shapesworld').describe("'shapesworld' (the shipped ShapesWorld vision encoder) or a local HF CLIP/SigLIP folder."),
+      lm: z.string().default('shapesworld').describe("'shapesworld' (the shipped ShapesWorld LM), 'shapesworld-sceneqa' (the shipped LM that also answers VQA from a caption) or a local HF model folder."),
+      vision: z.string().default('shapesworld').describe("'shapesworld' (the shipped ShapesWorld vision encoder), 'shapesworld-sceneqa' (the shipped encoder trained with a per-cell loss) or a local HF CLIP/SigLIP folder."),
     })
     .prefault({}),
   method: z.object({

@@ -6,5 +6,5 @@ export { trainLoop, type LoopOptions, type LoopResult } from './loop.js';
 export { buildBatch, type MMBatch, type MMInput, type BatchOptions } from './vl/batch.js';
 export { shapesLMConfig, shapesVisionConfig, TextTower } from './shapes/bases.js';
 export { pretrainLM, pretrainVision, sceneQALoss, lmPretrainStream, pixelsTensor, SHAPES_PIXEL_MEAN, SHAPES_PIXEL_STD } from './shapes/pretrain.js';
-export { loadBases, saveLM, saveVision, shippedBasesDir, basePath } from './shapes/store.js';
+export { loadBases, saveLM, saveVision, shippedBasesDir, basePath, isShippedBase, SHIPPED_BASES } from './shapes/store.js';
 export * from './report/index.js';

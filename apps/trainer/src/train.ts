@@ -18,7 +18,7 @@ import { methodByName, type Bases, type TrainSystem } from './methods/index.js';
 import { isRetrievalRun, maskSeed, runRetrievalTrain } from './retrieval.js';
 import type { EvalLine, EvalResult, MachineInfo, RunInfo, RunSummary, StepLine } from './run-format.js';
 import { makeProgress, type Progress } from './progress.js';
-import { basePath, loadBases } from './shapes/store.js';
+import { basePath, isShippedBase, loadBases } from './shapes/store.js';
 import { defaultNormalization, llavaSource, shapesWorldSource, type DataSource, type SourceExample } from './sources.js';
 import { buildBatch, padRight } from './vl/batch.js';
 
@@ -78,7 +78,7 @@ async function makeSource(cfg: RunConfig, sw: ShapesWorld, lm: CausalLM, vision:
   }
   const l = cfg.data.llava;
   if (!l) throw new AdaptorkitError('INVALID_CONFIG', 'data.llava: required when data.source is llava ({ json, imageRoot })');
-  if (cfg.base.lm === 'shapesworld') throw new AdaptorkitError('INVALID_CONFIG', 'base.lm: LLaVA data needs a real HF model folder (with tokenizer.json), not the ShapesWorld LM');
+  if (isShippedBase(cfg.base.lm)) throw new AdaptorkitError('INVALID_CONFIG', `base.lm: LLaVA data needs a real HF model folder (with tokenizer.json), not the ShapesWorld LM '${cfg.base.lm}'`);
   const lmDir = basePath(cfg.base.lm, 'lm');
   const tok = await loadTokenizer(lmDir);
   if (tok.vocabSize > lm.config.vocabSize) throw new AdaptorkitError('INVALID_CONFIG', `${lmDir}: the tokenizer has ${tok.vocabSize} ids but the model's vocabulary is ${lm.config.vocabSize}`);

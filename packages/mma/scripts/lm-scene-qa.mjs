@@ -30,7 +30,7 @@ const score = (withCaption) => {
     const q = ex.prompt.replace(IMAGE_TOKEN, '').trim();
     const text = withCaption ? `${caption(ex.inputs[0].scene)} ${q}` : q;
     const ids = [tok.bosId, ...tok.encode(text)];
-    const out = generate(lm, ids, { maxNewTokens: 4, eosId: tok.eosId }).tokens[0];
+    const out = generate(lm, ids, { maxNewTokens: 4, stop: [tok.eosId] }).tokens[0];
     const end = out.indexOf(tok.eosId);
     const said = tok.decode(end < 0 ? out : out.slice(0, end)).split('.')[0].trim(); // answers are 1-2 words ("top left")
     const ok = said === ex.answer ? 1 : 0;

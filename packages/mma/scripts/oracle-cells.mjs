@@ -92,7 +92,7 @@ const evaluate = () => {
       const said = tf.tidy(() => {
         const { embeds } = batch([ex], false);
         // drop the trailing answer-less positions: the prompt ends at the question
-        const out = generate(lm, [], { prefixEmbeds: embeds, maxNewTokens: 4, eosId: tok.eosId }).tokens[0];
+        const out = generate(lm, [], { prefixEmbeds: embeds, maxNewTokens: 4, stop: [tok.eosId] }).tokens[0];
         const end = out.indexOf(tok.eosId);
         return tok.decode(end < 0 ? out : out.slice(0, end)).split('.')[0].trim();
       });

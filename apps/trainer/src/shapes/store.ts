@@ -8,10 +8,22 @@ import { loadCausalLM, loadVisionEncoder, saveWeights } from '@adaptorkit/core';
 import type { CausalLM, VisionEncoder } from '@adaptorkit/core';
 import { writeJsonAtomic } from '../fsutil.js';
 
-/** apps/trainer/models/shapesworld, found from this file (src/ in dev, dist/ when built). */
-export function shippedBasesDir(): string {
+/**
+ * The base sets shipped in apps/trainer/models: `shapesworld` (what the examples and the demo freeze)
+ * and `shapesworld-sceneqa` (an LM that also answers VQA questions from a scene's caption, and a vision
+ * encoder whose patch tokens carry each grid cell's contents; packages/mma/README.md builds them).
+ */
+export const SHIPPED_BASES = ['shapesworld', 'shapesworld-sceneqa'] as const;
+export type ShippedBase = (typeof SHIPPED_BASES)[number];
+
+export function isShippedBase(spec: string): spec is ShippedBase {
+  return (SHIPPED_BASES as readonly string[]).includes(spec);
+}
+
+/** apps/trainer/models/<name>, found from this file (src/ in dev, dist/ when built). */
+export function shippedBasesDir(name: ShippedBase = 'shapesworld'): string {
   const here = path.dirname(fileURLToPath(import.meta.url));
-  return path.resolve(here, here.endsWith(path.join('src', 'shapes')) ? '../..' : '..', 'models', 'shapesworld');
+  return path.resolve(here, here.endsWith(path.join('src', 'shapes')) ? '../..' : '..', 'models', name);
 }
 
 export async function saveLM(dir: string, lm: CausalLM, extra: Record<string, unknown> = {}): Promise<void> {
@@ -57,9 +69,9 @@ export async function saveVision(dir: string, vision: VisionEncoder, extra: Reco
   await saveWeights(path.join(dir, 'model.safetensors'), vision);
 }
 
-/** Resolve 'shapesworld' to the shipped folder, anything else is a user path. */
+/** Resolve a shipped base name ('shapesworld', 'shapesworld-sceneqa') to its folder, anything else is a user path. */
 export function basePath(spec: string, part: 'lm' | 'vision'): string {
-  return spec === 'shapesworld' ? path.join(shippedBasesDir(), part) : path.resolve(spec);
+  return isShippedBase(spec) ? path.join(shippedBasesDir(spec), part) : path.resolve(spec);
 }
 
 export async function loadBases(lmSpec: string, visionSpec: string): Promise<{ lm: CausalLM; vision: VisionEncoder }> {
