@@ -1,3 +1,4 @@
+import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { generate, initBackend, tf } from '@adaptorkit/core';
 import { caption, IMAGE_TOKEN, ShapesWorld } from '@adaptorkit/data';
@@ -8,9 +9,9 @@ describe('shipped ShapesWorld bases', () => {
     expect(isShippedBase('shapesworld')).toBe(true);
     expect(isShippedBase('shapesworld-sceneqa')).toBe(true);
     expect(isShippedBase('./shapesworld-sceneqa')).toBe(false);
-    expect(basePath('shapesworld-sceneqa', 'lm')).toBe(`${shippedBasesDir('shapesworld-sceneqa')}/lm`);
-    expect(basePath('shapesworld', 'vision')).toBe(`${shippedBasesDir()}/vision`);
-    expect(basePath('my/lm', 'lm')).toMatch(/\/my\/lm$/);
+    expect(basePath('shapesworld-sceneqa', 'lm')).toBe(path.join(shippedBasesDir('shapesworld-sceneqa'), 'lm'));
+    expect(basePath('shapesworld', 'vision')).toBe(path.join(shippedBasesDir(), 'vision'));
+    expect(basePath('my/lm', 'lm')).toBe(path.resolve('my/lm'));
   });
 
   // The scene-QA LM is shipped because it can answer the VQA questions from a scene's caption (what a
