@@ -36,7 +36,7 @@ let baseMem;
 const samples = [];
 const mem = () => {
   const m = process.memoryUsage();
-  return { heapTotalMb: m.heapTotal / 2 ** 20, externalMb: m.external / 2 ** 20, pooledMb: (tf.backend().pool?.pooledBytes ?? 0) / 2 ** 20 };
+  return { heapTotalMb: m.heapTotal / 2 ** 20, externalMb: m.external / 2 ** 20, pooledMb: (tf.backend().pool?.bytes ?? 0) / 2 ** 20 };
 };
 for (let i = 1; i <= steps; i++) {
   const { grads } = valueAndGrads(() => maskedCrossEntropy(model.forward({ ids }).logits, ids), params);

@@ -30,14 +30,32 @@ export class NativeBackend extends MathBackendCPU {
   }
 
   override readSync(dataId: object): tf.backend_util.BackendValues {
+    this.handOut(dataId);
     const v = super.readSync(dataId);
-    this.pool.escape(this.data.has(dataId) ? this.data.get(dataId).values : v);
+    this.pool.escape(v);
     return v;
   }
 
   override async read(dataId: object): Promise<tf.backend_util.BackendValues> {
-    this.pool.escape(this.data.has(dataId) ? this.data.get(dataId).values : undefined);
+    this.handOut(dataId);
     return super.read(dataId);
+  }
+
+  /**
+   * Before values leave the backend: a float32 array that is a view on a larger buffer (a pool
+   * buffer of its size class, or a cpu kernel's subarray) is replaced by an exact-size copy, so
+   * code that reads `.buffer` whole (tfjs' Tensor.bytes, tf.io) sees exactly the tensor's bytes;
+   * an unseen pool view goes back to the pool. The values are then the caller's: never recycled.
+   */
+  private handOut(dataId: object): void {
+    if (!this.data.has(dataId)) return;
+    const d = this.data.get(dataId);
+    const v = d.values;
+    if (v instanceof Float32Array && (v.byteOffset !== 0 || v.byteLength !== v.buffer.byteLength)) {
+      d.values = v.slice();
+      this.pool.release(v);
+    }
+    this.pool.escape(d.values);
   }
 
   override dispose(): void {
