@@ -225,6 +225,15 @@ describe('adaptorkit train', () => {
     expect(ckpts.some((c) => c.includes('.tmp'))).toBe(false);
   });
 
+  it('a projector-only run survives batches of text-only rows (no path from the loss to a trainable weight)', async () => {
+    // instruct at batch 1: about half the batches are text-only instructions, which the image
+    // projector does not touch (a batch-8 run once failed at step 92 on one such batch)
+    const cfg = config('textonly', ['method.name=frozen', 'method.config={}', 'data.task=instruct', 'train.batchSize=1', 'train.steps=8']);
+    const r = await runTrain(cfg, { log: quiet, noEval: true });
+    expect(r.info.status).toBe('completed');
+    expect((await stepLosses(r.dir)).length).toBe(8);
+  });
+
   it('reports invalid config fields with their path and the allowed values', () => {
     expect(() => config('bad', ['train.steps=-3'])).toThrow(/train\.steps: /);
     expect(() => config('bad', ['data.task=poetry'])).toThrow(/data\.task: .*vqa/);

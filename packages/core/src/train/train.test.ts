@@ -100,6 +100,30 @@ describe('training with a frozen base', () => {
     expect(() => valueAndGrads(() => tf.scalar(0), lm.parameters())).toThrow(/frozen parameter/);
     lm.dispose();
   });
+
+  it('gives zero gradients when the loss depends on some or none of the parameters (an all-text batch, projector-only)', () => {
+    const a = new Linear(3, 2);
+    const b = new Linear(3, 2);
+    const x = tf.ones([1, 3]);
+    const before = tf.memory().numTensors;
+    // depends on a only: b gets zeros
+    const some = valueAndGrads(() => tf.sum(a.forward(x)) as tf.Scalar, [...a.trainableParameters(), ...b.trainableParameters()]);
+    for (const p of b.trainableParameters()) expect(Array.from(some.grads.get(p)!.dataSync())).toEqual(new Array(p.value.size).fill(0));
+    expect(Array.from(some.grads.get(a.trainableParameters()[0]!)!.dataSync()).some((v) => v !== 0)).toBe(true);
+    disposeGrads(some.grads);
+    // depends on none (tfjs' variableGrads throws here): the loss value and zeros for every parameter
+    const none = valueAndGrads(() => tf.mul(tf.sum(x), 0.5) as tf.Scalar, a.trainableParameters());
+    expect(none.loss).toBeCloseTo(1.5, 6);
+    for (const p of a.trainableParameters()) expect(Array.from(none.grads.get(p)!.dataSync())).toEqual(new Array(p.value.size).fill(0));
+    disposeGrads(none.grads);
+    expect(() => valueAndGrads(() => a.forward(x) as unknown as tf.Scalar, a.trainableParameters())).toThrow(/loss must be a scalar, got shape \[1, 2\]/);
+    expect(tf.memory().numTensors).toBe(before);
+    // other errors still propagate
+    expect(() => valueAndGrads(() => { throw new Error('boom'); }, a.trainableParameters())).toThrow('boom');
+    tf.dispose([x]);
+    a.dispose();
+    b.dispose();
+  });
 });
 
 describe('AdamW', () => {
