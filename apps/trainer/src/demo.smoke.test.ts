@@ -1,8 +1,8 @@
 /**
  * The smoke version of `npm run demo`, in its own vitest project ('demo-smoke', vitest.smoke.config.ts)
  * that runs after every other project (sequence.groupOrder 1), so it trains alone on the 2 CI cores:
- * about 95-105 s here with all four groups (53-72 s before MMA joined; the machine's timings vary by
- * about 30% from run to run).
+ * 86-106 s here with all four groups, each row in its own process (53-72 s before MMA joined; this
+ * machine's timings vary by about 20% from run to run). IAA and MMA run at batch 8 here.
  */
 import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
@@ -15,8 +15,8 @@ import type { RunInfo, RunSummary } from './run-format.js';
 const specFile = fileURLToPath(new URL('../../../examples/demo.yaml', import.meta.url));
 
 describe('npm run demo, smoke version', () => {
-  // Every group runs here with its frozen baseline: IAA (50 steps), MMA (120) and MWA (40) at reduced
-  // budgets, DAMC (frozen-LLM composition vs DAMC) at the demo's 80 steps with fewer examples. MMA needs
+  // Every group runs here with its frozen baseline: IAA (50 steps, batch 8), MMA (120, batch 8) and MWA
+  // (40) at reduced budgets, DAMC (frozen-LLM composition vs DAMC) at the demo's 80 steps with fewer examples. MMA needs
   // its 120 steps: at 100 it is within 6 points of the projector-only baseline (37.5% vs 32.0%).
   it('the smoke rows beat the frozen baseline on their task by the smoke margin, text skill unchanged', async () => {
     const out = path.join(await fs.mkdtemp(path.join(os.tmpdir(), 'demo-smoke-')), 'demo');

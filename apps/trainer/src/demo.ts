@@ -1,13 +1,14 @@
 /**
  * `adaptorkit demo`: the papers' central claims at ShapesWorld scale, side by side with honest
- * baselines, from one spec (examples/demo.yaml). Every row is an ordinary training run (its own
- * run folder under <out>/), every number in the table is read back from those folders, and each
- * claim is checked against its group's baseline rather than asserted.
+ * baselines, from one spec (examples/demo.yaml). Every row is an ordinary training run, in its own
+ * process and its own run folder under <out>/; every number in the table is read back from those
+ * folders, and each claim is checked against its group's baseline rather than asserted.
  */
 import { spawn } from 'node:child_process';
 import { existsSync, promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { AdaptorkitError } from '@adaptorkit/core';
 import { applyOverrides, parseWith, readYaml } from './config-util.js';
@@ -15,8 +16,7 @@ import { RunConfigSchema } from './config.js';
 import { readJson, writeFileAtomic, writeJsonAtomic } from './fsutil.js';
 import { findChromium } from './report/chromium.js';
 import { readRun, writeReport } from './report/index.js';
-import type { EvalResult, RunSummary } from './run-format.js';
-import { runTrain } from './train.js';
+import type { RunSummary } from './run-format.js';
 
 const Id = z.string().regex(/^[A-Za-z0-9._-]+$/, 'use letters, digits, dot, dash and underscore (it names a run folder)');
 
@@ -90,7 +90,6 @@ export interface DemoRowResult {
   baseline: boolean;
   dir: string;
   summary: RunSummary;
-  eval?: EvalResult;
   /** metric - baseline metric (undefined for the baseline itself). */
   delta?: number;
   /** Whether the row met its expectation against the baseline (undefined when there is none). */
@@ -238,6 +237,9 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
     await fs.rename(out, prev);
     log(`moved the previous demo to ${path.relative(process.cwd(), prev) || prev}`);
   }
+  if (groups.some((g) => !g.script) && !existsSync(fileURLToPath(new URL('../dist/cli.js', import.meta.url)))) {
+    throw new AdaptorkitError('IO_ERROR', `the demo trains each row with the built CLI (${CLI} -> dist/cli.js), which is missing: run npm run build first`);
+  }
   await fs.mkdir(out, { recursive: true });
   const t0 = performance.now();
   const startedAt = new Date().toISOString();
@@ -257,10 +259,15 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
       const cfg = parseWith(RunConfigSchema, applyOverrides(await readYaml(cfgFile), sets), `${cfgFile} (demo row ${g.id}/${row.id})`);
       const r0 = performance.now();
       log(`-- ${row.label} (${cfg.method.name}, ${cfg.train.steps} steps)`);
-      const { dir, info, eval: ev } = await runTrain(cfg, { log: (l) => { if (!/^step \d+\//.test(l) || /step \d+\/\d+ .*ETA 0s/.test(l)) log(`   ${l}`); } });
-      backend = info.backend.name;
+      // Each row trains in its own process (the built CLI), so its step time and peak RSS are its own:
+      // in one process, later rows inherited the memory earlier rows left (MWA's rows showed 1.1-1.4 GB
+      // peak RSS after the MMA rows; alone they peak near 340 MB).
+      const dir = path.resolve(cfg.outputDir, cfg.name);
+      await fs.mkdir(dir, { recursive: true });
+      await runChild([CLI, 'train', cfgFile, ...sets.flatMap((x) => ['--set', x])], path.join(dir, 'train.log'), (l) => { if (!/^step \d+\//.test(l) || /step \d+\/\d+ .*ETA 0s/.test(l)) log(`   ${l}`); }, `demo row ${g.id}/${row.id}: adaptorkit train`);
       const summary = await readJson<RunSummary>(path.join(dir, 'summary.json'));
-      rows.push({ group: g.id, id: row.id, label: row.label, baseline: row.baseline, dir, summary, eval: ev });
+      backend ||= summary.backend;
+      rows.push({ group: g.id, id: row.id, label: row.label, baseline: row.baseline, dir, summary });
       log(`   ${g.metric} ${metricCell(summary.metrics[g.metric], g.metric)} in ${((performance.now() - r0) / 1000).toFixed(0)} s`);
     }
   }
@@ -301,6 +308,26 @@ interface ScriptRow {
   steps?: number;
 }
 
+/** The trainer's CLI entry (apps/trainer/bin), from src/ and from dist/ alike. */
+const CLI = fileURLToPath(new URL('../bin/adaptorkit.js', import.meta.url));
+
+/** Run `node ...args`, pass its output lines to `log`, keep them in `logFile`; a non-zero exit is an error naming `what`. */
+async function runChild(args: string[], logFile: string, log: (l: string) => void, what: string): Promise<void> {
+  const lines: string[] = [];
+  const code = await new Promise<number | null>((resolve, reject) => {
+    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const take = (b: Buffer) => {
+      for (const l of b.toString().split('\n')) if (l.trim()) { lines.push(l); log(l); }
+    };
+    child.stdout.on('data', take);
+    child.stderr.on('data', take);
+    child.on('error', reject);
+    child.on('close', resolve);
+  });
+  await writeFileAtomic(logFile, `${lines.join('\n')}\n`);
+  if (code !== 0) throw new AdaptorkitError('IO_ERROR', `${what} exited with code ${code} (log: ${logFile})`);
+}
+
 /** Run a script group's experiment and turn the rows it wrote into demo rows. */
 async function runScriptGroup(g: DemoSpec['groups'][number], specDir: string, out: string, smoke: boolean, log: (l: string) => void): Promise<DemoRowResult[]> {
   const script = g.script!;
@@ -310,19 +337,7 @@ async function runScriptGroup(g: DemoSpec['groups'][number], specDir: string, ou
   const file = path.resolve(specDir, script.run);
   const args = [file, ...script.args, ...(smoke ? script.smokeArgs : []), '--json', json];
   log(`-- node ${path.relative(process.cwd(), file)} ${args.slice(1).join(' ')}`);
-  const lines: string[] = [];
-  const code = await new Promise<number | null>((resolve, reject) => {
-    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    const take = (b: Buffer) => {
-      for (const l of b.toString().split('\n')) if (l.trim()) { lines.push(l); log(`   ${l}`); }
-    };
-    child.stdout.on('data', take);
-    child.stderr.on('data', take);
-    child.on('error', reject);
-    child.on('close', resolve);
-  });
-  await writeFileAtomic(path.join(dir, 'log.txt'), `${lines.join('\n')}\n`);
-  if (code !== 0) throw new AdaptorkitError('IO_ERROR', `demo group ${g.id}: ${path.relative(process.cwd(), file)} exited with code ${code} (log: ${path.join(dir, 'log.txt')})`);
+  await runChild(args, path.join(dir, 'log.txt'), (l) => log(`   ${l}`), `demo group ${g.id}: ${path.relative(process.cwd(), file)}`);
   const produced = (await readJson<{ rows: ScriptRow[]; backend?: string }>(json)).rows;
   const result: DemoRowResult[] = [];
   for (const row of g.rows) {
