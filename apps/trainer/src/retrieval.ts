@@ -9,7 +9,7 @@
  */
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import { AdaptorkitError, initBackend, loadAdapter, saveAdapter, tf } from '@adaptorkit/core';
+import { AdaptorkitError, initBackend, loadAdapter, manualSeed, saveAdapter, tf } from '@adaptorkit/core';
 import type { BackendInfo } from '@adaptorkit/core';
 import { ShapesWorld, type Split } from '@adaptorkit/data';
 import { parseWith } from './config-util.js';
@@ -48,6 +48,7 @@ export async function setupRetrieval(cfg: RunConfig, log: (l: string) => void): 
     throw new AdaptorkitError('UNSUPPORTED', `data.source '${cfg.data.source}': retrieval runs use ShapesWorld image-caption pairs so far`);
   }
   const backend = await initBackend(cfg.backend as never, { log });
+  manualSeed(cfg.seed); // as in setup (train.ts): a run's initial weights must not depend on what ran before it
   const sw = new ShapesWorld({ seed: cfg.data.worldSeed });
   const system = await entry.build(cfg.method.config);
   return { sw, entry, system, backend };
