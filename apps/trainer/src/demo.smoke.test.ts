@@ -1,8 +1,8 @@
 /**
  * The smoke version of `npm run demo`, in its own vitest project ('demo-smoke', vitest.smoke.config.ts)
  * that runs after every other project (sequence.groupOrder 1), so it trains alone on the 2 CI cores:
- * 86-106 s here with all four groups, each row in its own process (53-72 s before MMA joined; this
- * machine's timings vary by about 20% from run to run). IAA and MMA run at batch 8 here.
+ * 86-106 s here with all four groups, each row in its own process (53-72 s before MMA joined); 85, 93
+ * and 124 s in three clean-clone CI runs (the last under outside load). IAA and MMA run at batch 8 here.
  */
 import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
