@@ -10,8 +10,9 @@
  * for a different length nearly every step (measured on an MMA training run: 63% of requests
  * missed an exact-length pool, 5.7 GB of fresh arrays in 30 steps). A request of n floats gets a
  * view of length n on a buffer of its class (at most 1/4 larger than n; a larger class when its
- * own has none free), so every length inside a class shares the same buffers. Views handed out are exact-length; the backend copies one to an
- * exact-size array before anyone outside can read its `.buffer` (see NativeBackend.readSync).
+ * own has none free), so every length inside a class shares the same buffers. Views handed out
+ * are exact-length; the backend copies one to an exact-size array before anyone outside can read
+ * its `.buffer` (NativeBackend.handOut).
  */
 import { NativeBackendError } from './errors.js';
 
@@ -19,9 +20,9 @@ const MIN_LEN = 1024;
 /**
  * Bytes kept for reuse at most (ADAPTORKIT_NATIVE_POOL_MB, default 1024). Idle buffers count
  * against it, not the live tensors. Measured on the projector-only ShapesWorld run (60 steps, 1
- * thread): a 512 MB cap evicted and re-allocated buffers every step (10,026 misses, 19.8 s); 1024
- * MB kept them (1,162 misses, 13.9 s) at the same peak RSS (~1.1 GB: the pooled buffers replace
- * garbage V8 had not yet collected).
+ * thread; misses / train s): cap 512 MB with 8 classes per octave and 2 larger 10,026 / 19.8 s,
+ * 1024 MB 2,091 / 16.4 s; 4 classes and 3 larger: 512 MB 6,224 / 14.7 s, 1024 MB 1,162 / 13.9 s,
+ * peak RSS ~1.1 GB in each (the pooled buffers replace garbage V8 had not yet collected).
  */
 export function maxPooledBytes(env: string | undefined = process.env['ADAPTORKIT_NATIVE_POOL_MB']): number {
   if (env === undefined || env === '') return 1024 * 2 ** 20;
@@ -81,11 +82,6 @@ export class BufferPool {
     }
     this.owned.add(a);
     return a;
-  }
-
-  /** True when `v` is an array this pool handed out and nothing outside the kernels has seen. */
-  owns(v: unknown): boolean {
-    return v instanceof Float32Array && this.owned.has(v);
   }
 
   /** The array may now be held outside the native kernels: never recycle it. */
