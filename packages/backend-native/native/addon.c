@@ -26,6 +26,43 @@ extern int openblas_get_num_threads(void);
 extern char *openblas_get_config(void);
 extern char *openblas_get_corename(void);
 
+/* ---- denormals ----
+ * Float32 values below 2^-126 (denormals) cost x86 and ARM cores ~100 cycles per operation. They
+ * turn up in training: GELU of very negative inputs and the gradients that flow back through a
+ * frozen LM; a projector's weight-gradient product ran 7x slower than on normal numbers. Like
+ * TensorFlow's CPU runtime, every kernel here runs with denormals flushed to zero (inputs read as
+ * zero, results below 2^-126 written as zero). The mode is set on entry to each addon call and
+ * restored on exit, so JavaScript's own (IEEE) arithmetic on the main thread is untouched; pool
+ * workers keep it on. ADAPTORKIT_NATIVE_DENORMALS=keep turns it off (gradual underflow, as the
+ * tfjs cpu backend computes). */
+static int g_flush = 1;
+#if defined(__x86_64__) || defined(__i386__)
+#include <xmmintrin.h>
+typedef unsigned int fpmode_t;
+static inline fpmode_t fp_flush_on(void) {
+  fpmode_t m = _mm_getcsr();
+  if (g_flush) _mm_setcsr(m | 0x8040u); /* FTZ (bit 15) | DAZ (bit 6) */
+  return m;
+}
+static inline void fp_restore(fpmode_t m) { _mm_setcsr(m); }
+#elif defined(__aarch64__)
+typedef uint64_t fpmode_t;
+static inline fpmode_t fp_flush_on(void) {
+  fpmode_t m;
+  __asm__ __volatile__("mrs %0, fpcr" : "=r"(m));
+  if (g_flush) {
+    fpmode_t f = m | (1ull << 24); /* FZ */
+    __asm__ __volatile__("msr fpcr, %0" : : "r"(f));
+  }
+  return m;
+}
+static inline void fp_restore(fpmode_t m) { __asm__ __volatile__("msr fpcr, %0" : : "r"(m)); }
+#else
+typedef int fpmode_t;
+static inline fpmode_t fp_flush_on(void) { return 0; }
+static inline void fp_restore(fpmode_t m) { (void)m; }
+#endif
+
 /* ---- a tiny thread pool: the caller runs part 0, workers run the rest ----
  * Workers spin for up to ~1 ms after a task before sleeping on a condition variable: kernels come
  * in quick succession, and a futex wake-up per kernel costs more than most kernels take. */
@@ -79,6 +116,7 @@ static void run_chunks(void) {
 
 static void *worker_main(void *arg) {
   (void)arg;
+  (void)fp_flush_on(); /* for the life of the worker */
   unsigned long seen = atomic_load(&g_gen);
   for (;;) {
     if (atomic_load(&g_gen) == seen) {
@@ -385,6 +423,7 @@ typedef struct {
   float *o;
   int64_t shape[8], as[8], bs[8];
   int64_t inner;
+  int64_t blocks; /* each output row is cut into this many blocks (work items: rows x blocks) */
 } bin_ctx;
 
 #define BIN_LOOP(EXPR)                                                     \
@@ -414,12 +453,14 @@ static void bin_inner(int op, const float *a, const float *b, float *o, int64_t 
   }
 }
 
-static void bin_task(void *p, int64_t r0, int64_t r1) {
+static void bin_task(void *p, int64_t w0, int64_t w1) {
   bin_ctx *c = (bin_ctx *)p;
   int outer_rank = c->rank - 1;
   int64_t n = c->shape[c->rank - 1];
   int64_t sa = c->as[c->rank - 1], sb = c->bs[c->rank - 1];
-  for (int64_t r = r0; r < r1; r++) {
+  for (int64_t w = w0; w < w1; w++) {
+    int64_t r = w / c->blocks, k = w % c->blocks;
+    int64_t j0 = n * k / c->blocks, j1 = n * (k + 1) / c->blocks;
     int64_t rem = r, ao = 0, bo = 0;
     for (int d = outer_rank - 1; d >= 0; d--) {
       int64_t i = rem % c->shape[d];
@@ -427,7 +468,7 @@ static void bin_task(void *p, int64_t r0, int64_t r1) {
       ao += i * c->as[d];
       bo += i * c->bs[d];
     }
-    bin_inner(c->op, c->a + ao, c->b + bo, c->o + r * n, n, sa, sb);
+    bin_inner(c->op, c->a + ao + j0 * sa, c->b + bo + j0 * sb, c->o + r * n + j0, j1 - j0, sa, sb);
   }
 }
 
@@ -456,6 +497,7 @@ static napi_value js_binary(napi_env env, napi_callback_info info) {
       !read_dims(env, argv[6], c.bs, NULL))
     return NULL;
   if (c.rank == 0) {
+    c.blocks = 1;
     bin_inner(c.op, c.a, c.b, c.o, 1, 0, 0);
     return NULL;
   }
@@ -463,7 +505,14 @@ static napi_value js_binary(napi_env env, napi_callback_info info) {
   for (int d = 0; d < c.rank - 1; d++) rows *= c.shape[d];
   int64_t n = c.shape[c.rank - 1];
   if (rows * n == 0) return NULL;
-  parallel_for(rows, n, bin_task, &c);
+  /* Few long rows (same-shape operands merge into one row): cut rows into blocks of >= 4096
+   * elements so that the pool shares them too. */
+  c.blocks = 1;
+  if (rows < 4 * (int64_t)g_threads && n >= 8192) {
+    int64_t want = (4 * (int64_t)g_threads + rows - 1) / rows, most = n / 4096;
+    c.blocks = want < most ? want : most;
+  }
+  parallel_for(rows * c.blocks, n / c.blocks, bin_task, &c);
   return NULL;
 }
 
@@ -636,6 +685,332 @@ static napi_value js_softmax(napi_env env, napi_callback_info info) {
   if (!c.x || !c.o) return NULL;
   if (c.cols == 0) return NULL;
   parallel_for(rows, c.cols * 4, sm_task, &c);
+  return NULL;
+}
+
+/* ---- fused transformer pieces (each replaces 3-6 tfjs kernels and as many passes over memory) ---- */
+
+/* rmsnorm(x[rows, cols], n, r[rows], rows, cols, eps): r = 1 / sqrt(mean(x^2) + eps), n = x * r.
+ * rmsnorm_grad(dy, n, r, dx, rows, cols): dx = r * (dy - n * mean(dy * n)). Row sums in double. */
+typedef struct {
+  const float *x, *n, *r, *dy;
+  float *n_out, *r_out, *dx;
+  int64_t cols;
+  float eps;
+} rms_ctx;
+
+static void rms_task(void *p, int64_t r0, int64_t r1) {
+  rms_ctx *c = (rms_ctx *)p;
+  int64_t n = c->cols;
+  for (int64_t i = r0; i < r1; i++) {
+    const float *x = c->x + i * n;
+    float *o = c->n_out + i * n;
+    double ss = 0;
+    for (int64_t j = 0; j < n; j++) ss += (double)x[j] * x[j];
+    float rr = (float)(1.0 / sqrt(ss / (double)n + (double)c->eps));
+    c->r_out[i] = rr;
+    for (int64_t j = 0; j < n; j++) o[j] = x[j] * rr;
+  }
+}
+
+static void rms_grad_task(void *p, int64_t r0, int64_t r1) {
+  rms_ctx *c = (rms_ctx *)p;
+  int64_t n = c->cols;
+  for (int64_t i = r0; i < r1; i++) {
+    const float *dy = c->dy + i * n, *nn = c->n + i * n;
+    float *dx = c->dx + i * n;
+    double s = 0;
+    for (int64_t j = 0; j < n; j++) s += (double)dy[j] * nn[j];
+    float m = (float)(s / (double)n), rr = c->r[i];
+    for (int64_t j = 0; j < n; j++) dx[j] = rr * (dy[j] - nn[j] * m);
+  }
+}
+
+static napi_value js_rmsnorm(napi_env env, napi_callback_info info) {
+  napi_value argv[6];
+  if (!get_args(env, info, 6, argv)) return NULL;
+  rms_ctx c;
+  memset(&c, 0, sizeof c);
+  c.x = F32(0);
+  c.n_out = F32(1);
+  c.r_out = F32(2);
+  int64_t rows = get_i64(env, argv[3]);
+  c.cols = get_i64(env, argv[4]);
+  c.eps = (float)get_f64(env, argv[5]);
+  if (!c.x || !c.n_out || !c.r_out || c.cols <= 0) return NULL;
+  parallel_for(rows, c.cols * 2, rms_task, &c);
+  return NULL;
+}
+
+static napi_value js_rmsnorm_grad(napi_env env, napi_callback_info info) {
+  napi_value argv[6];
+  if (!get_args(env, info, 6, argv)) return NULL;
+  rms_ctx c;
+  memset(&c, 0, sizeof c);
+  c.dy = F32(0);
+  c.n = F32(1);
+  c.r = F32(2);
+  c.dx = F32(3);
+  int64_t rows = get_i64(env, argv[4]);
+  c.cols = get_i64(env, argv[5]);
+  if (!c.dy || !c.n || !c.r || !c.dx || c.cols <= 0) return NULL;
+  parallel_for(rows, c.cols * 3, rms_grad_task, &c);
+  return NULL;
+}
+
+/* layernorm(x[rows, cols], n, r[rows], rows, cols, eps): mu = mean(x), r = 1 / sqrt(mean((x - mu)^2) + eps),
+ * n = (x - mu) * r.  layernorm_grad(dy, n, r, dx, rows, cols): dx = r * (dy - mean(dy) - n * mean(dy * n)). */
+static void ln_task(void *p, int64_t r0, int64_t r1) {
+  rms_ctx *c = (rms_ctx *)p;
+  int64_t n = c->cols;
+  for (int64_t i = r0; i < r1; i++) {
+    const float *x = c->x + i * n;
+    float *o = c->n_out + i * n;
+    double s = 0;
+    for (int64_t j = 0; j < n; j++) s += x[j];
+    float mu = (float)(s / (double)n);
+    double v = 0;
+    for (int64_t j = 0; j < n; j++) {
+      double d = (double)(x[j] - mu);
+      v += d * d;
+    }
+    float rr = (float)(1.0 / sqrt(v / (double)n + (double)c->eps));
+    c->r_out[i] = rr;
+    for (int64_t j = 0; j < n; j++) o[j] = (x[j] - mu) * rr;
+  }
+}
+
+static void ln_grad_task(void *p, int64_t r0, int64_t r1) {
+  rms_ctx *c = (rms_ctx *)p;
+  int64_t n = c->cols;
+  for (int64_t i = r0; i < r1; i++) {
+    const float *dy = c->dy + i * n, *nn = c->n + i * n;
+    float *dx = c->dx + i * n;
+    double a = 0, b = 0;
+    for (int64_t j = 0; j < n; j++) {
+      a += dy[j];
+      b += (double)dy[j] * nn[j];
+    }
+    float ma = (float)(a / (double)n), mb = (float)(b / (double)n), rr = c->r[i];
+    for (int64_t j = 0; j < n; j++) dx[j] = rr * (dy[j] - ma - nn[j] * mb);
+  }
+}
+
+static napi_value js_layernorm(napi_env env, napi_callback_info info) {
+  napi_value argv[6];
+  if (!get_args(env, info, 6, argv)) return NULL;
+  rms_ctx c;
+  memset(&c, 0, sizeof c);
+  c.x = F32(0);
+  c.n_out = F32(1);
+  c.r_out = F32(2);
+  int64_t rows = get_i64(env, argv[3]);
+  c.cols = get_i64(env, argv[4]);
+  c.eps = (float)get_f64(env, argv[5]);
+  if (!c.x || !c.n_out || !c.r_out || c.cols <= 0) return NULL;
+  parallel_for(rows, c.cols * 3, ln_task, &c);
+  return NULL;
+}
+
+static napi_value js_layernorm_grad(napi_env env, napi_callback_info info) {
+  napi_value argv[6];
+  if (!get_args(env, info, 6, argv)) return NULL;
+  rms_ctx c;
+  memset(&c, 0, sizeof c);
+  c.dy = F32(0);
+  c.n = F32(1);
+  c.r = F32(2);
+  c.dx = F32(3);
+  int64_t rows = get_i64(env, argv[4]);
+  c.cols = get_i64(env, argv[5]);
+  if (!c.dy || !c.n || !c.r || !c.dx || c.cols <= 0) return NULL;
+  parallel_for(rows, c.cols * 3, ln_grad_task, &c);
+  return NULL;
+}
+
+/* swiglu(g, u, y, n): y = silu(g) * u = g * sigmoid(g) * u.
+ * swiglu_grad(dy, g, u, dg, du, n): du = dy * silu(g), dg = dy * u * s * (1 + g * (1 - s)). */
+typedef struct {
+  const float *g, *u, *dy;
+  float *y, *dg, *du;
+} glu_ctx;
+
+static inline float sigmoid_f(float g) { return 1.0f / (1.0f + fast_expf(-g)); }
+
+static void glu_task(void *p, int64_t i0, int64_t i1) {
+  glu_ctx *c = (glu_ctx *)p;
+  for (int64_t i = i0; i < i1; i++) {
+    float g = c->g[i];
+    c->y[i] = g * sigmoid_f(g) * c->u[i];
+  }
+}
+
+static void glu_grad_task(void *p, int64_t i0, int64_t i1) {
+  glu_ctx *c = (glu_ctx *)p;
+  for (int64_t i = i0; i < i1; i++) {
+    float g = c->g[i], s = sigmoid_f(g), d = c->dy[i];
+    c->du[i] = d * g * s;
+    c->dg[i] = d * c->u[i] * s * (1.0f + g * (1.0f - s));
+  }
+}
+
+static napi_value js_swiglu(napi_env env, napi_callback_info info) {
+  napi_value argv[4];
+  if (!get_args(env, info, 4, argv)) return NULL;
+  glu_ctx c;
+  memset(&c, 0, sizeof c);
+  c.g = F32(0);
+  c.u = F32(1);
+  c.y = F32(2);
+  int64_t n = get_i64(env, argv[3]);
+  if (!c.g || !c.u || !c.y) return NULL;
+  parallel_for(n, 8, glu_task, &c);
+  return NULL;
+}
+
+static napi_value js_swiglu_grad(napi_env env, napi_callback_info info) {
+  napi_value argv[6];
+  if (!get_args(env, info, 6, argv)) return NULL;
+  glu_ctx c;
+  memset(&c, 0, sizeof c);
+  c.dy = F32(0);
+  c.g = F32(1);
+  c.u = F32(2);
+  c.dg = F32(3);
+  c.du = F32(4);
+  int64_t n = get_i64(env, argv[5]);
+  if (!c.dy || !c.g || !c.u || !c.dg || !c.du) return NULL;
+  parallel_for(n, 12, glu_grad_task, &c);
+  return NULL;
+}
+
+/* rope(x[outer, T, hd], cos[T, hd], sin[T, hd], y, outer, T, hd, inverse): rotate-half RoPE,
+ * y = x * cos + rotate_half(x) * sin with rotate_half(x) = [-x2, x1]; inverse = its transpose
+ * (the gradient): y = x * cos + rotate_half^T(x * sin), rotate_half^T(z) = [z2, -z1]. */
+typedef struct {
+  const float *x, *cos, *sin;
+  float *y;
+  int64_t T, hd;
+  int inverse;
+} rope_ctx;
+
+static void rope_task(void *p, int64_t r0, int64_t r1) {
+  rope_ctx *c = (rope_ctx *)p;
+  int64_t hd = c->hd, h = hd / 2;
+  for (int64_t r = r0; r < r1; r++) {
+    int64_t t = r % c->T;
+    const float *x = c->x + r * hd, *cs = c->cos + t * hd, *sn = c->sin + t * hd;
+    float *y = c->y + r * hd;
+    if (!c->inverse) {
+      for (int64_t j = 0; j < h; j++) {
+        y[j] = x[j] * cs[j] - x[j + h] * sn[j];
+        y[j + h] = x[j + h] * cs[j + h] + x[j] * sn[j + h];
+      }
+    } else {
+      for (int64_t j = 0; j < h; j++) {
+        y[j] = x[j] * cs[j] + x[j + h] * sn[j + h];
+        y[j + h] = x[j + h] * cs[j + h] - x[j] * sn[j];
+      }
+    }
+  }
+}
+
+static napi_value js_rope(napi_env env, napi_callback_info info) {
+  napi_value argv[8];
+  if (!get_args(env, info, 8, argv)) return NULL;
+  rope_ctx c;
+  memset(&c, 0, sizeof c);
+  c.x = F32(0);
+  c.cos = F32(1);
+  c.sin = F32(2);
+  c.y = F32(3);
+  int64_t rows = get_i64(env, argv[4]);
+  c.T = get_i64(env, argv[5]);
+  c.hd = get_i64(env, argv[6]);
+  c.inverse = (int)get_i64(env, argv[7]);
+  if (!c.x || !c.cos || !c.sin || !c.y || c.T <= 0 || c.hd <= 0 || (c.hd & 1)) return NULL;
+  parallel_for(rows * c.T, c.hd * 2, rope_task, &c);
+  return NULL;
+}
+
+/* attn_softmax(x[rows, S], y, rows, S, Tq, past, causal, scale): y = softmax(scale * x) over each
+ * row, where row r is query position t = r % Tq and, when causal, only keys j <= past + t take part
+ * (the others get exactly 0, as an additive -1e9 mask gives).
+ * attn_softmax_grad(dy, y, dx, rows, S, scale): dx = scale * y * (dy - sum(dy * y)). */
+typedef struct {
+  const float *x, *y, *dy;
+  float *o, *dx;
+  int64_t S, Tq, past;
+  int causal;
+  float scale;
+} asm_ctx;
+
+static void asm_task(void *p, int64_t r0, int64_t r1) {
+  asm_ctx *c = (asm_ctx *)p;
+  int64_t S = c->S;
+  for (int64_t r = r0; r < r1; r++) {
+    const float *x = c->x + r * S;
+    float *o = c->o + r * S;
+    int64_t n = S;
+    if (c->causal) {
+      n = c->past + r % c->Tq + 1;
+      if (n > S) n = S;
+    }
+    float m = -INFINITY;
+    for (int64_t j = 0; j < n; j++) m = x[j] > m ? x[j] : m;
+    float sm = c->scale * m;
+    if (!(sm > -INFINITY)) sm = 0.f;
+    for (int64_t j = 0; j < n; j++) o[j] = fast_expf(c->scale * x[j] - sm);
+    float inv = 1.0f / row_sum(o, n);
+    for (int64_t j = 0; j < n; j++) o[j] *= inv;
+    for (int64_t j = n; j < S; j++) o[j] = 0.f;
+  }
+}
+
+static void asm_grad_task(void *p, int64_t r0, int64_t r1) {
+  asm_ctx *c = (asm_ctx *)p;
+  int64_t S = c->S;
+  for (int64_t r = r0; r < r1; r++) {
+    const float *y = c->y + r * S, *dy = c->dy + r * S;
+    float *dx = c->dx + r * S;
+    double s = 0;
+    for (int64_t j = 0; j < S; j++) s += (double)dy[j] * y[j];
+    float sf = (float)s;
+    for (int64_t j = 0; j < S; j++) dx[j] = c->scale * y[j] * (dy[j] - sf);
+  }
+}
+
+static napi_value js_attn_softmax(napi_env env, napi_callback_info info) {
+  napi_value argv[8];
+  if (!get_args(env, info, 8, argv)) return NULL;
+  asm_ctx c;
+  memset(&c, 0, sizeof c);
+  c.x = F32(0);
+  c.o = F32(1);
+  int64_t rows = get_i64(env, argv[2]);
+  c.S = get_i64(env, argv[3]);
+  c.Tq = get_i64(env, argv[4]);
+  c.past = get_i64(env, argv[5]);
+  c.causal = (int)get_i64(env, argv[6]);
+  c.scale = (float)get_f64(env, argv[7]);
+  if (!c.x || !c.o || c.S <= 0 || c.Tq <= 0) return NULL;
+  parallel_for(rows, c.S * 4, asm_task, &c);
+  return NULL;
+}
+
+static napi_value js_attn_softmax_grad(napi_env env, napi_callback_info info) {
+  napi_value argv[6];
+  if (!get_args(env, info, 6, argv)) return NULL;
+  asm_ctx c;
+  memset(&c, 0, sizeof c);
+  c.dy = F32(0);
+  c.y = F32(1);
+  c.dx = F32(2);
+  int64_t rows = get_i64(env, argv[3]);
+  c.S = get_i64(env, argv[4]);
+  c.scale = (float)get_f64(env, argv[5]);
+  if (!c.dy || !c.y || !c.dx || c.S <= 0) return NULL;
+  parallel_for(rows, c.S * 3, asm_grad_task, &c);
   return NULL;
 }
 
@@ -1114,6 +1489,13 @@ static napi_value js_info(napi_env env, napi_callback_info info) {
   return s;
 }
 
+static napi_value js_flushes(napi_env env, napi_callback_info info) {
+  (void)info;
+  napi_value v;
+  NAPI_CALL(env, napi_get_boolean(env, g_flush != 0, &v));
+  return v;
+}
+
 static napi_value js_threads(napi_env env, napi_callback_info info) {
   (void)info;
   napi_value v;
@@ -1121,7 +1503,19 @@ static napi_value js_threads(napi_env env, napi_callback_info info) {
   return v;
 }
 
+/* Every exported function runs through here: denormals flushed for the call's duration. */
+static napi_value with_fp_mode(napi_env env, napi_callback_info info) {
+  void *data = NULL;
+  if (napi_get_cb_info(env, info, NULL, NULL, NULL, &data) != napi_ok || !data) return NULL;
+  fpmode_t m = fp_flush_on();
+  napi_value r = ((napi_callback)data)(env, info);
+  fp_restore(m);
+  return r;
+}
+
 NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
+  const char *dn = getenv("ADAPTORKIT_NATIVE_DENORMALS");
+  g_flush = !(dn && strcmp(dn, "keep") == 0);
   long cores = sysconf(_SC_NPROCESSORS_ONLN);
   const char *envt = getenv("ADAPTORKIT_NATIVE_THREADS");
   int threads = envt && atoi(envt) > 0 ? atoi(envt) : (cores > 0 ? (int)cores : 1);
@@ -1133,11 +1527,13 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
       {"reduce", js_reduce},   {"transpose", js_transpose}, {"gather", js_gather}, {"segsum", js_segsum},
       {"adamw", js_adamw},     {"setThreads", js_set_threads}, {"info", js_info}, {"threads", js_threads},
       {"copybox", js_copybox}, {"fill", js_fill},     {"ce", js_ce},           {"ceGrad", js_ce_grad},
-      {"adamwOut", js_adamw_out},
+      {"adamwOut", js_adamw_out}, {"flushesDenormals", js_flushes},
+      {"rmsnorm", js_rmsnorm}, {"rmsnormGrad", js_rmsnorm_grad}, {"layernorm", js_layernorm}, {"layernormGrad", js_layernorm_grad}, {"swiglu", js_swiglu}, {"swigluGrad", js_swiglu_grad},
+      {"rope", js_rope}, {"attnSoftmax", js_attn_softmax}, {"attnSoftmaxGrad", js_attn_softmax_grad},
   };
   for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
     napi_value f;
-    if (napi_create_function(env, fns[i].name, NAPI_AUTO_LENGTH, fns[i].fn, NULL, &f) != napi_ok) return NULL;
+    if (napi_create_function(env, fns[i].name, NAPI_AUTO_LENGTH, with_fp_mode, (void *)fns[i].fn, &f) != napi_ok) return NULL;
     if (napi_set_named_property(env, exports, fns[i].name, f) != napi_ok) return NULL;
   }
   return exports;

@@ -42,6 +42,26 @@ export interface NativeAddon {
   ce(x: Float32Array, labels: Int32Array, nll: Float32Array, lse: Float32Array, rows: number, cols: number): void;
   /** Its gradient: dx = exp(x - lse) * dy, minus dy at the label. */
   ceGrad(x: Float32Array, lse: Float32Array, labels: Int32Array, dy: Float32Array, dx: Float32Array, rows: number, cols: number): void;
+  /** Per row of x [rows, cols]: r = 1/sqrt(mean(x^2) + eps), n = x * r. */
+  rmsnorm(x: Float32Array, n: Float32Array, r: Float32Array, rows: number, cols: number, eps: number): void;
+  /** dx = r * (dy - n * mean(dy * n)) per row. */
+  rmsnormGrad(dy: Float32Array, n: Float32Array, r: Float32Array, dx: Float32Array, rows: number, cols: number): void;
+  /** Per row: mu = mean(x), r = 1/sqrt(mean((x - mu)^2) + eps), n = (x - mu) * r. */
+  layernorm(x: Float32Array, n: Float32Array, r: Float32Array, rows: number, cols: number, eps: number): void;
+  /** dx = r * (dy - mean(dy) - n * mean(dy * n)) per row. */
+  layernormGrad(dy: Float32Array, n: Float32Array, r: Float32Array, dx: Float32Array, rows: number, cols: number): void;
+  /** y = g * sigmoid(g) * u. */
+  swiglu(g: Float32Array, u: Float32Array, y: Float32Array, n: number): void;
+  /** du = dy * silu(g), dg = dy * u * s * (1 + g * (1 - s)), s = sigmoid(g). */
+  swigluGrad(dy: Float32Array, g: Float32Array, u: Float32Array, dg: Float32Array, du: Float32Array, n: number): void;
+  /** Rotate-half RoPE of x [outer, T, hd] with cos/sin [T, hd]; inverse: its transpose (the gradient). */
+  rope(x: Float32Array, cos: Float32Array, sin: Float32Array, y: Float32Array, outer: number, T: number, hd: number, inverse: number): void;
+  /** y = softmax(scale * x) per row of [rows, S]; causal: row r (query t = r % Tq) sees keys j <= past + t only. */
+  attnSoftmax(x: Float32Array, y: Float32Array, rows: number, S: number, Tq: number, past: number, causal: number, scale: number): void;
+  /** dx = scale * y * (dy - sum(dy * y)) per row. */
+  attnSoftmaxGrad(dy: Float32Array, y: Float32Array, dx: Float32Array, rows: number, S: number, scale: number): void;
+  /** Whether kernels run with float32 denormals flushed to zero (ADAPTORKIT_NATIVE_DENORMALS=keep: not). */
+  flushesDenormals(): boolean;
   setThreads(n: number): void;
   threads(): number;
   info(): string;

@@ -8,6 +8,7 @@ import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-core/dist/register_all_gradients.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ADAMW, SPARSE_SOFTMAX_CE, SPARSE_SOFTMAX_CE_GRAD, nativeUnavailableReason, registerNativeBackend } from './index.js';
+import { tryAddon } from './addon.js';
 
 const why = nativeUnavailableReason();
 if (why !== undefined) console.log(`[backend-native] native kernel tests SKIPPED: ${why}`);
@@ -172,6 +173,45 @@ describe.skipIf(why !== undefined)('native kernels match the cpu backend', () =>
       const same = a.length === b.length && a.every((d, i) => d === b[i]);
       for (const [name, fn, lo, hi] of ops) check(`${name} ${a} ${b}`, fn, [randInput(r, a, lo, hi), randInput(r, b, lo, hi)], (same || !['maximum', 'minimum', 'squaredDifference'].includes(name)) && name !== 'divNoNan');
     }
+  });
+
+  it('long same-shape and scalar operands (rows cut into blocks for the pool): exact', () => {
+    const r = rng(31);
+    for (const n of [8192, 8193, 100_003]) {
+      const a = randInput(r, [n]);
+      const b = randInput(r, [n]);
+      const s = randInput(r, []);
+      for (const [label, fn, ins] of [
+        ['add', (x: tf.Tensor, y: tf.Tensor) => tf.add(x, y), [a, b]],
+        ['mul by scalar', (x: tf.Tensor, y: tf.Tensor) => tf.mul(x, y), [a, s]],
+        ['2 rows', (x: tf.Tensor, y: tf.Tensor) => tf.sub(tf.reshape(x, [1, n]), tf.reshape(y, [1, n])), [a, b]],
+      ] as [string, Fn, Input[]][]) {
+        const ref = runOn('cpu', fn, ins, false).out[0]!;
+        const nat = runOn('native', fn, ins, false).out[0]!;
+        expect(nat, `${label} n=${n}`).toEqual(ref);
+      }
+    }
+  });
+
+  it('denormal float32 values are flushed to zero inside kernels only (JS arithmetic stays IEEE)', () => {
+    tf.setBackend('native');
+    const addon = tryAddon()!;
+    expect(addon.flushesDenormals()).toBe(process.env['ADAPTORKIT_NATIVE_DENORMALS'] !== 'keep');
+    const x = tf.tensor1d([1e-20, 3e-39, 1]); // 1e-20 * 1e-20 and 3e-39 are below 2^-126
+    const y = tf.mul(x, tf.tensor1d([1e-20, 1, 1]));
+    const v = y.dataSync();
+    tf.setBackend('cpu');
+    const ref = tf.mul(tf.tensor1d([1e-20, 3e-39, 1]), tf.tensor1d([1e-20, 1, 1])).dataSync();
+    tf.setBackend('native');
+    expect(ref[0]).toBeGreaterThan(0); // the cpu backend keeps gradual underflow
+    expect(ref[1]).toBeGreaterThan(0);
+    if (addon.flushesDenormals()) expect([v[0], v[1], v[2]]).toEqual([0, 0, 1]);
+    else expect(Array.from(v)).toEqual(Array.from(ref));
+    // the main thread's floating-point mode is restored after each call
+    const tiny = [5e-324, 1e-310];
+    expect(tiny[0]! > 0).toBe(true);
+    expect(tiny[1]! * 1).toBe(1e-310);
+    expect(tiny[1]! / 2).toBe(5e-311);
   });
 
   it('unary ops', () => {

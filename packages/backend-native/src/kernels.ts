@@ -48,6 +48,29 @@ export interface AdamWAttrs {
   decay: number;
   stepSize: number;
 }
+/**
+ * Fused transformer pieces (float32; @adaptorkit/core uses them when the backend registers them and
+ * composes tfjs ops otherwise):
+ *  - RMS_NORM: {x [..., d]}, attrs {eps} -> [n = x * r, r = 1/sqrt(mean(x^2, -1) + eps) [..., 1]]
+ *  - RMS_NORM_GRAD: {dy, n, r} -> dx = r * (dy - n * mean(dy * n, -1))
+ *  - LAYER_NORM / LAYER_NORM_GRAD: the same with the row mean removed first: n = (x - mean) * r,
+ *    r = 1/sqrt(var + eps); dx = r * (dy - mean(dy) - n * mean(dy * n))
+ *  - SWIGLU: {gate, up} (one shape) -> silu(gate) * up;  SWIGLU_GRAD: {dy, gate, up} -> [dgate, dup]
+ *  - ROPE: {x [..., T, hd], cos [T, hd], sin [T, hd]}, attrs {inverse} -> x * cos + rotate_half(x) * sin
+ *    (inverse: the transpose map, i.e. the gradient)
+ *  - ATTN_SOFTMAX: {x [..., Tq, S]}, attrs {scale > 0, causal, past} -> softmax(scale * x, -1), keys
+ *    j > past + t of query t set to 0 when causal;  ATTN_SOFTMAX_GRAD: {dy, y}, attrs {scale} ->
+ *    scale * y * (dy - sum(dy * y, -1))
+ */
+export const RMS_NORM = 'AdaptorkitRmsNorm';
+export const RMS_NORM_GRAD = 'AdaptorkitRmsNormGrad';
+export const LAYER_NORM = 'AdaptorkitLayerNorm';
+export const LAYER_NORM_GRAD = 'AdaptorkitLayerNormGrad';
+export const SWIGLU = 'AdaptorkitSwiGlu';
+export const SWIGLU_GRAD = 'AdaptorkitSwiGluGrad';
+export const ROPE = 'AdaptorkitRope';
+export const ATTN_SOFTMAX = 'AdaptorkitAttnSoftmax';
+export const ATTN_SOFTMAX_GRAD = 'AdaptorkitAttnSoftmaxGrad';
 const U_RELU = 7, U_RELU6 = 19, U_SIGMOID = 5, U_ELU = 18;
 
 function sizeOf(shape: readonly number[]): number {
@@ -460,6 +483,103 @@ export function nativeKernels(n: NativeAddon, name: string, cpu: Map<string, Ker
     const dx = f32(be, rows * cols);
     if (dx.length > 0) n.ceGrad(vals(be, logits) as Float32Array, vals(be, lse) as Float32Array, lv, vals(be, dy) as Float32Array, dx, rows, cols);
     return out(be, [rows, cols], 'float32', dx);
+  });
+
+  // --- fused transformer pieces ---
+  const need = (kernel: string, ok: boolean, what: string): void => {
+    if (!ok) throw new Error(`${kernel}: ${what}`);
+  };
+  const shapeEq = (a: readonly number[], b: readonly number[]) => a.length === b.length && a.every((d, i) => d === b[i]);
+  const lastDim = (t: TensorInfo) => (t.shape.length ? (t.shape[t.shape.length - 1] as number) : 1);
+
+  const norm = (kernel: string, fwd: 'rmsnorm' | 'layernorm') => (args: Parameters<KernelFunc>[0]) => {
+    const { x } = args.inputs as { x: TensorInfo };
+    const { eps } = args.attrs as unknown as { eps: number };
+    need(kernel, x.dtype === 'float32' && x.shape.length >= 1, `x must be float32 of rank >= 1, got ${x.dtype} [${x.shape}]`);
+    const be = args.backend as Backend;
+    const size = sizeOf(x.shape);
+    const cols = lastDim(x);
+    const rows = cols > 0 ? size / cols : 0;
+    const nv = f32(be, size);
+    const rv = f32(be, rows);
+    if (size > 0) n[fwd](vals(be, x) as Float32Array, nv, rv, rows, cols, eps);
+    return [out(be, [...x.shape], 'float32', nv), out(be, [...x.shape.slice(0, -1), 1], 'float32', rv)];
+  };
+  const normGrad = (kernel: string, bwd: 'rmsnormGrad' | 'layernormGrad') => (args: Parameters<KernelFunc>[0]) => {
+    const { dy, n: nn, r } = args.inputs as { dy: TensorInfo; n: TensorInfo; r: TensorInfo };
+    const be = args.backend as Backend;
+    const size = sizeOf(nn.shape);
+    const cols = lastDim(nn);
+    const rows = cols > 0 ? size / cols : 0;
+    need(kernel, dy.dtype === 'float32' && nn.dtype === 'float32' && r.dtype === 'float32' && shapeEq(dy.shape, nn.shape) && sizeOf(r.shape) === rows,
+      `dy and n must be float32 of one shape and r one value per row, got [${dy.shape}], [${nn.shape}], [${r.shape}]`);
+    const dx = f32(be, size);
+    if (size > 0) n[bwd](vals(be, dy) as Float32Array, vals(be, nn) as Float32Array, vals(be, r) as Float32Array, dx, rows, cols);
+    return out(be, [...nn.shape], 'float32', dx);
+  };
+  add(RMS_NORM, norm(RMS_NORM, 'rmsnorm'));
+  add(RMS_NORM_GRAD, normGrad(RMS_NORM_GRAD, 'rmsnormGrad'));
+  add(LAYER_NORM, norm(LAYER_NORM, 'layernorm'));
+  add(LAYER_NORM_GRAD, normGrad(LAYER_NORM_GRAD, 'layernormGrad'));
+
+  add(SWIGLU, (args) => {
+    const { gate, up } = args.inputs as { gate: TensorInfo; up: TensorInfo };
+    need(SWIGLU, gate.dtype === 'float32' && up.dtype === 'float32' && shapeEq(gate.shape, up.shape), `gate and up must be float32 of one shape, got [${gate.shape}] and [${up.shape}]`);
+    const be = args.backend as Backend;
+    const size = sizeOf(gate.shape);
+    const y = f32(be, size);
+    if (size > 0) n.swiglu(vals(be, gate) as Float32Array, vals(be, up) as Float32Array, y, size);
+    return out(be, [...gate.shape], 'float32', y);
+  });
+  add(SWIGLU_GRAD, (args) => {
+    const { dy, gate, up } = args.inputs as { dy: TensorInfo; gate: TensorInfo; up: TensorInfo };
+    need(SWIGLU_GRAD, [dy, gate, up].every((t) => t.dtype === 'float32' && shapeEq(t.shape, gate.shape)), `dy, gate and up must be float32 of one shape, got [${dy.shape}], [${gate.shape}], [${up.shape}]`);
+    const be = args.backend as Backend;
+    const size = sizeOf(gate.shape);
+    const dg = f32(be, size);
+    const du = f32(be, size);
+    if (size > 0) n.swigluGrad(vals(be, dy) as Float32Array, vals(be, gate) as Float32Array, vals(be, up) as Float32Array, dg, du, size);
+    return [out(be, [...gate.shape], 'float32', dg), out(be, [...gate.shape], 'float32', du)];
+  });
+
+  add(ROPE, (args) => {
+    const { x, cos, sin } = args.inputs as { x: TensorInfo; cos: TensorInfo; sin: TensorInfo };
+    const { inverse } = args.attrs as unknown as { inverse: boolean };
+    const r = x.shape.length;
+    const T = (x.shape[r - 2] ?? 0) as number;
+    const hd = lastDim(x);
+    need(ROPE, [x, cos, sin].every((t) => t.dtype === 'float32') && r >= 2 && hd % 2 === 0 && shapeEq(cos.shape, [T, hd]) && shapeEq(sin.shape, [T, hd]),
+      `x must be float32 [..., T, hd] (hd even) and cos, sin [T, hd], got [${x.shape}], [${cos.shape}], [${sin.shape}]`);
+    const be = args.backend as Backend;
+    const size = sizeOf(x.shape);
+    const y = f32(be, size);
+    if (size > 0) n.rope(vals(be, x) as Float32Array, vals(be, cos) as Float32Array, vals(be, sin) as Float32Array, y, size / (T * hd), T, hd, inverse ? 1 : 0);
+    return out(be, [...x.shape], 'float32', y);
+  });
+
+  add(ATTN_SOFTMAX, (args) => {
+    const { x } = args.inputs as { x: TensorInfo };
+    const { scale, causal, past } = args.attrs as unknown as { scale: number; causal: boolean; past: number };
+    const r = x.shape.length;
+    need(ATTN_SOFTMAX, x.dtype === 'float32' && r >= 2 && scale > 0 && Number.isInteger(past) && past >= 0, `x must be float32 [..., Tq, S], scale > 0 and past a count, got [${x.shape}], scale ${scale}, past ${past}`);
+    const be = args.backend as Backend;
+    const S = x.shape[r - 1] as number;
+    const Tq = x.shape[r - 2] as number;
+    const size = sizeOf(x.shape);
+    const y = f32(be, size);
+    if (size > 0) n.attnSoftmax(vals(be, x) as Float32Array, y, size / S, S, Tq, past, causal ? 1 : 0, scale);
+    return out(be, [...x.shape], 'float32', y);
+  });
+  add(ATTN_SOFTMAX_GRAD, (args) => {
+    const { dy, y } = args.inputs as { dy: TensorInfo; y: TensorInfo };
+    const { scale } = args.attrs as unknown as { scale: number };
+    need(ATTN_SOFTMAX_GRAD, dy.dtype === 'float32' && y.dtype === 'float32' && shapeEq(dy.shape, y.shape) && y.shape.length >= 1, `dy and y must be float32 of one shape, got [${dy.shape}] and [${y.shape}]`);
+    const be = args.backend as Backend;
+    const S = lastDim(y);
+    const size = sizeOf(y.shape);
+    const dx = f32(be, size);
+    if (size > 0) n.attnSoftmaxGrad(vals(be, dy) as Float32Array, vals(be, y) as Float32Array, dx, size / S, S, scale);
+    return out(be, [...y.shape], 'float32', dx);
   });
 
   add(ADAMW, (args) => {
