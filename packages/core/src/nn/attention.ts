@@ -8,6 +8,7 @@ import { AdaptorkitError, formatShape } from '../errors.js';
 import type { Forward, ForwardContext } from './context.js';
 import { Linear } from './layers.js';
 import { Module } from './module.js';
+import { attentionSoftmax } from './fused.js';
 import { applyRope } from './rope.js';
 
 export interface AttentionOptions {
@@ -122,17 +123,15 @@ export class Attention extends Module {
       // Grouped-query attention without repeating K/V: the `rep` query heads sharing one KV head are
       // contiguous (HF repeat_kv order), so fold them into the query-length axis.
       const qg = tf.reshape(q, [B, Hkv, rep * T, hd]); // [B, Hkv, rep*T, hd]
-      let scores = tf.mul(tf.matMul(qg, k, false, true), 1 / Math.sqrt(hd)); // [B, Hkv, rep*T, S]
-      scores = tf.reshape(scores, [B, H, T, S]);
-      if (input.causal) scores = tf.add(scores, causalMask(T, past));
+      const scores = tf.reshape(tf.matMul(qg, k, false, true), [B, H, T, S]); // unscaled
       if (input.mask) {
         const m = input.mask;
         if (m.shape[m.rank - 1] !== S) {
           throw new AdaptorkitError('SHAPE_MISMATCH', `attention mask ${formatShape(m.shape)} must end in key length ${S}`);
         }
-        scores = tf.add(scores, m);
       }
-      const probs = tf.softmax(scores, -1); // [B, H, T, S]
+      // softmax(scores / sqrt(hd) + causal mask + mask): one kernel each way where the backend fuses it
+      const probs = attentionSoftmax(scores, 1 / Math.sqrt(hd), { causal: !!input.causal, past, mask: input.mask, causalMask: () => causalMask(T, past) }); // [B, H, T, S]
       const out = tf.matMul(tf.reshape(probs, [B, Hkv, rep * T, S]), v); // [B, Hkv, rep*T, hd]
       const merged = tf.reshape(tf.transpose(tf.reshape(out, [B, H, T, hd]), [0, 2, 1, 3]), [B, T, H * hd]); // [B, T, H*hd]
       return this.o_proj.forward(merged, ctx);

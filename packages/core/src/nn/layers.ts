@@ -5,9 +5,9 @@ import type { ForwardContext } from './context.js';
 import { Module } from './module.js';
 import type { Init, Parameter } from './parameter.js';
 import type { Rng } from '../train/rng.js';
+import { layerNormalize, rmsNormalize, silu } from './fused.js';
 
-/** tf.customGrad's argument type (its inputs and the save function arrive as one rest list). */
-type CustomGradientFunc = Parameters<typeof tf.customGrad>[0];
+export { layerNormalize, rmsNormalize, silu };
 
 export interface LinearOptions {
   bias?: boolean;
@@ -76,27 +76,6 @@ export class RMSNorm extends Module {
   }
 }
 
-/**
- * x * rsqrt(mean(x^2, -1) + eps) with a hand-written gradient: with n = x * r,
- * dx = r * (dy - n * mean(dy * n, -1)). Autodiff of the forward ops takes twice the full-size
- * kernels (mean's gradient alone broadcasts through ones, mul and div).
- */
-export function rmsNormalize(x: tf.Tensor, eps: number): tf.Tensor {
-  const f = tf.customGrad(((xi: tf.Tensor, save: tf.GradSaveFunc) => {
-    const r = tf.rsqrt(tf.add(tf.mean(tf.square(xi), -1, true), eps)); // [..., 1]
-    const n = tf.mul(xi, r); // [..., d]
-    save([n, r]);
-    return {
-      value: n,
-      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
-        const [ns, rs] = saved as [tf.Tensor, tf.Tensor];
-        const m = tf.mean(tf.mul(dy, ns), -1, true); // [..., 1]
-        return tf.mul(tf.sub(dy, tf.mul(ns, m)), rs);
-      },
-    };
-  }) as CustomGradientFunc);
-  return f(x);
-}
 
 /** LayerNorm over the last axis with affine weight and bias. */
 export class LayerNorm extends Module {
@@ -108,11 +87,7 @@ export class LayerNorm extends Module {
     this.bias = this.param('bias', [dim], { kind: 'zeros' });
   }
   forward(x: tf.Tensor, _ctx?: ForwardContext): tf.Tensor {
-    return tf.tidy(() => {
-      const { mean, variance } = tf.moments(x, -1, true);
-      const xhat = tf.mul(tf.sub(x, mean), tf.rsqrt(tf.add(variance, this.eps)));
-      return tf.add(tf.mul(xhat, this.weight.value), this.bias.value);
-    });
+    return tf.tidy(() => tf.add(tf.mul(layerNormalize(x, this.eps), this.weight.value), this.bias.value));
   }
 }
 
@@ -142,25 +117,6 @@ export function activationFromHF(name: string): Activation {
 
 const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);
 
-/**
- * x * sigmoid(x) with a hand-written gradient dy * (s + y * (1 - s)), s = sigmoid(x), y = x * s:
- * 4 full-size kernels backward instead of autodiff's 6.
- */
-export function silu(x: tf.Tensor): tf.Tensor {
-  const f = tf.customGrad(((xi: tf.Tensor, save: tf.GradSaveFunc) => {
-    const s = tf.sigmoid(xi);
-    const y = tf.mul(xi, s);
-    save([s, y]);
-    return {
-      value: y,
-      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
-        const [ss, ys] = saved as [tf.Tensor, tf.Tensor];
-        return tf.mul(dy, tf.add(ss, tf.mul(ys, tf.sub(1, ss))));
-      },
-    };
-  }) as CustomGradientFunc);
-  return f(x);
-}
 
 export function activate(x: tf.Tensor, act: Activation): tf.Tensor {
   switch (act) {

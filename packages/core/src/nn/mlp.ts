@@ -2,6 +2,7 @@
 import type * as tf from '@tensorflow/tfjs-core';
 import * as tfc from '@tensorflow/tfjs-core';
 import type { Forward, ForwardContext } from './context.js';
+import { swiglu } from './fused.js';
 import { activate, Linear, type Activation } from './layers.js';
 import { Module } from './module.js';
 
@@ -20,8 +21,10 @@ export class GatedMLP extends Module {
   /** [..., d] -> [..., d] */
   forward(x: tf.Tensor, ctx?: ForwardContext): tf.Tensor {
     return tfc.tidy(() => {
-      const g = activate(this.gate_proj.forward(x, ctx), this.act); // [..., f]
-      return this.down_proj.forward(tfc.mul(g, this.up_proj.forward(x, ctx)), ctx);
+      const gate = this.gate_proj.forward(x, ctx); // [..., f]
+      const up = this.up_proj.forward(x, ctx);
+      const h = this.act === 'silu' ? swiglu(gate, up) : tfc.mul(activate(gate, this.act), up);
+      return this.down_proj.forward(h, ctx);
     });
   }
 }

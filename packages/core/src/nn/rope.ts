@@ -6,6 +6,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { AdaptorkitError } from '../errors.js';
+import { canFuseRope, ropeFused } from './fused.js';
 
 export interface RopeScaling {
   type: 'linear' | 'llama3';
@@ -124,6 +125,7 @@ function rotateHalfMatrix(hd: number): Float32Array {
  * half-width copies.
  */
 export function applyRope(x: tf.Tensor, cos: tf.Tensor, sin: tf.Tensor): tf.Tensor {
+  if (canFuseRope(x, cos, sin)) return ropeFused(x, cos, sin); // one kernel each way (fused.ts)
   return tf.tidy(() => {
     const hd = x.shape[x.rank - 1]!;
     const p = tf.tensor2d(rotateHalfMatrix(hd), [hd, hd]);
