@@ -225,6 +225,27 @@ describe('routed LoRA', () => {
     x.dispose();
   });
 
+  it('a delta whose coefficients are all 0 is skipped: base output exactly, no dropout mask drawn', () => {
+    manualSeed(5);
+    const l = new RoutedLoRALinear(new Linear(6, 5), { rank: 2, alpha: 4, dropout: 0.5 });
+    const d = l.addLoRA('text');
+    l.defaultDelta = 'text';
+    tf.tidy(() => d.parts[0]!.B.weight.value.assign(tf.randomNormal([2, 5], 0, 1, 'float32', 3))); // a non-zero delta
+    const x = tf.randomNormal([3, 6], 0, 1, 'float32', 4);
+    const base = l.base_layer.forward(x);
+    const withDelta = l.forward(x, { training: true });
+    expect(tf.max(tf.abs(tf.sub(withDelta, base))).dataSync()[0]).toBeGreaterThan(1e-3);
+    d.coefs = [0];
+    const rng = new Rng(8);
+    l.reseed(rng);
+    const skipped = l.forward(x, { training: true });
+    expectBitIdentical(skipped, base, 'coefficient 0: the base layer alone');
+    expect(l.deltaOutput(x, undefined, { training: true })).toBeUndefined();
+    expect(rng.next()).toBe(new Rng(8).next()); // the dropout stream was not advanced
+    tf.dispose([x, base, withDelta, skipped]);
+    l.dispose();
+  });
+
   it('mask buffers are reused only when no tensor holds them', () => {
     const bufs = new MaskBuffers();
     const filled = (v: number) => bufs.tensor([2, 3], (a) => a.fill(v));

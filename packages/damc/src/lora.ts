@@ -186,7 +186,8 @@ export class RoutedLoRALinear extends Module implements Forward {
   }
 
   /**
-   * The low-rank part: sum_a M_a * dW_a x ([..., out]), or undefined when no delta applies.
+   * The low-rank part: sum_a M_a * dW_a x ([..., out]), or undefined when no delta applies (or every
+   * part's coefficient is 0).
    * One dropout mask per call, shared by the deltas (masks are disjoint, so each position still
    * sees one independent mask). Every part's coefficient and route mask are applied at rank r,
    * (x A_p) * (c_p M_a) [..., r], and all parts go through ONE matMul with their B factors stacked:
@@ -203,20 +204,24 @@ export class RoutedLoRALinear extends Module implements Forward {
       const d = this.deltas.get(this.defaultDelta);
       if (d) active.push([d, undefined]);
     }
-    if (active.length === 0) return undefined;
+    // parts with coefficient 0 contribute nothing and are not computed (nor is the dropout mask
+    // when no part is left: a delta set to 0, e.g. a frozen-LLM baseline's untrained B = 0 factors)
+    const parts: [DeltaPart, number, tf.Tensor | undefined][] = [];
+    for (const [d, m] of active) {
+      d.parts.forEach((p, i) => {
+        const c = (d.coefs[i] ?? 1) * p.scale;
+        if (c !== 0) parts.push([p, c, m]);
+      });
+    }
+    if (parts.length === 0) return undefined;
     return tf.tidy(() => {
       const xd = loraDropout(x, this.opts.dropout, ctx, this.rng, this.masks);
       const us: tf.Tensor[] = []; // [..., r_p]
       const bs: tf.Tensor[] = []; // [r_p, out]
-      for (const [d, m] of active) {
-        d.parts.forEach((p, i) => {
-          const c = (d.coefs[i] ?? 1) * p.scale;
-          if (c === 0) return;
-          us.push(tf.mul(linear(xd, p.A.weight.value), m ? tf.mul(m, c) : c)); // [B, T, r] * [B, T, 1]
-          bs.push(p.B.weight.value);
-        });
+      for (const [p, c, m] of parts) {
+        us.push(tf.mul(linear(xd, p.A.weight.value), m ? tf.mul(m, c) : c)); // [B, T, r] * [B, T, 1]
+        bs.push(p.B.weight.value);
       }
-      if (us.length === 0) return tf.zeros([...x.shape.slice(0, -1), this.outFeatures]);
       if (us.length === 1) return linear(us[0]!, bs[0]!);
       return linear(tf.concat(us, -1), tf.concat(bs, 0)); // [..., R] x [R, out]
     });
