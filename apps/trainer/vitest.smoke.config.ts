@@ -1,6 +1,6 @@
 import { defineProject } from 'vitest/config';
 
-// The demo's smoke run trains models for about 70 s: it runs alone, after every other
+// The demo's smoke run trains models for about 50 s: it runs alone, after every other
 // project (groupOrder 1; the others are in group 0), so its time is not inflated by parallel files.
 export default defineProject({
   test: {

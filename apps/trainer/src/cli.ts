@@ -164,8 +164,10 @@ program
   .option('--only <groups>', 'comma-separated group ids (e.g. iaa,mma)')
   .option('--no-png', 'skip the PNG charts')
   .option('--readme <file>', 'also write the table between <!-- demo:begin --> and <!-- demo:end --> in this README')
-  .action(async (o: { spec: string; out: string; smoke?: boolean; only?: string; png: boolean; readme?: string }) => {
-    const r = await runDemo({ specFile: o.spec, out: o.out, smoke: o.smoke, only: o.only?.split(',').map((s) => s.trim()).filter(Boolean), png: o.png });
+  .option('--jobs <n>', 'runs trained at once, each with cores/n native threads (faster on 2+ cores; per-row step times are then their share\'s)', (v) => Number(v), 1)
+  .action(async (o: { spec: string; out: string; smoke?: boolean; only?: string; png: boolean; readme?: string; jobs: number }) => {
+    if (!Number.isInteger(o.jobs) || o.jobs < 1) throw new AdaptorkitError('INVALID_ARGUMENT', `--jobs must be a positive integer, got ${o.jobs}`);
+    const r = await runDemo({ specFile: o.spec, out: o.out, smoke: o.smoke, only: o.only?.split(',').map((s) => s.trim()).filter(Boolean), png: o.png, jobs: o.jobs });
     console.log(`\n${r.table}`);
     console.log(`report: ${path.relative(process.cwd(), r.report ?? '')}${r.pngs.length ? ` (+ ${r.pngs.length} PNG charts)` : ''}; table: ${path.relative(process.cwd(), path.join(o.out, 'results.md'))}`);
     if (r.failures.length) {

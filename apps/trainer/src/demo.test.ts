@@ -102,6 +102,52 @@ describe('demo table and checks', () => {
     await expect(loadDemoSpec(path.join(dir, 'demo.yaml'))).rejects.toThrow(/rows\.0\.pick: row 'base' of script group 'comp' needs pick/);
   });
 
+  it('--jobs: runs go two at a time with a share of the cores each; the rows come back in spec order; a failure stops the queue', async () => {
+    const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'demo-jobs-'));
+    // a stand-in run: sleeps, then reports when it ran and the thread count it was given
+    await fs.writeFile(path.join(dir, 'exp.mjs'), `
+      import { writeFileSync, appendFileSync } from 'node:fs';
+      const a = process.argv.slice(2);
+      const get = (k) => a[a.lastIndexOf(k) + 1];
+      const t0 = Date.now();
+      await new Promise((r) => setTimeout(r, Number(get('--ms'))));
+      appendFileSync(${JSON.stringify(path.join(dir, 'ran.txt'))}, get('--id') + '\\n');
+      if (a.includes('--fail')) process.exit(3);
+      writeFileSync(get('--json'), JSON.stringify({ rows: [
+        { name: 'base', metrics: { acc: 0.25, start: t0, end: Date.now(), threads: Number(process.env.ADAPTORKIT_NATIVE_THREADS ?? 0) } },
+        { name: 'run', metrics: { acc: 0.5 } },
+      ] }));
+    `);
+    const group = (id: string, ms: number, extra = '') => `  - id: ${id}
+    claim: ${id}
+    metric: acc
+    script: { run: exp.mjs, args: ['--id', '${id}', '--ms', '${ms}'${extra}] }
+    rows:
+      - { id: ${id}-base, label: base, pick: base, baseline: true }
+      - { id: ${id}-run, label: run, pick: run }
+`;
+    await fs.writeFile(path.join(dir, 'demo.yaml'), `groups:\n${group('a', 300)}${group('b', 600)}${group('c', 300)}`);
+    const saved = process.env['ADAPTORKIT_NATIVE_THREADS'];
+    delete process.env['ADAPTORKIT_NATIVE_THREADS'];
+    try {
+      const r = await runDemo({ specFile: path.join(dir, 'demo.yaml'), out: path.join(dir, 'out'), png: false, log: () => {}, jobs: 2 });
+      expect(r.failures).toEqual([]);
+      expect(r.rows.map((x) => x.id)).toEqual(['a-base', 'a-run', 'b-base', 'b-run', 'c-base', 'c-run']);
+      const m = (g: string) => r.rows.find((x) => x.id === `${g}-base`)!.summary.metrics as Record<string, number>;
+      expect(m('a')['start']! < m('b')['end']! && m('b')['start']! < m('a')['end']!, 'a and b overlap').toBe(true);
+      expect(m('c')['start']!).toBeGreaterThanOrEqual(Math.min(m('a')['end']!, m('b')['end']!) - 50); // c waits for a slot
+      expect(m('a')['threads']).toBe(Math.max(1, Math.floor(os.cpus().length / 2)));
+      expect(r.table).toContain('at a time');
+      // a failing run: the one already going finishes, no new one starts, the error names the failure
+      await fs.writeFile(path.join(dir, 'ran.txt'), '');
+      await fs.writeFile(path.join(dir, 'demo.yaml'), `groups:\n${group('a', 100, ", '--fail'")}${group('b', 600)}${group('c', 10)}`);
+      await expect(runDemo({ specFile: path.join(dir, 'demo.yaml'), out: path.join(dir, 'out'), png: false, log: () => {}, jobs: 2 })).rejects.toThrow(/demo group a: .*exited with code 3/);
+      expect((await fs.readFile(path.join(dir, 'ran.txt'), 'utf8')).split('\n').filter(Boolean).sort()).toEqual(['a', 'b']);
+    } finally {
+      if (saved !== undefined) process.env['ADAPTORKIT_NATIVE_THREADS'] = saved;
+    }
+  });
+
   it('writes the table between the README markers only', async () => {
     const f = path.join(await fs.mkdtemp(path.join(os.tmpdir(), 'readme-')), 'README.md');
     await fs.writeFile(f, 'a\n<!-- demo:begin -->\nold\n<!-- demo:end -->\nb\n');

@@ -32,6 +32,7 @@ const RowSchema = z
     smoke: z.boolean().default(true).describe('Run this row under --smoke too.'),
     textSame: z.boolean().default(false).describe("The run's text path must measure exactly the base's text skill (a frozen LLM)."),
     expect: z.enum(['beat', 'none']).default('beat').describe("'beat': the row must beat the baseline on the group's metric by the group's margin."),
+    cost: z.number().positive().optional().describe('Relative cost, only to start the longest runs first under --jobs (default: train.steps x train.batchSize; script groups first).'),
   })
   .strict();
 
@@ -119,6 +120,13 @@ export interface DemoOptions {
   only?: string[];
   /** Write the report PNGs (needs Chromium; skipped with a note when absent). */
   png?: boolean;
+  /**
+   * Rows trained at once, each in its own process with cores/jobs native threads (default 1: one
+   * row at a time with every core). On 2 cores, 2 single-threaded rows finish sooner than the same
+   * rows one after the other (a row's small kernels keep 2 threads ~80% busy), but each row's own
+   * step time is then its 1-thread time.
+   */
+  jobs?: number;
   log?: (line: string) => void;
 }
 
@@ -243,13 +251,19 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
   await fs.mkdir(out, { recursive: true });
   const t0 = performance.now();
   const startedAt = new Date().toISOString();
-  const rows: DemoRowResult[] = [];
-  let backend = '';
+  const jobs = Math.max(1, Math.floor(o.jobs ?? 1));
+  const threads = Math.max(1, Math.floor(os.cpus().length / jobs));
+  const env = jobs > 1 && !process.env['ADAPTORKIT_NATIVE_THREADS'] ? { ...process.env, ADAPTORKIT_NATIVE_THREADS: String(threads) } : process.env;
+  // One task per trainer row and per script group; with jobs > 1 the longest start first (script
+  // groups, then by steps x batch) and every log line carries its row's id.
+  interface Task { order: number; cost: number; run: () => Promise<DemoRowResult[]> }
+  const tasks: Task[] = [];
   for (const g of groups) {
-    log(`\n== ${g.id}: ${g.claim}`);
+    if (jobs === 1) tasks.push({ order: tasks.length, cost: 0, run: async () => (log(`\n== ${g.id}: ${g.claim}`), []) });
     if (g.script) {
       if (o.smoke && !g.rows.some((r) => r.smoke)) continue;
-      rows.push(...(await runScriptGroup(g, specDir, out, !!o.smoke, log)));
+      const glog = jobs > 1 ? (l: string) => log(`[${g.id}] ${l}`) : log;
+      tasks.push({ order: tasks.length, cost: Infinity, run: () => runScriptGroup(g, specDir, out, !!o.smoke, glog, env) });
       continue;
     }
     for (const row of g.rows) {
@@ -257,24 +271,49 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
       const cfgFile = path.resolve(specDir, row.config!);
       const sets = [...spec.set, ...row.set, ...(o.smoke ? [...spec.smokeSet, ...row.smokeSet] : []), `name=${row.id}`, `outputDir=${JSON.stringify(out)}`];
       const cfg = parseWith(RunConfigSchema, applyOverrides(await readYaml(cfgFile), sets), `${cfgFile} (demo row ${g.id}/${row.id})`);
-      const r0 = performance.now();
-      log(`-- ${row.label} (${cfg.method.name}, ${cfg.train.steps} steps)`);
-      // Each row trains in its own process (the built CLI), so its step time and peak RSS are its own:
-      // in one process, later rows inherited the memory earlier rows left (MWA's rows showed 1.1-1.4 GB
-      // peak RSS after the MMA rows; alone they peak near 340 MB).
-      const dir = path.resolve(cfg.outputDir, cfg.name);
-      await fs.mkdir(dir, { recursive: true });
-      await runChild([CLI, 'train', cfgFile, ...sets.flatMap((x) => ['--set', x])], path.join(dir, 'train.log'), (l) => { if (!/^step \d+\//.test(l) || /step \d+\/\d+ .*ETA 0s/.test(l)) log(`   ${l}`); }, `demo row ${g.id}/${row.id}: adaptorkit train`);
-      const summary = await readJson<RunSummary>(path.join(dir, 'summary.json'));
-      backend ||= summary.backend;
-      rows.push({ group: g.id, id: row.id, label: row.label, baseline: row.baseline, dir, summary });
-      log(`   ${g.metric} ${metricCell(summary.metrics[g.metric], g.metric)} in ${((performance.now() - r0) / 1000).toFixed(0)} s`);
+      const rlog = jobs > 1 ? (l: string) => log(`[${row.id}] ${l.trimStart()}`) : log;
+      tasks.push({
+        order: tasks.length,
+        cost: row.cost ?? cfg.train.steps * cfg.train.batchSize,
+        run: async () => {
+          const r0 = performance.now();
+          rlog(`-- ${row.label} (${cfg.method.name}, ${cfg.train.steps} steps)`);
+          // Each row trains in its own process (the built CLI), so its step time and peak RSS are its own:
+          // in one process, later rows inherited the memory earlier rows left (MWA's rows showed 1.1-1.4 GB
+          // peak RSS after the MMA rows; alone they peak near 340 MB).
+          const dir = path.resolve(cfg.outputDir, cfg.name);
+          await fs.mkdir(dir, { recursive: true });
+          await runChild([CLI, 'train', cfgFile, ...sets.flatMap((x) => ['--set', x])], path.join(dir, 'train.log'), (l) => { if (!/^step \d+\//.test(l) || /step \d+\/\d+ .*ETA 0s/.test(l)) rlog(`   ${l}`); }, `demo row ${g.id}/${row.id}: adaptorkit train`, env);
+          const summary = await readJson<RunSummary>(path.join(dir, 'summary.json'));
+          rlog(`   ${g.metric} ${metricCell(summary.metrics[g.metric], g.metric)} in ${((performance.now() - r0) / 1000).toFixed(0)} s`);
+          return [{ group: g.id, id: row.id, label: row.label, baseline: row.baseline, dir, summary }];
+        },
+      });
     }
   }
+  const queue = jobs > 1 ? [...tasks].sort((a, b) => b.cost - a.cost) : tasks;
+  if (jobs > 1) log(`${queue.length} runs, ${jobs} at a time (${threads} native thread${threads === 1 ? '' : 's'} each)`);
+  const done: DemoRowResult[][] = [];
+  let next = 0;
+  let failed: unknown;
+  const worker = async (): Promise<void> => {
+    while (next < queue.length && failed === undefined) {
+      const t = queue[next++]!;
+      try {
+        done[t.order] = await t.run();
+      } catch (e) {
+        failed ??= e; // let the runs already going finish; start no more
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(jobs, queue.length) }, worker));
+  if (failed !== undefined) throw failed;
+  const rows = done.flat(); // spec order, whatever order they ran in
+  const backend = rows.find((r) => r.summary.backend)?.summary.backend ?? '';
   const failures = judge({ ...spec, groups }, rows, !!o.smoke);
   const seconds = (performance.now() - t0) / 1000;
   const header = [
-    `${spec.title}${o.smoke ? ' (smoke)' : ''} — ${startedAt.slice(0, 10)}, ${machineLine()}, backend ${backend}, ${Math.round(seconds)} s in all`,
+    `${spec.title}${o.smoke ? ' (smoke)' : ''} — ${startedAt.slice(0, 10)}, ${machineLine()}, backend ${backend}, ${Math.round(seconds)} s in all${jobs > 1 ? ` (runs ${jobs} at a time, ${threads} native thread${threads === 1 ? '' : 's'} each)` : ''}`,
     '',
   ].join('\n');
   const table = header + demoTable({ ...spec, groups }, rows);
@@ -312,10 +351,10 @@ interface ScriptRow {
 const CLI = fileURLToPath(new URL('../bin/adaptorkit.js', import.meta.url));
 
 /** Run `node ...args`, pass its output lines to `log`, keep them in `logFile`; a non-zero exit is an error naming `what`. */
-async function runChild(args: string[], logFile: string, log: (l: string) => void, what: string): Promise<void> {
+async function runChild(args: string[], logFile: string, log: (l: string) => void, what: string, env: NodeJS.ProcessEnv = process.env): Promise<void> {
   const lines: string[] = [];
   const code = await new Promise<number | null>((resolve, reject) => {
-    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'], env });
     const take = (b: Buffer) => {
       for (const l of b.toString().split('\n')) if (l.trim()) { lines.push(l); log(l); }
     };
@@ -329,7 +368,7 @@ async function runChild(args: string[], logFile: string, log: (l: string) => voi
 }
 
 /** Run a script group's experiment and turn the rows it wrote into demo rows. */
-async function runScriptGroup(g: DemoSpec['groups'][number], specDir: string, out: string, smoke: boolean, log: (l: string) => void): Promise<DemoRowResult[]> {
+async function runScriptGroup(g: DemoSpec['groups'][number], specDir: string, out: string, smoke: boolean, log: (l: string) => void, env: NodeJS.ProcessEnv): Promise<DemoRowResult[]> {
   const script = g.script!;
   const dir = path.join(out, g.id);
   await fs.mkdir(dir, { recursive: true });
@@ -337,7 +376,7 @@ async function runScriptGroup(g: DemoSpec['groups'][number], specDir: string, ou
   const file = path.resolve(specDir, script.run);
   const args = [file, ...script.args, ...(smoke ? script.smokeArgs : []), '--json', json];
   log(`-- node ${path.relative(process.cwd(), file)} ${args.slice(1).join(' ')}`);
-  await runChild(args, path.join(dir, 'log.txt'), (l) => log(`   ${l}`), `demo group ${g.id}: ${path.relative(process.cwd(), file)}`);
+  await runChild(args, path.join(dir, 'log.txt'), (l) => log(`   ${l}`), `demo group ${g.id}: ${path.relative(process.cwd(), file)}`, env);
   const produced = (await readJson<{ rows: ScriptRow[]; backend?: string }>(json)).rows;
   const result: DemoRowResult[] = [];
   for (const row of g.rows) {

@@ -3,6 +3,7 @@ export * from './config.js';
 export * from './config-util.js';
 export * from './run-format.js';
 export { trainLoop, type LoopOptions, type LoopResult } from './loop.js';
+export { runTrain, loadRunConfig, type TrainOptions } from './train.js';
 export { buildBatch, type MMBatch, type MMInput, type BatchOptions } from './vl/batch.js';
 export { shapesLMConfig, shapesVisionConfig, TextTower } from './shapes/bases.js';
 export { pretrainLM, pretrainVision, sceneQALoss, lmPretrainStream, pixelsTensor, SHAPES_PIXEL_MEAN, SHAPES_PIXEL_STD } from './shapes/pretrain.js';
