@@ -14,7 +14,7 @@
  * Parameter paths: `layers.3.ffn.vision.fc1.weight`, `layers.3.attn.language.q_proj.weight` (or
  * `layers.3.attn.shared...`), `layers.3.extractor.vision.down.weight`, `layers.3.enhancer.fc2.weight`.
  */
-import { AdaptorkitError, Embedding, LayerNorm, Linear, Module, ModuleList, PatchEmbedding, activate, formatShape, l2normalize, tf, type Forward, type ForwardContext, type Parameter } from '@adaptorkit/core';
+import { AdaptorkitError, Embedding, LayerNorm, Linear, Module, ModuleList, PatchEmbedding, activate, attentionSoftmax, formatShape, l2normalize, tf, type Forward, type ForwardContext, type Parameter } from '@adaptorkit/core';
 import { parseMultiwayConfig, type Modality, type MultiwayConfig, type MultiwayConfigInput } from './config.js';
 
 /** An expert key: a modality, or the vision-language expert of the top layers. */
@@ -97,9 +97,8 @@ export class MultiwayAttention extends Module {
       const q = heads(proj((p) => p.q_proj));
       const k = heads(proj((p) => p.k_proj));
       const v = heads(proj((p) => p.v_proj));
-      let scores = tf.mul(tf.matMul(q, k, false, true), 1 / Math.sqrt(hd)); // [B, H, T, T]
-      if (keyMask) scores = tf.add(scores, keyMask);
-      const probs = tf.softmax(scores, -1);
+      // softmax(q k^T / sqrt(hd) + keyMask): one kernel each way where the backend fuses it
+      const probs = attentionSoftmax(tf.matMul(q, k, false, true), 1 / Math.sqrt(hd), { mask: keyMask }); // [B, H, T, T]
       const o = tf.reshape(tf.transpose(tf.matMul(probs, v), [0, 2, 1, 3]), [B, T, d]); // [B, T, d]
       const outs = splitSegments(o, segments).map((os, i) => {
         const p = this.projections(segments[i]!.modality);

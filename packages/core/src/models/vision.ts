@@ -14,6 +14,7 @@ import { AdaptorkitError, formatShape } from '../errors.js';
 import { EncoderLayer } from '../nn/blocks.js';
 import type { ForwardContext } from '../nn/context.js';
 import { Embedding, LayerNorm, linear, type Activation } from '../nn/layers.js';
+import { attentionSoftmax } from '../nn/fused.js';
 import { MLP } from '../nn/mlp.js';
 import { Module, ModuleList } from '../nn/module.js';
 import type { Parameter } from '../nn/parameter.js';
@@ -150,7 +151,7 @@ export class PackedAttention extends Module {
       const qh = proj(q, 0, Tq); // [B, H, Tq, hd]
       const kh = proj(kv, 1, S);
       const vh = proj(kv, 2, S);
-      const probs = tf.softmax(tf.mul(tf.matMul(qh, kh, false, true), 1 / Math.sqrt(hd)), -1); // [B, H, Tq, S]
+      const probs = attentionSoftmax(tf.matMul(qh, kh, false, true), 1 / Math.sqrt(hd)); // [B, H, Tq, S]
       const o = tf.reshape(tf.transpose(tf.matMul(probs, vh), [0, 2, 1, 3]), [B, Tq, d]);
       return this.out_proj.forward(o);
     });

@@ -135,4 +135,20 @@ describe('fused transformer kernels (native) match the composed ops (cpu)', () =
     ids.dispose();
     lm.dispose();
   });
+
+  it('KV-cache decoding with the fused kernels gives the logits of a full forward', () => {
+    if (why) return;
+    tf.setBackend('native');
+    const lm = tinyCausalLM(7, { numHeads: 4, numKVHeads: 2 });
+    const ids = [[4, 8, 15, 16, 23, 42, 7, 1], [1, 2, 3, 4, 5, 6, 7, 8]];
+    const full = tf.tidy(() => lm.logits(tf.tensor2d(ids, [2, 8], 'int32')));
+    const cache = lm.createCache();
+    const steps = [tf.tidy(() => lm.forward({ ids: tf.tensor2d(ids.map((r) => r.slice(0, 3)), [2, 3], 'int32'), cache }).logits!)];
+    for (let t = 3; t < 8; t++) steps.push(tf.tidy(() => lm.forward({ ids: tf.tensor2d(ids.map((r) => [r[t]!]), [2, 1], 'int32'), cache }).logits!));
+    const inc = tf.concat(steps, 1);
+    expect(relErr(inc.dataSync() as Float32Array, full.dataSync() as Float32Array)).toBeLessThan(1e-5);
+    tf.dispose([full, inc, ...steps]);
+    cache.dispose();
+    lm.dispose();
+  });
 });
