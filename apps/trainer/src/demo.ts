@@ -256,14 +256,13 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
   const env = jobs > 1 && !process.env['ADAPTORKIT_NATIVE_THREADS'] ? { ...process.env, ADAPTORKIT_NATIVE_THREADS: String(threads) } : process.env;
   // One task per trainer row and per script group; with jobs > 1 the longest start first (script
   // groups, then by steps x batch) and every log line carries its row's id.
-  interface Task { order: number; cost: number; run: () => Promise<DemoRowResult[]> }
+  interface Task { order: number; cost: number; group: DemoSpec['groups'][number]; run: () => Promise<DemoRowResult[]> }
   const tasks: Task[] = [];
   for (const g of groups) {
-    if (jobs === 1) tasks.push({ order: tasks.length, cost: 0, run: async () => (log(`\n== ${g.id}: ${g.claim}`), []) });
     if (g.script) {
       if (o.smoke && !g.rows.some((r) => r.smoke)) continue;
       const glog = jobs > 1 ? (l: string) => log(`[${g.id}] ${l}`) : log;
-      tasks.push({ order: tasks.length, cost: Infinity, run: () => runScriptGroup(g, specDir, out, !!o.smoke, glog, env) });
+      tasks.push({ order: tasks.length, cost: Infinity, group: g, run: () => runScriptGroup(g, specDir, out, !!o.smoke, glog, env) });
       continue;
     }
     for (const row of g.rows) {
@@ -275,6 +274,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
       tasks.push({
         order: tasks.length,
         cost: row.cost ?? cfg.train.steps * cfg.train.batchSize,
+        group: g,
         run: async () => {
           const r0 = performance.now();
           rlog(`-- ${row.label} (${cfg.method.name}, ${cfg.train.steps} steps)`);
@@ -299,6 +299,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
   const worker = async (): Promise<void> => {
     while (next < queue.length && failed === undefined) {
       const t = queue[next++]!;
+      if (jobs === 1 && tasks[t.order - 1]?.group !== t.group) log(`\n== ${t.group.id}: ${t.group.claim}`);
       try {
         done[t.order] = await t.run();
       } catch (e) {

@@ -11,10 +11,10 @@ export { Parameter, manualSeed, shapeOnly, isShapeOnly, shapesEqual, externalSha
 export type { Init, ParamLayout } from './nn/parameter.js';
 export { Module, ModuleList } from './nn/module.js';
 export type { Forward, ForwardContext } from './nn/context.js';
-export { Linear, linear, Embedding, RMSNorm, LayerNorm, activate, silu, rmsNormalize, activationFromHF, dropout, ACTIVATIONS } from './nn/layers.js';
+export { Linear, linear, Embedding, RMSNorm, LayerNorm, activate, activationFromHF, dropout, ACTIVATIONS } from './nn/layers.js';
 export type { Activation, LinearOptions } from './nn/layers.js';
 export { RotaryTables, applyRope, ropeInvFreq } from './nn/rope.js';
-export { swiglu, attentionSoftmax, layerNormalize, setFusedKernels, hasFused, RMS_NORM, RMS_NORM_GRAD, LAYER_NORM, LAYER_NORM_GRAD, SWIGLU, SWIGLU_GRAD, ROPE, ATTN_SOFTMAX, ATTN_SOFTMAX_GRAD } from './nn/fused.js';
+export { rmsNormalize, layerNormalize, silu, swiglu, attentionSoftmax, setFusedKernels, hasFused, RMS_NORM, RMS_NORM_GRAD, LAYER_NORM, LAYER_NORM_GRAD, SWIGLU, SWIGLU_GRAD, ROPE, ATTN_SOFTMAX, ATTN_SOFTMAX_GRAD } from './nn/fused.js';
 export type { RopeScaling } from './nn/rope.js';
 export { Attention, causalMask } from './nn/attention.js';
 export type { AttentionOptions, AttentionInput, KVSlot, LayerKV } from './nn/attention.js';

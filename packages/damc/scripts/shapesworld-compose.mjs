@@ -372,9 +372,12 @@ async function runMode(mode) {
   const img = await trainOne('image', mode);
   const snd = await trainOne('sound', mode);
   cacheImageFeatures([...data.image.test, ...data.common.val, ...data.common.test].flatMap((e) => e.inputs.filter((i) => i.modality === 'image').map((i) => i.scene)));
+  // facts every demo row reports: what was trained (a composed model: both models' trainable
+  // parameters), its share of all parameters, training time and the process's peak RSS so far
+  const facts = (m) => ({ trainableParams: m.nTrain, totalParams: m.nTrain + m.frozen, trainSeconds: m.secs, medianStepMs: m.msPerStep });
   const single = SINGLE ? [
-    { name: `image model (${mode})`, image: accuracy(img.model, data.image.test, ['image']), common: accuracy(img.model, data.common.test, ['image']) },
-    { name: `sound model (${mode})`, sound: accuracy(snd.model, data.sound.test, ['sound']), common: accuracy(snd.model, data.common.test, ['sound']) },
+    { name: `image model (${mode})`, image: accuracy(img.model, data.image.test, ['image']), common: accuracy(img.model, data.common.test, ['image']), facts: facts(img) },
+    { name: `sound model (${mode})`, sound: accuracy(snd.model, data.sound.test, ['sound']), common: accuracy(snd.model, data.common.test, ['sound']), facts: facts(snd) },
   ] : [];
   single.forEach((r) => r.note = 'common: its own input only');
   const base = await loadCausalLM(lmDir);
@@ -394,12 +397,6 @@ async function runMode(mode) {
     const grid = (arg('grid', '0.5,1')).split(',').map(Number);
     const s = await searchCoefficients(c, grid, () => accuracy(c.model, data.common.val, ['image', 'sound']).acc);
     composed.push(score(`${cname}, searched`, `coefficients ${s.best.join(', ')} chosen on common val (${data.common.val.length} ex., acc ${(100 * s.score).toFixed(1)})`));
-  }
-  // facts every demo row reports: what was trained (a composed model: both models' trainable
-  // parameters), its share of all parameters, training time and the process's peak RSS so far
-  if (SINGLE) {
-    single[0].facts = { trainableParams: img.nTrain, totalParams: img.nTrain + img.frozen, trainSeconds: img.secs, medianStepMs: img.msPerStep };
-    single[1].facts = { trainableParams: snd.nTrain, totalParams: snd.nTrain + snd.frozen, trainSeconds: snd.secs, medianStepMs: snd.msPerStep };
   }
   for (const r of composed) {
     r.facts = { trainableParams: img.nTrain + snd.nTrain, totalParams: img.nTrain + snd.nTrain + img.frozen, trainSeconds: img.secs + snd.secs, medianStepMs: (img.msPerStep + snd.msPerStep) / 2 };

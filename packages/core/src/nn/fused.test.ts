@@ -7,8 +7,9 @@ import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../backend/init.js';
 import { tinyCausalLM } from '../testing/index.js';
-import { maskedCrossEntropy } from '../train/losses.js';
-import { ATTN_SOFTMAX, LAYER_NORM, RMS_NORM, ROPE, SWIGLU, attentionSoftmax, hasFused, layerNormalize, rmsNormalize, setFusedKernels, swiglu } from './fused.js';
+import { SPARSE_SOFTMAX_CE, SPARSE_SOFTMAX_CE_GRAD, maskedCrossEntropy } from '../train/losses.js';
+import { FUSED_ADAMW } from '../train/optim.js';
+import { ATTN_SOFTMAX, ATTN_SOFTMAX_GRAD, LAYER_NORM, LAYER_NORM_GRAD, RMS_NORM, RMS_NORM_GRAD, ROPE, SWIGLU, SWIGLU_GRAD, attentionSoftmax, hasFused, layerNormalize, rmsNormalize, setFusedKernels, swiglu } from './fused.js';
 import { RotaryTables, applyRope } from './rope.js';
 import { causalMask } from './attention.js';
 
@@ -70,6 +71,16 @@ function expectSame(name: string, fn: (...xs: tf.Tensor[]) => tf.Tensor, inputs:
 }
 
 describe('fused transformer kernels (native) match the composed ops (cpu)', () => {
+  it('core spells every fused kernel name as backend-native registers it (core only imports that package at run time)', async () => {
+    if (why) return;
+    const native = (await import('@adaptorkit/backend-native')) as Record<string, unknown>;
+    const names = { RMS_NORM, RMS_NORM_GRAD, LAYER_NORM, LAYER_NORM_GRAD, SWIGLU, SWIGLU_GRAD, ROPE, ATTN_SOFTMAX, ATTN_SOFTMAX_GRAD, SPARSE_SOFTMAX_CE, SPARSE_SOFTMAX_CE_GRAD, ADAMW: FUSED_ADAMW };
+    for (const [k, v] of Object.entries(names)) {
+      expect(native[k], k).toBe(v);
+      expect(tf.getKernel(v, 'native'), `${v} registered`).toBeDefined();
+    }
+  });
+
   it('RMS normalisation, incl. a row of zeros', () => {
     if (why) return;
     const x = rand(1, [3, 5, 16]);

@@ -2,7 +2,7 @@
  * Fused transformer pieces: RMS and layer normalisation, SwiGLU, rotate-half RoPE and the attention softmax,
  * each one kernel forward and one backward where the active backend registers them under the names
  * below (@adaptorkit/backend-native does), and the same maths composed from tfjs ops everywhere
- * else. A LLaMA layer's step runs about 45 fewer kernels (and as many fewer passes over its
+ * else. A LLaMA layer's step runs about 40 fewer kernels (and as many fewer passes over its
  * activations) with them. Results agree with the composed ops to float32 rounding (tested in
  * fused.test.ts on the native backend against the cpu one).
  *

@@ -7,8 +7,6 @@ import type { Init, Parameter } from './parameter.js';
 import type { Rng } from '../train/rng.js';
 import { layerNormalize, rmsNormalize, silu } from './fused.js';
 
-export { layerNormalize, rmsNormalize, silu };
-
 export interface LinearOptions {
   bias?: boolean;
   /** Weight init; default PyTorch's kaiming-uniform bound 1/sqrt(in). */
@@ -76,7 +74,6 @@ export class RMSNorm extends Module {
   }
 }
 
-
 /** LayerNorm over the last axis with affine weight and bias. */
 export class LayerNorm extends Module {
   readonly weight: Parameter;
@@ -116,7 +113,6 @@ export function activationFromHF(name: string): Activation {
 }
 
 const SQRT_2_OVER_PI = Math.sqrt(2 / Math.PI);
-
 
 export function activate(x: tf.Tensor, act: Activation): tf.Tensor {
   switch (act) {
