@@ -2,7 +2,7 @@
 import * as readline from 'node:readline';
 import { AdaptorkitError } from '@adaptorkit/core';
 import { loadImage } from '@adaptorkit/data';
-import type { Env } from './train.js';
+import type { Env } from './generative.js';
 import type { MMBatch } from './vl/batch.js';
 
 /** An image file, resized and padded to the vision encoder's input size and normalised as the run's data source does. */

@@ -7,7 +7,7 @@ import { RunConfigSchema, TASKS, type RunConfig } from './config.js';
 import { parseWith } from './config-util.js';
 import { exists, readJson } from './fsutil.js';
 import type { RunInfo } from './run-format.js';
-import { setup, type Env } from './train.js';
+import { setup, type Env } from './generative.js';
 
 export interface OpenRun {
   dir: string;

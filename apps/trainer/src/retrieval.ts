@@ -5,7 +5,8 @@
  * instead of generated answers. eval.json also holds the frozen base's scores on the same pairs
  * (`frozenBaseMetrics`): the baseline the method must beat.
  *
- * runTrain hands a run to runRetrievalTrain when the method's registry entry has kind 'retrieval'.
+ * runTrain (train.ts) hands a run to runRetrievalTrain when the method's kind is 'retrieval'; the run
+ * folder, checkpoints and resume are run/lifecycle.ts's.
  */
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
@@ -16,15 +17,12 @@ import { parseWith } from './config-util.js';
 import { RunConfigSchema, type RunConfig } from './config.js';
 import { exists, readJson, writeJsonAtomic } from './fsutil.js';
 import { METHODS, retrievalMethod, type RetrievalEncoder, type RetrievalMethodEntry, type RetrievalSystem } from './methods/index.js';
-import type { EvalLine, EvalResult, RunInfo } from './run-format.js';
+import type { EvalLine, RetrievalEvalResult, RunInfo } from './run-format.js';
 import { retrievalMetrics } from './shapes/multiway.js';
 import { makeProgress } from './progress.js';
-import { batchExamples, prepareRunDir, runFolderTraining, writeSummary, type TrainOptions } from './train.js';
+import { batchExamples, maskSeed, prepareRunDir, runFolderTraining, writeSummary, type TrainOptions } from './run/lifecycle.js';
 
-/** eval.json of a retrieval run: R@K of the trained model and of the frozen base on the same pairs. */
-export interface RetrievalEvalResult extends EvalResult {
-  frozenBaseMetrics: Record<string, number>;
-}
+export type { RetrievalEvalResult } from './run-format.js';
 
 export interface RetrievalEnv {
   sw: ShapesWorld;
@@ -54,10 +52,6 @@ export async function setupRetrieval(cfg: RunConfig, log: (l: string) => void): 
   return { sw, entry, system, backend };
 }
 
-/** Seed of the dropout / drop-path masks of optimizer step `step`, micro-batch `micro`. */
-export function maskSeed(seed: number, step: number, micro: number): number {
-  return (Math.imul(seed + 1, 0x9e3779b1) ^ Math.imul(step + 1, 0x85ebca6b) ^ Math.imul(micro + 1, 0xc2b2ae35)) >>> 0;
-}
 
 /** R@1/5/10 both ways (fractions) of an encoder on the first `n` pairs of a split. */
 export function scoreRetrievalSplit(sw: ShapesWorld, enc: RetrievalEncoder, split: Split, n: number): Record<string, number> {
@@ -96,9 +90,9 @@ export async function runRetrievalTrain(cfg: RunConfig, o: TrainOptions = {}): P
       // the loop's tidy disposes the batch tensors; batch and masks are pure functions of (seed, step, micro)
       loss: (step, micro) => system.loss(system.batch(sw, batchExamples(pairs, cfg.seed, step, micro, t.batchSize)), true, maskSeed(cfg.seed, step, micro)),
       evalVal: async () => scoreRetrievalSplit(sw, system, 'val', Math.min(cfg.data.evalExamples, 100)),
-      finish: async (info) => {
+      finish: async (step) => {
         await saveAdapter(path.join(dir, 'final'), system.module, { ...system.describe(), basePath: system.basePath });
-        return o.noEval ? undefined : finalRetrievalEval(env, cfg, dir, info, log);
+        return o.noEval ? {} : { result: await finalRetrievalEval(env, cfg, dir, { step }, log) };
       },
       summaryExtra: (result) => ({ frozenBaseMetrics: result.frozenBaseMetrics }),
     },
@@ -110,7 +104,7 @@ export async function runRetrievalTrain(cfg: RunConfig, o: TrainOptions = {}): P
  * Score the trained model and the frozen base on the first `data.evalExamples` test pairs; writes
  * `file` (eval.json by default) and, for eval.json, a test line in metrics.jsonl.
  */
-export async function finalRetrievalEval(env: RetrievalEnv, cfg: RunConfig, dir: string, info: RunInfo, log: (l: string) => void, file = 'eval.json'): Promise<RetrievalEvalResult> {
+export async function finalRetrievalEval(env: RetrievalEnv, cfg: RunConfig, dir: string, info: Pick<RunInfo, 'step'>, log: (l: string) => void, file = 'eval.json'): Promise<RetrievalEvalResult> {
   const t0 = performance.now();
   const n = cfg.data.evalExamples;
   const metrics = scoreRetrievalSplit(env.sw, env.system, 'test', n);

@@ -1,5 +1,7 @@
 /**
- * The run folder every `adaptorkit train` leaves behind, readable by a colleague and by `report`:
+ * The run folder every `adaptorkit train` leaves behind, readable by a colleague and by `report`.
+ * Defined once, here: zod schemas (what the report validates when it reads a folder) and the TS
+ * types the writers use, inferred from them.
  *
  *   runs/<name>/
  *     config.yaml        the resolved config (defaults filled in, CLI overrides applied)
@@ -9,109 +11,132 @@
  *     summary.json       RunSummary: the headline numbers of a completed run
  *     checkpoints/step-NNNNNN/   adapter + optimizer state, written atomically
  *     final/             the trained adapter (adapter_model.safetensors + adapter_config.json)
+ *
+ * Objects are loose (a reader keeps fields a newer writer added). A NaN/inf number is written by
+ * JSON.stringify as null: it reads back as NaN.
  */
+import { z } from 'zod';
 
-export type RunStatus = 'running' | 'completed' | 'failed' | 'interrupted';
+/** A number that may have been written as null (NaN / inf): reads back as NaN. */
+const jsonNumber = z.number().nullable().transform((v) => v ?? Number.NaN);
+const metricsSchema = z.record(z.string(), jsonNumber);
+const textSkillSchema = z.object({ perplexity: jsonNumber, textTaskAccuracy: jsonNumber });
 
-export interface MachineInfo {
-  hostname: string;
-  platform: string;
-  arch: string;
-  cpus: number;
-  cpuModel: string;
-  memoryGB: number;
-  node: string;
-}
+export const runStatusSchema = z.enum(['running', 'completed', 'failed', 'interrupted']);
+export type RunStatus = z.infer<typeof runStatusSchema>;
 
-export interface RunInfo {
-  name: string;
+export const machineInfoSchema = z.looseObject({
+  hostname: z.string(),
+  platform: z.string(),
+  arch: z.string(),
+  cpus: z.number(),
+  cpuModel: z.string(),
+  memoryGB: z.number(),
+  node: z.string(),
+});
+export type MachineInfo = z.infer<typeof machineInfoSchema>;
+
+/** run.json */
+export const runInfoSchema = z.looseObject({
+  name: z.string().min(1),
   /** Method name as in the trainer registry (iaa, mma, mwa, damc-naive, damc-decoupled, full, frozen, ...). */
-  method: string;
-  status: RunStatus;
+  method: z.string(),
+  status: runStatusSchema,
   /** Human-readable reason for failed / interrupted. */
-  statusDetail?: string;
-  backend: { name: string; package: string; gpu: boolean; detail?: string };
-  machine: MachineInfo;
-  seed: number;
-  startedAt: string;
-  finishedAt?: string;
+  statusDetail: z.string().optional(),
+  backend: z.looseObject({ name: z.string(), package: z.string(), gpu: z.boolean(), detail: z.string().optional() }),
+  machine: machineInfoSchema,
+  seed: z.number(),
+  startedAt: z.string(),
+  finishedAt: z.string().optional(),
   /** Optimizer steps completed so far. */
-  step: number;
-  totalSteps: number;
-  trainableParams: number;
-  totalParams: number;
+  step: z.number().int().nonnegative(),
+  totalSteps: z.number().int().nonnegative(),
+  trainableParams: z.number().nonnegative(),
+  totalParams: z.number().nonnegative(),
   /** 100 * trainable / total. */
-  trainablePercent: number;
+  trainablePercent: z.number(),
   /** Median wall time of one optimizer step, ms. */
-  medianStepMs?: number;
+  medianStepMs: z.number().optional(),
   /** Median training throughput: non-padding tokens per second. */
-  tokensPerSec?: number;
+  tokensPerSec: z.number().optional(),
   /** Peak resident set size of the process, MB. */
-  peakRssMB?: number;
+  peakRssMB: z.number().optional(),
   /** Training wall time, seconds (excluding evaluation). */
-  trainSeconds?: number;
+  trainSeconds: z.number().optional(),
   /** Method-specific extras a report can show, e.g. { routing: { text: number[][], image: number[][] } }. */
-  extras?: Record<string, unknown>;
-}
+  extras: z.record(z.string(), z.unknown()).optional(),
+});
+export type RunInfo = z.infer<typeof runInfoSchema>;
 
-/** A training step line. */
-export interface StepLine {
-  kind: 'step';
-  step: number;
-  loss: number;
-  lr: number;
-  gradNorm?: number;
-  ms: number;
+/** A training step line of metrics.jsonl. */
+export const stepLineSchema = z.looseObject({
+  kind: z.literal('step'),
+  step: z.number().int().nonnegative(),
+  loss: jsonNumber,
+  lr: z.number(),
+  gradNorm: jsonNumber.optional(),
+  ms: z.number(),
   /** Non-padding tokens in the step's batches (all micro-batches). */
-  tokens?: number;
-  tokensPerSec?: number;
+  tokens: z.number().optional(),
+  tokensPerSec: z.number().optional(),
   /** ISO time. */
-  time: string;
-}
+  time: z.string(),
+});
+export type StepLine = z.infer<typeof stepLineSchema>;
 
 /** An evaluation line: metric name -> value (accuracies in 0..1, perplexity, R@K in 0..1). */
-export interface EvalLine {
-  kind: 'eval';
-  step: number;
-  split: 'val' | 'test';
-  metrics: Record<string, number>;
-  time: string;
-}
+export const evalLineSchema = z.looseObject({
+  kind: z.literal('eval'),
+  step: z.number().int().nonnegative(),
+  split: z.enum(['val', 'test']),
+  metrics: metricsSchema,
+  time: z.string(),
+});
+export type EvalLine = z.infer<typeof evalLineSchema>;
 
-export type MetricsLine = StepLine | EvalLine;
+export const metricsLineSchema = z.discriminatedUnion('kind', [stepLineSchema, evalLineSchema]);
+export type MetricsLine = z.infer<typeof metricsLineSchema>;
 
-export interface EvalResult {
-  step: number;
-  split: 'val' | 'test';
+/** eval.json */
+export const evalResultSchema = z.looseObject({
+  step: z.number().int().nonnegative(),
+  split: z.enum(['val', 'test']),
   /** The task scored (e.g. 'vqa', 'grounding', 'retrieval', 'common'). */
-  task: string;
-  metrics: Record<string, number>;
+  task: z.string(),
+  metrics: metricsSchema,
   /** Accuracy per question template, where the task has templates. */
-  byTemplate?: Record<string, { accuracy: number; n: number }>;
+  byTemplate: z.record(z.string(), z.object({ accuracy: jsonNumber, n: z.number() })).optional(),
   /** Text skill of the (possibly frozen) language path: held-out perplexity and text-task accuracy. */
-  textSkill?: { perplexity: number; textTaskAccuracy: number };
+  textSkill: textSkillSchema.optional(),
   /** The same measured on the untouched base LM (loaded afresh): what freezing must preserve. */
-  baseTextSkill?: { perplexity: number; textTaskAccuracy: number };
+  baseTextSkill: textSkillSchema.optional(),
   /** A few generations for a human to read. */
-  samples?: { prompt: string; answer: string; prediction: string }[];
-}
+  samples: z.array(z.object({ prompt: z.string(), answer: z.string(), prediction: z.string() })).optional(),
+});
+export type EvalResult = z.infer<typeof evalResultSchema>;
 
-/** summary.json of a completed run. */
-export interface RunSummary {
-  name: string;
-  method: string;
-  status: RunStatus;
-  task?: string;
-  steps: number;
-  metrics: Record<string, number>;
-  textSkill?: { perplexity: number; textTaskAccuracy: number };
-  baseTextSkill?: { perplexity: number; textTaskAccuracy: number };
-  trainableParams: number;
-  totalParams: number;
-  trainablePercent: number;
-  medianStepMs?: number;
-  tokensPerSec?: number;
-  trainSeconds?: number;
-  peakRssMB?: number;
-  backend: string;
-}
+/** eval.json of a retrieval run: R@K of the trained model and of the frozen base on the same pairs. */
+export const retrievalEvalResultSchema = evalResultSchema.extend({ frozenBaseMetrics: metricsSchema });
+export type RetrievalEvalResult = z.infer<typeof retrievalEvalResultSchema>;
+
+/** summary.json of a completed run (a retrieval run adds frozenBaseMetrics). */
+export const runSummarySchema = z.looseObject({
+  name: z.string(),
+  method: z.string(),
+  status: runStatusSchema,
+  task: z.string().optional(),
+  steps: z.number(),
+  metrics: metricsSchema,
+  textSkill: textSkillSchema.optional(),
+  baseTextSkill: textSkillSchema.optional(),
+  trainableParams: z.number(),
+  totalParams: z.number(),
+  trainablePercent: z.number(),
+  medianStepMs: z.number().optional(),
+  tokensPerSec: z.number().optional(),
+  trainSeconds: z.number().optional(),
+  peakRssMB: z.number().optional(),
+  backend: z.string(),
+});
+export type RunSummary = z.infer<typeof runSummarySchema>;

@@ -1,5 +1,5 @@
 /**
- * Read a run folder (see ../run-format.ts) for the report: run.json, metrics.jsonl, eval.json and
+ * Read a run folder (format and schemas: ../run-format.ts) for the report: run.json, metrics.jsonl, eval.json and
  * config.yaml, each validated. A missing or corrupt file is an error naming the file (and the line
  * for metrics.jsonl). A run still running, failed or interrupted is read as it is, not refused: its
  * status is shown on the page.
@@ -9,68 +9,9 @@ import * as path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { AdaptorkitError } from '@adaptorkit/core';
-import type { EvalLine, EvalResult, RunInfo, StepLine } from '../run-format.js';
+import { evalResultSchema, metricsLineSchema, runInfoSchema, type EvalLine, type EvalResult, type RunInfo, type StepLine } from '../run-format.js';
 
 const finite = z.number().refine(Number.isFinite, 'expected a finite number');
-
-const runInfoSchema = z.looseObject({
-  name: z.string().min(1),
-  method: z.string(),
-  status: z.enum(['running', 'completed', 'failed', 'interrupted']),
-  statusDetail: z.string().optional(),
-  backend: z.looseObject({ name: z.string(), package: z.string(), gpu: z.boolean(), detail: z.string().optional() }),
-  machine: z.looseObject({
-    hostname: z.string(),
-    platform: z.string(),
-    arch: z.string(),
-    cpus: z.number(),
-    cpuModel: z.string(),
-    memoryGB: z.number(),
-    node: z.string(),
-  }),
-  seed: z.number(),
-  startedAt: z.string(),
-  finishedAt: z.string().optional(),
-  step: z.number().int().nonnegative(),
-  totalSteps: z.number().int().nonnegative(),
-  trainableParams: z.number().nonnegative(),
-  totalParams: z.number().nonnegative(),
-  trainablePercent: z.number(),
-  medianStepMs: z.number().optional(),
-  peakRssMB: z.number().optional(),
-  trainSeconds: z.number().optional(),
-  extras: z.record(z.string(), z.unknown()).optional(),
-});
-
-// A NaN/inf loss is written by JSON.stringify as null: keep the line (the run stopped there) as NaN.
-const stepLineSchema = z.looseObject({
-  kind: z.literal('step'),
-  step: z.number().int().nonnegative(),
-  loss: z.number().nullable().transform((v) => v ?? Number.NaN),
-  lr: z.number(),
-  gradNorm: z.number().nullable().optional().transform((v) => (v === null ? Number.NaN : v)),
-  ms: z.number(),
-  time: z.string(),
-});
-
-const evalLineSchema = z.looseObject({
-  kind: z.literal('eval'),
-  step: z.number().int().nonnegative(),
-  split: z.enum(['val', 'test']),
-  metrics: z.record(z.string(), z.number().nullable().transform((v) => v ?? Number.NaN)),
-  time: z.string(),
-});
-
-const metricsLineSchema = z.discriminatedUnion('kind', [stepLineSchema, evalLineSchema]);
-
-const evalResultSchema = z.looseObject({
-  step: z.number().int().nonnegative(),
-  split: z.enum(['val', 'test']),
-  task: z.string(),
-  metrics: z.record(z.string(), z.number().nullable().transform((v) => v ?? Number.NaN)),
-  textSkill: z.object({ perplexity: finite.or(z.null()), textTaskAccuracy: finite.or(z.null()) }).optional(),
-  samples: z.array(z.object({ prompt: z.string(), answer: z.string(), prediction: z.string() })).optional(),
-});
 
 /** Router weights per modality: per layer either one weight or the weights of each branch. */
 export type RoutingWeights = Record<string, (number | number[])[]>;
@@ -131,7 +72,7 @@ export async function readRun(dir: string): Promise<LoadedRun> {
   }
   const infoParsed = runInfoSchema.safeParse(parseJsonFile(runFile, runText));
   if (!infoParsed.success) throw new AdaptorkitError('BAD_FILE', `${runFile} is not a valid run record: ${issues(infoParsed.error)}`);
-  const info = infoParsed.data as RunInfo;
+  const info: RunInfo = infoParsed.data;
   const unfinished = info.status !== 'completed';
 
   // metrics.jsonl: required for a completed run; an unfinished run may not have written it yet.
@@ -162,8 +103,8 @@ export async function readRun(dir: string): Promise<LoadedRun> {
       }
       const r = metricsLineSchema.safeParse(value);
       if (!r.success) throw new AdaptorkitError('BAD_FILE', `${where} is not a step or eval line: ${issues(r.error)}`);
-      if (r.data.kind === 'step') steps.push(r.data as StepLine);
-      else evals.push(r.data as EvalLine);
+      if (r.data.kind === 'step') steps.push(r.data);
+      else evals.push(r.data);
     }
   }
   steps.sort((a, b) => a.step - b.step);
@@ -176,12 +117,7 @@ export async function readRun(dir: string): Promise<LoadedRun> {
   if (evalText !== undefined) {
     const r = evalResultSchema.safeParse(parseJsonFile(evalFile, evalText));
     if (!r.success) throw new AdaptorkitError('BAD_FILE', `${evalFile} is not a valid eval result: ${issues(r.error)}`);
-    const ts = r.data.textSkill;
-    final = {
-      ...r.data,
-      textSkill: ts ? { perplexity: ts.perplexity ?? Number.NaN, textTaskAccuracy: ts.textTaskAccuracy ?? Number.NaN } : undefined,
-    } as EvalResult;
-    if (!ts) delete final.textSkill;
+    final = r.data;
   }
 
   // config.yaml: optional, shown as a diff between runs.
