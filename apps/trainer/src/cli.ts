@@ -9,7 +9,7 @@ import { readYaml } from './config-util.js';
 import { readRun, writeReport } from './report/index.js';
 import { pretrainLM, pretrainVision } from './shapes/pretrain.js';
 import { saveLM, saveVision, shippedBasesDir } from './shapes/store.js';
-import { METHODS } from './methods/index.js';
+import { METHODS } from './registry.js';
 import { finalEval } from './generative.js';
 import { writeSummary } from './run/lifecycle.js';
 import { loadRunConfig, runTrain } from './train.js';

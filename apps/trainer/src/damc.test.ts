@@ -6,7 +6,7 @@ import { initBackend, loadAdapter, readSafetensors, tf, writeSafetensors } from 
 import { RunConfigSchema } from './config.js';
 import { parseWith } from './config-util.js';
 import { runMerge } from './merge-cmd.js';
-import { methodByName } from './methods/index.js';
+import { methodByName } from './registry.js';
 import { writeTinyBases } from './test-bases.js';
 import { evaluate, runTrain, setup } from './train.js';
 

@@ -9,7 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { parseWith, readYaml } from './config-util.js';
 import { PretrainConfigSchema } from './config.js';
 import { loadDemoSpec } from './demo.js';
-import { METHODS } from './methods/index.js';
+import { METHODS } from './registry.js';
 import { basePath, isShippedBase } from './shapes/store.js';
 import { loadRunConfig } from './train.js';
 

@@ -6,12 +6,12 @@
  */
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import { AdaptorkitError, initBackend, loadTokenizer, manualSeed, saveAdapter } from '@adaptorkit/core';
-import type { BackendInfo, CausalLM, VisionEncoder } from '@adaptorkit/core';
+import { AdaptorkitError, initBackend, loadTokenizer, manualSeed } from '@adaptorkit/core';
+import type { BackendInfo, CausalLM, GenerativeBase, GenerativeModel, VisionEncoder } from '@adaptorkit/core';
 import { IMAGE_TOKEN, ShapesWorld, type Split } from '@adaptorkit/data';
 import type { RunConfig } from './config.js';
 import { writeJsonAtomic } from './fsutil.js';
-import { methodByName, type Bases, type TrainSystem } from './methods/index.js';
+import { methodByName } from './registry.js';
 import type { EvalLine, EvalResult, RunInfo } from './run-format.js';
 import { makeProgress } from './progress.js';
 import { batchExamples, maskSeed, prepareRunDir, runFolderTraining, type TrainOptions } from './run/lifecycle.js';
@@ -26,8 +26,9 @@ export interface Env {
   sw: ShapesWorld;
   /** Where examples come from: ShapesWorld or a LLaVA-format file. */
   source: DataSource;
-  bases: Bases;
-  system: TrainSystem;
+  bases: GenerativeBase;
+  /** The method attached to the bases (core's GenerativeModel). */
+  system: GenerativeModel;
   backend: BackendInfo;
 }
 
@@ -77,8 +78,8 @@ export async function setup(cfg: RunConfig, log: (l: string) => void): Promise<E
   const source = await makeSource(cfg, sw, lm, vision, log);
   const tok = source.tokenizer;
   const eosId = tok.eosId ?? tok.padId;
-  const bases: Bases = { lm, vision, placeholderIds: source.placeholderIds, padId: tok.padId, eosId };
-  const system = methodByName(cfg.method.name).build(bases, cfg.method.config);
+  const bases: GenerativeBase = { lm, vision, placeholderIds: source.placeholderIds, padId: tok.padId, eosId };
+  const system = methodByName(cfg.method.name).attach(bases, cfg.method.config);
   return { sw, source, bases, system, backend };
 }
 
@@ -173,7 +174,7 @@ export async function runGenerativeTrain(cfg: RunConfig, o: TrainOptions = {}): 
       },
       evalVal: async () => (await evaluate(env, cfg.data.task, 'val', Math.min(cfg.data.evalExamples, 100))).metrics,
       finish: async (step) => {
-        await saveAdapter(path.join(dir, 'final'), system.module, { ...system.describe(), basePath: basePath(cfg.base.lm, 'lm') });
+        await system.save(path.join(dir, 'final'), { basePath: basePath(cfg.base.lm, 'lm') });
         if (o.noEval) return {};
         return { result: await finalEval(env, cfg, dir, { step }, log), extras: methodExtras(env) };
       },

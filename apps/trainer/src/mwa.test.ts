@@ -7,7 +7,7 @@ import { ShapesWorld } from '@adaptorkit/data';
 
 import { applyOverrides, parseWith } from './config-util.js';
 import { RunConfigSchema, type RunConfig } from './config.js';
-import { methodByName, METHODS } from './methods/index.js';
+import { methodByName, METHODS } from './registry.js';
 import type { StepLine } from './run-format.js';
 import { evalRetrievalRun, isRetrievalRunFolder, type RetrievalEvalResult } from './retrieval.js';
 import { loadMultiway, MultiwayTransformer, saveMultiway, shapesWorldMultiwayShape } from '@adaptorkit/mwa';

@@ -10,13 +10,14 @@
  */
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import { AdaptorkitError, initBackend, loadAdapter, manualSeed, saveAdapter, tf } from '@adaptorkit/core';
-import type { BackendInfo } from '@adaptorkit/core';
+import { AdaptorkitError, initBackend, manualSeed, tf } from '@adaptorkit/core';
+import type { BackendInfo, BaseLocator, RetrievalEncoder, RetrievalMethod, RetrievalModel } from '@adaptorkit/core';
 import { ShapesWorld, type Split } from '@adaptorkit/data';
 import { parseWith } from './config-util.js';
 import { RunConfigSchema, type RunConfig } from './config.js';
 import { exists, readJson, writeJsonAtomic } from './fsutil.js';
-import { METHODS, retrievalMethod, type RetrievalEncoder, type RetrievalMethodEntry, type RetrievalSystem } from './methods/index.js';
+import { METHODS, retrievalMethod } from './registry.js';
+import { basePath } from './shapes/store.js';
 import type { EvalLine, RetrievalEvalResult, RunInfo } from './run-format.js';
 import { retrievalMetrics } from './shapes/multiway.js';
 import { makeProgress } from './progress.js';
@@ -26,10 +27,13 @@ export type { RetrievalEvalResult } from './run-format.js';
 
 export interface RetrievalEnv {
   sw: ShapesWorld;
-  entry: RetrievalMethodEntry;
-  system: RetrievalSystem;
+  method: RetrievalMethod;
+  system: RetrievalModel;
   backend: BackendInfo;
 }
+
+/** Bases by spec: 'shapesworld' is the shipped folder (models/shapesworld/<part>), anything else a user path. */
+const BASES: BaseLocator = { path: basePath };
 
 /** True when the run's method is a retrieval method (unknown names throw, naming the allowed ones). */
 export function isRetrievalRun(cfg: RunConfig): boolean {
@@ -37,10 +41,10 @@ export function isRetrievalRun(cfg: RunConfig): boolean {
 }
 
 export async function setupRetrieval(cfg: RunConfig, log: (l: string) => void): Promise<RetrievalEnv> {
-  const entry = retrievalMethod(cfg.method.name);
-  if (!entry) throw new AdaptorkitError('INVALID_ARGUMENT', `method '${cfg.method.name}' is not a retrieval method`);
+  const method = retrievalMethod(cfg.method.name);
+  if (!method) throw new AdaptorkitError('INVALID_ARGUMENT', `method '${cfg.method.name}' is not a retrieval method`);
   if (cfg.data.task !== 'retrieval') {
-    throw new AdaptorkitError('INVALID_CONFIG', `data.task: '${cfg.data.task}' cannot train method '${entry.name}', a retrieval method: set data.task: retrieval`);
+    throw new AdaptorkitError('INVALID_CONFIG', `data.task: '${cfg.data.task}' cannot train method '${method.name}', a retrieval method: set data.task: retrieval`);
   }
   if (cfg.data.source !== 'shapesworld') {
     throw new AdaptorkitError('UNSUPPORTED', `data.source '${cfg.data.source}': retrieval runs use ShapesWorld image-caption pairs so far`);
@@ -48,8 +52,8 @@ export async function setupRetrieval(cfg: RunConfig, log: (l: string) => void): 
   const backend = await initBackend(cfg.backend as never, { log });
   manualSeed(cfg.seed); // as in setup (train.ts): a run's initial weights must not depend on what ran before it
   const sw = new ShapesWorld({ seed: cfg.data.worldSeed });
-  const system = await entry.build(cfg.method.config);
-  return { sw, entry, system, backend };
+  const system = await method.attach(BASES, cfg.method.config);
+  return { sw, method, system, backend };
 }
 
 
@@ -91,7 +95,7 @@ export async function runRetrievalTrain(cfg: RunConfig, o: TrainOptions = {}): P
       loss: (step, micro) => system.loss(system.batch(sw, batchExamples(pairs, cfg.seed, step, micro, t.batchSize)), true, maskSeed(cfg.seed, step, micro)),
       evalVal: async () => scoreRetrievalSplit(sw, system, 'val', Math.min(cfg.data.evalExamples, 100)),
       finish: async (step) => {
-        await saveAdapter(path.join(dir, 'final'), system.module, { ...system.describe(), basePath: system.basePath });
+        await system.save(path.join(dir, 'final'), { basePath: system.basePath });
         return o.noEval ? {} : { result: await finalRetrievalEval(env, cfg, dir, { step }, log) };
       },
       summaryExtra: (result) => ({ frozenBaseMetrics: result.frozenBaseMetrics }),
@@ -108,7 +112,7 @@ export async function finalRetrievalEval(env: RetrievalEnv, cfg: RunConfig, dir:
   const t0 = performance.now();
   const n = cfg.data.evalExamples;
   const metrics = scoreRetrievalSplit(env.sw, env.system, 'test', n);
-  const base = await env.entry.frozenBase(cfg.method.config);
+  const base = await env.method.frozenBase(BASES, cfg.method.config);
   let frozenBaseMetrics: Record<string, number>;
   try {
     frozenBaseMetrics = scoreRetrievalSplit(env.sw, base, 'test', n);
@@ -149,7 +153,7 @@ export async function evalRetrievalRun(dir: string, o: { task?: string; n?: numb
   if (o.n) cfg.data.evalExamples = o.n;
   const env = await setupRetrieval(cfg, log);
   try {
-    await loadAdapter(adapterDir, env.system.module);
+    await env.system.load(adapterDir);
     const info = await readJson<RunInfo>(path.join(dir, 'run.json'));
     const result = await finalRetrievalEval(env, cfg, dir, info, log, o.n ? `eval-retrieval-${o.n}.json` : 'eval.json');
     if (!o.n) await writeSummary(dir, info, result, { frozenBaseMetrics: result.frozenBaseMetrics });

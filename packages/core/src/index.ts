@@ -59,3 +59,6 @@ export { leftPadRows, padKeyMask } from './generate/ragged.js';
 export type { GenerateOptions, GenerateResult, GenerativeLM, SamplingOptions } from './generate/generate.js';
 export { plan, buildShapeOnly, normalizeConfig } from './plan/plan.js';
 export type { Plan, PlanOptions, MemoryEstimate } from './plan/plan.js';
+
+// The AdaptorMethod contract every method package implements (method/)
+export * from './method/index.js';

@@ -37,7 +37,7 @@ import {
 import {
   COLOURS, IMAGE_TOKEN, LETTERS, SHAPES, SOUND_TOKEN, ShapesWorld, encodeExample, numberWord, sampleScene, withArticle,
 } from '@adaptorkit/data';
-import { composeModels, damcDecoupledMethod, damcNaiveMethod, searchCoefficients } from '@adaptorkit/damc';
+import { attachDamc, composeModels, searchCoefficients } from '@adaptorkit/damc';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '../../..');
@@ -320,8 +320,7 @@ async function trainOne(modality, mode) {
     modality === 'image'
       ? { encoder: new Cached(), projector: new MLPProjector(IMG_DIM, lm.config.hiddenSize, 2), placeholderId: PH.image }
       : { encoder: new SoundEncoder(SND_DIM, 128), projector: new MLPProjector(128, lm.config.hiddenSize, 2), placeholderId: PH.sound };
-  const method = mode === 'decoupled' ? damcDecoupledMethod : damcNaiveMethod;
-  const attached = method.attach(lm, { modality, lora: LORA, trainEncoder: modality === 'sound', seed: SEED }, spec);
+  const attached = attachDamc(lm, { modality, lora: LORA, trainEncoder: modality === 'sound', seed: SEED, mode: mode === 'decoupled' ? 'decoupled' : 'naive' }, spec);
   const { model } = attached;
   let { trainable } = attached;
   if (mode === 'frozen') {

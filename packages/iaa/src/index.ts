@@ -16,4 +16,3 @@ export { planIaa, iaaParameterFormula } from './plan.js';
 export type { IaaPlan } from './plan.js';
 export { frozenBaselineConfig } from './baseline.js';
 export { iaaMethod } from './method.js';
-export type { IaaMethod } from './method.js';

@@ -26,4 +26,3 @@ export type { MmaPlan } from './plan.js';
 export { lavinPrompt, expandImagePlaceholder } from './sequence.js';
 export type { LavinPromptOptions } from './sequence.js';
 export { mmaMethod } from './method.js';
-export type { MmaMethod } from './method.js';

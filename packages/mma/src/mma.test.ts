@@ -270,7 +270,7 @@ describe('config and method value', () => {
     expect(() => m0().forward({ ids: mixedIds() })).toThrow(AdaptorkitError);
     expect(mmaMethod.name).toBe('mma');
     expect(mmaMethod.configSchema.parse({}).temperature).toBe(10);
-    expect(mmaMethod.attach({ lm: tinyCausalLM(1) }, {}).countMmaParameters().total).toBe(2 * (20 * 32 + 10) + 64);
+    expect(attachMma({ lm: tinyCausalLM(1) }, {}).countMmaParameters().total).toBe(2 * (20 * 32 + 10) + 64);
   });
 });
 

@@ -29,7 +29,6 @@ export { planMwa, mwaParameterFormula, baseParameterFormula } from './plan.js';
 export type { MwaFormula } from './plan.js';
 export { shapesWorldRetrievalBatch, shapesWorldMultiwayShape, disposeBatch } from './shapesworld.js';
 export type { ShapesWorldBatchOptions } from './shapesworld.js';
-export { mwaMethod } from './method.js';
-export type { MwaMethod } from './method.js';
+export { mwaMethod, mwaMethodConfigSchema } from './method.js';
 export { SHAPESWORLD_BASE_WORLD, SHAPESWORLD_BASE_MAX_OBJECTS, SHAPESWORLD_BASE_COLOUR_GAINS, shapesWorldBaseConfig, epochSampler, pretrainShapesWorldBase, saveMultiway, loadMultiway } from './base.js';
 export type { BasePretrainOptions } from './base.js';

@@ -3,7 +3,7 @@ import { AdaptorkitError, initBackend, tf } from '@adaptorkit/core';
 import { compareClose, expectBitIdentical, expectFlatTensorCount, snapshotParameters } from '@adaptorkit/core/testing';
 import { AlignmentEnhancer, NewKnowledgeExtractor } from './adapters.js';
 import { attachMwa } from './attach.js';
-import { parseMwaConfig, mwaConfigSchema, type MwaConfigInput } from './config.js';
+import { parseMwaConfig, type MwaConfigInput } from './config.js';
 import { mwaMethod } from './method.js';
 import { contrastiveLoss, trainContrastive } from './retrieval.js';
 import { tinyMultiway, toyBatch } from './test-util.js';
@@ -173,9 +173,9 @@ describe('mwa config', () => {
 
   it('mwaMethod is a plain value for the trainer', () => {
     expect(mwaMethod.name).toBe('mwa');
-    expect(mwaMethod.configSchema).toBe(mwaConfigSchema);
+    expect(mwaMethod.configSchema.parse({}).base).toBe('shapesworld');
     const m = tinyMultiway(0);
-    const h = mwaMethod.attach(m, { extractor: { bottleneck: 4 }, enhancer: { enabled: false } });
+    const h = attachMwa(m, { extractor: { bottleneck: 4 }, enhancer: { enabled: false } });
     expect(h.enhancers.size).toBe(0);
     expect(h.counts().extractors).toBe(2 * 2 * (2 * 32 * 4 + 4 + 32));
     m.dispose();

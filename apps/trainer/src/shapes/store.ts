@@ -70,7 +70,7 @@ export async function saveVision(dir: string, vision: VisionEncoder, extra: Reco
 }
 
 /** Resolve a shipped base name ('shapesworld', 'shapesworld-sceneqa') to its folder, anything else is a user path. */
-export function basePath(spec: string, part: 'lm' | 'vision'): string {
+export function basePath(spec: string, part: 'lm' | 'vision' | 'multiway' | (string & {})): string {
   return isShippedBase(spec) ? path.join(shippedBasesDir(spec), part) : path.resolve(spec);
 }
 

@@ -1,17 +1,20 @@
-/** Tensors from a multimodal batch, shared by the method glue. */
-import { AdaptorkitError, tf } from '@adaptorkit/core';
-import type { MMBatch } from '../vl/batch.js';
+/** Tensors from a MethodBatch, shared by the method packages. */
+import * as tf from '@tensorflow/tfjs-core';
+import { AdaptorkitError } from '../errors.js';
+import type { MethodBatch } from './contract.js';
 
-export function idsTensor(b: MMBatch): tf.Tensor2D {
+/** int32 [B, T] */
+export function idsTensor(b: MethodBatch): tf.Tensor2D {
   return tf.tensor2d(b.ids, [b.B, b.T], 'int32');
 }
 
-export function labelsTensor(b: MMBatch): tf.Tensor2D {
+/** int32 [B, T] */
+export function labelsTensor(b: MethodBatch): tf.Tensor2D {
   return tf.tensor2d(b.labels, [b.B, b.T], 'int32');
 }
 
-/** One image per row [B, H, W, 3] (the source normalised them; zeros, the mean pixel, for rows without one); undefined when no row has one. */
-export function imagesPerRow(b: MMBatch): tf.Tensor4D | undefined {
+/** One image per row [B, H, W, 3] (zeros, the mean pixel, for rows without one); undefined when no row has one. */
+export function imagesPerRow(b: MethodBatch): tf.Tensor4D | undefined {
   const imgs = b.inputs.filter((i) => i.modality === 'image');
   if (imgs.length === 0) return undefined;
   const size = Math.round(Math.sqrt(imgs[0]!.data.length / 3));
@@ -26,13 +29,18 @@ export function imagesPerRow(b: MMBatch): tf.Tensor4D | undefined {
   return tf.tensor4d(buf, [rows.length, size, size, 3]);
 }
 
-/** Prompt rows without padding (generation APIs take ragged rows and pad them themselves). */
-export function promptRows(b: MMBatch): number[][] {
+/** 1 for rows with an image input, 0 for text-only rows. */
+export function imageRows(b: MethodBatch): number[] {
+  return Array.from({ length: b.B }, (_, r) => (b.inputs.some((i) => i.row === r && i.modality === 'image') ? 1 : 0));
+}
+
+/** Prompt rows of a left-padded batch without their padding. */
+export function promptRows(b: MethodBatch): number[][] {
   return b.lengths.map((n, r) => Array.from(b.ids.subarray(r * b.T + (b.T - n), r * b.T + b.T)));
 }
 
 /** Run `fn` with the batch's images as a tensor, disposed afterwards (for calls that return no tensors). */
-export function withImages<R>(b: MMBatch, fn: (images: tf.Tensor4D | undefined) => R): R {
+export function withImages<R>(b: MethodBatch, fn: (images: tf.Tensor4D | undefined) => R): R {
   const images = imagesPerRow(b);
   try {
     return fn(images);

@@ -1,0 +1,20 @@
+export type {
+  AdaptedModel,
+  AdaptorMethod,
+  BaseLocator,
+  GenerativeBase,
+  GenerativeMethod,
+  GenerativeModel,
+  MethodBatch,
+  MethodInput,
+  MethodKind,
+  Paper,
+  RetrievalBatch,
+  RetrievalEncoder,
+  RetrievalMethod,
+  RetrievalModel,
+} from './contract.js';
+export { parseMethodConfig, closest } from './config.js';
+export { withAdapterFiles } from './adapted.js';
+export { frozenBaseline, fullBaseline } from './baselines.js';
+export { idsTensor, labelsTensor, imagesPerRow, imageRows, promptRows, withImages } from './batch.js';
