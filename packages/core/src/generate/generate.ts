@@ -1,14 +1,24 @@
 /**
- * Text generation with a KV cache: one forward over the prompt (optionally after prefix
+ * The one decoding loop: a KV cache, one forward over the prompt (optionally after prefix
  * embeddings, e.g. projected image tokens), then one forward per new token on the cache.
  * Greedy (argmax, first index on ties like torch.argmax) when temperature is 0; otherwise
  * temperature -> top-k -> top-p (nucleus) -> seeded sampling.
+ *
+ * Methods decode through it with hooks for what they change: the model's layers carry their
+ * inserts (adapter slots, routed deltas), `embedPrompt` builds the prompt's input embeddings (e.g.
+ * projected image features spliced in at the placeholders), `ctx` carries routing state to every
+ * layer, and a method whose forward differs (its own cache, a modality token) passes a
+ * GenerativeLM wrapper.
+ *
+ * The EOS rule: a row ends when it produces `eosId`, and the EOS id is NOT returned (the tokens
+ * are the answer; finishReason says 'stop'). A `stop` sequence also ends a row and IS returned.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { AdaptorkitError, formatShape } from '../errors.js';
 import type { KVCache, LMForwardInput, LMForwardOutput } from '../models/causal-lm.js';
 import type { ForwardContext } from '../nn/context.js';
 import { Rng } from '../train/rng.js';
+import { padKeyMask } from './ragged.js';
 
 /** What generate needs from a model: CausalLM has it; a wrapper with the same contract works too. */
 export interface GenerativeLM {
@@ -37,8 +47,16 @@ export interface GenerateOptions extends SamplingOptions {
   prefixEmbeds?: tf.Tensor;
   /** Forward context passed to every layer (e.g. routing info for a method). */
   ctx?: ForwardContext;
-  /** Called with (row, token id) for every generated token. */
+  /** Called with (row, token id) for every generated token (the EOS id included). */
   onToken?: (row: number, id: number) => void;
+  /** A row ends at this id, which is not returned (see the EOS rule above). */
+  eosId?: number;
+  /** Token ids never generated (e.g. a modality placeholder). */
+  suppressTokens?: readonly number[];
+  /** Rows may differ in length: they are left-padded with this id and the pad keys masked (rotary positions keep each row's relative positions). */
+  padId?: number;
+  /** Hook: the prompt's input embeddings [B, T, d] from its (left-padded) ids [B, T] (default model.embed). */
+  embedPrompt?: (ids: tf.Tensor2D) => tf.Tensor;
 }
 
 export interface GenerateResult {
@@ -72,8 +90,13 @@ export function argmax(row: ArrayLike<number>): number {
   return best;
 }
 
-/** Pick the next token from one row of logits [V]. */
-export function sampleToken(logits: ArrayLike<number>, o: SamplingOptions, rng: Rng): number {
+/** Pick the next token from one row of logits [V]; `suppress` ids are never chosen. */
+export function sampleToken(logits: ArrayLike<number>, o: SamplingOptions, rng: Rng, suppress: readonly number[] = []): number {
+  if (suppress.length) {
+    const row = Float32Array.from(logits);
+    for (const s of suppress) if (s >= 0 && s < row.length) row[s] = -Infinity;
+    logits = row;
+  }
   const t = o.temperature ?? 0;
   if (t === 0) return argmax(logits);
   const V = logits.length;
@@ -112,23 +135,31 @@ function endsWith(seq: readonly number[], tail: readonly number[]): boolean {
 }
 
 /**
- * Generate up to `maxNewTokens` tokens after `prompt` (one row of ids, or several rows of equal
- * length). Uses a KV cache: the prompt (after `prefixEmbeds`) is processed once, then one token
- * per step. Rows that hit a stop token stop growing; generation ends when all rows stopped.
+ * Generate up to `maxNewTokens` tokens after `prompt` (one row of ids, or several rows: of equal
+ * length, or any lengths with `padId`). Uses a KV cache: the prompt (after `prefixEmbeds`) is
+ * processed once, then one token per step. Rows that end (EOS or a stop sequence) stop growing;
+ * generation ends when all rows ended.
  */
 export function generate(model: GenerativeLM, prompt: readonly number[] | readonly (readonly number[])[], opts: GenerateOptions = {}): GenerateResult {
   checkOptions(opts);
-  const rows: number[][] = (prompt.length > 0 && Array.isArray(prompt[0]) ? (prompt as number[][]) : [prompt as number[]]).map((r) => [...r]);
-  const B = rows.length;
-  const T = rows[0]!.length;
-  if (rows.some((r) => r.length !== T)) throw new AdaptorkitError('INVALID_ARGUMENT', 'generate: all prompt rows must have the same length (left-padding is not supported)');
+  const given: number[][] = (prompt.length > 0 && Array.isArray(prompt[0]) ? (prompt as number[][]) : [prompt as number[]]).map((r) => [...r]);
+  const B = given.length;
+  const T = Math.max(...given.map((r) => r.length));
+  if (given.some((r) => r.length !== T) && opts.padId === undefined) {
+    throw new AdaptorkitError('INVALID_ARGUMENT', 'generate: prompt rows differ in length: pass padId to left-pad them (the pads are masked)');
+  }
+  const pads = given.map((r) => T - r.length);
+  const rows = given.map((r, b) => [...new Array<number>(pads[b]!).fill(opts.padId ?? 0), ...r]);
+  const padded = pads.some((p) => p > 0);
   const prefix = opts.prefixEmbeds;
   if (T === 0 && !prefix) throw new AdaptorkitError('INVALID_ARGUMENT', 'generate: empty prompt and no prefixEmbeds');
   if (prefix && (prefix.rank !== 3 || (prefix.shape[0] !== 1 && prefix.shape[0] !== B))) {
     throw new AdaptorkitError('SHAPE_MISMATCH', `generate: prefixEmbeds must be [1 or ${B}, P, d], got ${formatShape(prefix.shape)}`);
   }
+  const P = prefix?.shape[1] ?? 0;
   const maxNew = opts.maxNewTokens ?? 32;
   const stops = (opts.stop ?? []).map((s) => (typeof s === 'number' ? [s] : [...s]));
+  const suppress = opts.suppressTokens ?? [];
   const rng = new Rng(opts.seed ?? 0);
   const out: number[][] = Array.from({ length: B }, () => []);
   const finish: ('stop' | 'length')[] = Array.from({ length: B }, () => 'length');
@@ -137,15 +168,19 @@ export function generate(model: GenerativeLM, prompt: readonly number[] | readon
 
   const cache = model.createCache();
   try {
-    // first step: the whole prompt (prefix embeddings first)
+    // first step: the whole prompt (prefix embeddings first); pad keys (after the prefix) masked
     let lastLogits = tf.tidy(() => {
       let embeds: tf.Tensor | undefined;
-      if (T > 0) embeds = model.embed(tf.tensor2d(rows, [B, T], 'int32')); // [B, T, d]
+      if (T > 0) {
+        const ids = tf.tensor2d(rows, [B, T], 'int32');
+        embeds = opts.embedPrompt ? opts.embedPrompt(ids) : model.embed(ids); // [B, T, d]
+      }
       if (prefix) {
         const p = prefix.shape[0] === B ? prefix : tf.tile(prefix, [B, 1, 1]); // [B, P, d]
         embeds = embeds ? tf.concat([p, embeds], 1) : p; // [B, P+T, d]
       }
-      const { logits } = model.forward({ embeds, cache, ctx: opts.ctx });
+      const mask = padded ? padKeyMask(pads, P + T, P) : undefined; // [B, 1, 1, P+T]
+      const { logits } = model.forward({ embeds, cache, mask, ctx: opts.ctx });
       const L = logits!.shape[1];
       return tf.reshape(tf.slice(logits!, [0, L - 1, 0], [B, 1, -1]), [B, -1]); // [B, V]
     });
@@ -156,22 +191,29 @@ export function generate(model: GenerativeLM, prompt: readonly number[] | readon
       const next: number[] = [];
       for (let b = 0; b < B; b++) {
         // every row draws from the rng each step so a row's sampling does not depend on other rows stopping
-        const id = sampleToken(data.subarray(b * V, (b + 1) * V), opts, rng);
+        const id = sampleToken(data.subarray(b * V, (b + 1) * V), opts, rng, suppress);
         if (done[b]) {
-          next.push(out[b]![out[b]!.length - 1] ?? rows[b]![T - 1] ?? 0);
+          next.push(opts.eosId ?? out[b]![out[b]!.length - 1] ?? rows[b]![T - 1] ?? 0);
           continue;
         }
-        out[b]!.push(id);
         opts.onToken?.(b, id);
-        if (stops.some((s) => endsWith(out[b]!, s))) {
+        if (opts.eosId !== undefined && id === opts.eosId) {
           done[b] = true;
           finish[b] = 'stop';
+        } else {
+          out[b]!.push(id);
+          if (stops.some((s) => endsWith(out[b]!, s))) {
+            done[b] = true;
+            finish[b] = 'stop';
+          }
         }
         next.push(id);
       }
       if (done.every(Boolean) || step === maxNew - 1) break;
+      const S = P + T + step + 1; // keys after this token joins the cache
       lastLogits = tf.tidy(() => {
-        const { logits } = model.forward({ ids: tf.tensor2d(next, [B, 1], 'int32'), cache, ctx: opts.ctx });
+        const mask = padded ? padKeyMask(pads, S, P) : undefined; // [B, 1, 1, S]
+        const { logits } = model.forward({ ids: tf.tensor2d(next, [B, 1], 'int32'), cache, mask, ctx: opts.ctx });
         return tf.reshape(logits!, [B, -1]); // [B, V]
       });
     }

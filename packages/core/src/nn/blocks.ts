@@ -3,7 +3,9 @@
  *
  * Both expose adapter slots, so a method package can add modules without subclassing:
  *   preAttn     y = slot(norm1(x))        fed to attention instead of norm1(x)   (MMA)
+ *   postAttn    h = x + slot(attn(...))   on the attention output, before the residual (bottleneck adapters)
  *   preMlp      y = slot(norm2(h))        fed to the MLP instead of norm2(h)     (MMA option)
+ *   postMlp     out = h + slot(mlp(...))  on the MLP output, before the residual (bottleneck adapters)
  *   mlpParallel h + mlp(norm2(h)) + slot(h)                                      (MWA-style extractor)
  *   post        out = slot(out)                                                  (enhancers)
  * A slot module is registered as a child under its slot name, so its parameters get structural
@@ -18,8 +20,8 @@ import { LayerNorm, RMSNorm, type Activation } from './layers.js';
 import { GatedMLP, MLP } from './mlp.js';
 import { Module } from './module.js';
 
-export type AdapterSlot = 'preAttn' | 'preMlp' | 'mlpParallel' | 'post';
-export const ADAPTER_SLOTS: readonly AdapterSlot[] = ['preAttn', 'preMlp', 'mlpParallel', 'post'];
+export type AdapterSlot = 'preAttn' | 'postAttn' | 'preMlp' | 'postMlp' | 'mlpParallel' | 'post';
+export const ADAPTER_SLOTS: readonly AdapterSlot[] = ['preAttn', 'postAttn', 'preMlp', 'postMlp', 'mlpParallel', 'post'];
 
 abstract class SlottedBlock extends Module {
   private readonly slots = new Map<AdapterSlot, Module & Forward>();
@@ -58,11 +60,17 @@ abstract class SlottedBlock extends Module {
       let a = norm1.forward(x, ctx);
       const preAttn = this.slots.get('preAttn');
       if (preAttn) a = preAttn.forward(a, ctx);
-      const h = tfc.add(x, attn(a)); // [B, T, d]
+      let att = attn(a); // [B, T, d]
+      const postAttn = this.slots.get('postAttn');
+      if (postAttn) att = postAttn.forward(att, ctx);
+      const h = tfc.add(x, att); // [B, T, d]
       let m = norm2.forward(h, ctx);
       const preMlp = this.slots.get('preMlp');
       if (preMlp) m = preMlp.forward(m, ctx);
-      let out = tfc.add(h, mlp.forward(m, ctx));
+      let f = mlp.forward(m, ctx);
+      const postMlp = this.slots.get('postMlp');
+      if (postMlp) f = postMlp.forward(f, ctx);
+      let out = tfc.add(h, f);
       const par = this.slots.get('mlpParallel');
       if (par) out = tfc.add(out, par.forward(h, ctx));
       const post = this.slots.get('post');
