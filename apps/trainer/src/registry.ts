@@ -3,12 +3,13 @@
  * contract), and nothing else. Adding a method is one package and one line here.
  */
 import { AdaptorkitError, frozenBaseline, fullBaseline, type AdaptorMethod, type GenerativeMethod, type RetrievalMethod } from '@adaptorkit/core';
+import { bottleneckMethod } from '@adaptorkit/bottleneck';
 import { damcDecoupledMethod, damcNaiveMethod } from '@adaptorkit/damc';
 import { iaaMethod } from '@adaptorkit/iaa';
 import { mmaMethod } from '@adaptorkit/mma';
 import { mwaMethod } from '@adaptorkit/mwa';
 
-export const METHODS: readonly AdaptorMethod[] = [frozenBaseline(iaaMethod), fullBaseline(iaaMethod), iaaMethod, mmaMethod, mwaMethod, damcNaiveMethod, damcDecoupledMethod];
+export const METHODS: readonly AdaptorMethod[] = [frozenBaseline(iaaMethod), fullBaseline(iaaMethod), iaaMethod, mmaMethod, mwaMethod, damcNaiveMethod, damcDecoupledMethod, bottleneckMethod];
 
 function findMethod(name: string): AdaptorMethod {
   const m = METHODS.find((e) => e.name === name);

@@ -1,5 +1,5 @@
 /** Bottleneck adapters as an AdaptorMethod: the plain value the trainer lists in its registry (no side effects). */
-import { idsTensor, imagesPerRow, labelsTensor, parseMethodConfig, promptRows, withAdapterFiles, withImages, type GenerativeMethod, type GenerativeModel } from '@adaptorkit/core';
+import { idsTensor, imagesPerRow, labelsTensor, lastPosition, tf, parseMethodConfig, promptRows, withAdapterFiles, withImages, type GenerativeMethod, type GenerativeModel } from '@adaptorkit/core';
 import { bottleneckConfigSchema, type BottleneckConfigInput } from './config.js';
 import { attachBottleneck } from './model.js';
 
@@ -20,6 +20,7 @@ export const bottleneckMethod: GenerativeMethod<typeof bottleneckConfigSchema> =
       tokensPerInput: { image: model.imageTokens },
       loss: (b, training) => model.loss(idsTensor(b), labelsTensor(b), imagesPerRow(b), { training }),
       generate: (b, maxNewTokens) => withImages(b, (images) => model.generate({ ids: promptRows(b), images, maxNewTokens, padId: base.padId, eosId: base.eosId })),
+      nextTokenLogits: (b) => withImages(b, (images) => tf.tidy(() => lastPosition(model.forward(idsTensor(b), images)))),
       textNll: (ids) => {
         const r = model.perplexity(ids, base.padId);
         return { nll: r.nll * r.tokens, tokens: r.tokens };

@@ -36,8 +36,8 @@ function attach(name: string, mode: DamcConfig['mode'], base: GenerativeBase, ra
   if (parsed.modality !== 'image') {
     throw new AdaptorkitError(
       'UNSUPPORTED',
-      `method.config.modality: '${parsed.modality}': the trainer's tasks have single-modality training data for images only; ` +
-        'train a sound or points model with attachDamc directly (see the DAMC compose experiment)',
+      `method.config.modality: '${parsed.modality}': the trainer's ShapesWorld tasks have single-modality training data for images only; ` +
+        'train a sound or points model with packages/damc/scripts/shapesworld-compose.mjs',
     );
   }
   const placeholderId = base.placeholderIds.image;
@@ -69,6 +69,14 @@ function attach(name: string, mode: DamcConfig['mode'], base: GenerativeBase, ra
       const d = rowsBatch(promptRows(b), base.padId, images ? { image: images } : undefined);
       try {
         return m.generate(d, { maxNewTokens, eosId: base.eosId });
+      } finally {
+        for (const t of Object.values(d.inputs ?? {})) t.dispose();
+      }
+    },
+    nextTokenLogits: (b) => {
+      const d = batchOf(b);
+      try {
+        return m.nextTokenLogits(d);
       } finally {
         for (const t of Object.values(d.inputs ?? {})) t.dispose();
       }

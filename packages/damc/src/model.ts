@@ -9,8 +9,8 @@
  * (and NaiveMC) every position routes to the one shared delta.
  */
 import {
-  AdaptorkitError, GatedMLP, IGNORE_INDEX, Linear, Module, Rng, manualSeed, maskedCrossEntropy, tf,
-  type CausalLM, type Forward, type ForwardContext, type KVCache,
+  AdaptorkitError, GatedMLP, IGNORE_INDEX, Linear, Module, Rng, generate, manualSeed, maskedCrossEntropy, tf,
+  type CausalLM, type Forward, type ForwardContext, type GenerativeLM, type KVCache,
 } from '@adaptorkit/core';
 import { LINEAR_TARGETS, SHARED_DELTA, TEXT_DELTA, type DamcConfig } from './config.js';
 import { ROUTES_KEY, RoutedGatedMLP, RoutedLoRALinear, routeMasks } from './lora.js';
@@ -317,9 +317,10 @@ export class DamcModel extends Module {
   }
 
   /**
-   * Greedy decoding with a KV cache, one row at a time. The prompt is routed as in training;
-   * new tokens carry no routes, so every layer applies its default delta: the text route.
-   * Synchronous (nothing in it waits), so callers with a sync contract (the trainer) can use it.
+   * Greedy decoding through core's generate, one row at a time. The prompt is routed as in
+   * training; new tokens carry no routes, so every layer applies its default delta: the text route.
+   * A row ends at eosId, which is not returned (core's EOS rule); placeholder ids are never
+   * generated. Synchronous.
    */
   generate(batch: DamcBatch, opts: { maxNewTokens: number; eosId?: number }): number[][] {
     const out: number[][] = [];
@@ -331,24 +332,21 @@ export class DamcModel extends Module {
         T: len,
         inputs: Object.fromEntries(Object.entries(batch.inputs ?? {}).map(([k, v]) => [k, tf.slice(v, [b], [1])])),
       };
-      const cache = this.language_model.createCache();
-      const toks: number[] = [];
+      // the prompt step expands the placeholders and routes; later steps run the LM on the cache
+      let first = true;
+      const lm: GenerativeLM<KVCache> = {
+        createCache: () => this.language_model.createCache(),
+        forward: ({ ids, cache }) => {
+          if (!first) return this.language_model.forward({ ids, cache, ctx: { training: false } });
+          first = false;
+          return { logits: this.forward(row, { cache }).logits };
+        },
+      };
       try {
-        const { logits } = this.forward(row, { cache });
-        let next = tf.tidy(() => tf.argMax(tf.squeeze(tf.slice(logits, [0, logits.shape[1] - 1, 0], [1, 1, -1])), -1)).dataSync()[0]!;
-        logits.dispose();
-        for (let i = 0; i < opts.maxNewTokens; i++) {
-          toks.push(next);
-          if (next === opts.eosId || i === opts.maxNewTokens - 1) break;
-          const lg = tf.tidy(() => this.language_model.forward({ ids: tf.tensor2d([next], [1, 1], 'int32'), cache, ctx: { training: false } }).logits!);
-          next = tf.tidy(() => tf.argMax(tf.reshape(lg, [-1]), -1)).dataSync()[0]!;
-          lg.dispose();
-        }
+        out.push(generate(lm, Array.from(row.ids), { maxNewTokens: opts.maxNewTokens, suppressTokens: [...this.placeholderIds.values()], ...(opts.eosId !== undefined ? { eosId: opts.eosId } : {}) }).tokens[0]!);
       } finally {
-        cache.dispose();
         for (const t of Object.values(row.inputs ?? {})) t.dispose();
       }
-      out.push(toks);
     }
     return out;
   }

@@ -8,8 +8,6 @@ export { IaaTaskSet } from './task-set.js';
 export type { TaskSetShape } from './task-set.js';
 export { IaaModel, IaaCache, attachIaa } from './model.js';
 export type { IaaBase, IaaForwardInput, IaaForwardOutput, IaaBatch, IaaGenerateOptions, IaaPartCounts } from './model.js';
-export { sampleNext } from './sampling.js';
-export type { SamplingOptions } from './sampling.js';
 export { answerLabels } from './labels.js';
 export type { AnswerLabelOptions } from './labels.js';
 export { planIaa, iaaParameterFormula } from './plan.js';

@@ -1,5 +1,5 @@
 /** IAA as an AdaptorMethod: the plain value the trainer lists in its registry (no side effects). */
-import { idsTensor, imagesPerRow, labelsTensor, parseMethodConfig, promptRows, withAdapterFiles, withImages, type GenerativeMethod, type GenerativeModel } from '@adaptorkit/core';
+import { idsTensor, imagesPerRow, labelsTensor, lastPosition, tf, parseMethodConfig, promptRows, withAdapterFiles, withImages, type GenerativeMethod, type GenerativeModel } from '@adaptorkit/core';
 import { frozenBaselineConfig } from './baseline.js';
 import { iaaConfigSchema, type IaaConfigInput } from './config.js';
 import { attachIaa } from './model.js';
@@ -21,6 +21,7 @@ export const iaaMethod: GenerativeMethod<typeof iaaConfigSchema> = {
       loss: (b) => model.loss({ ids: idsTensor(b), labels: labelsTensor(b), task: 'mm', images: imagesPerRow(b) }),
       generate: (b, maxNewTokens) =>
         withImages(b, (images) => model.generate({ ids: promptRows(b), padId: base.padId, task: 'mm', images, maxNewTokens, eosId: base.eosId })),
+      nextTokenLogits: (b) => withImages(b, (images) => tf.tidy(() => lastPosition(model.forward({ ids: idsTensor(b), task: 'mm', images }).logits!))),
       textNll: (ids) => {
         const r = model.perplexity(ids, { task: 'text', padId: base.padId });
         return { nll: r.nll * r.tokens, tokens: r.tokens };

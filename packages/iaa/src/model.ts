@@ -10,24 +10,23 @@ import {
   AdaptorkitError,
   KVCache,
   Module,
-  Rng,
   formatShape,
+  generate,
   manualSeed,
   ignoreTokens,
   sequenceNll,
-  leftPadRows,
-  padKeyMask,
   maskedCrossEntropy,
   spliceFeatures,
   tf,
   type CausalLM,
   type ForwardContext,
+  type GenerativeLM,
+  type SamplingOptions,
   type Linear,
   type Parameter,
   type VisionEncoder,
 } from '@adaptorkit/core';
 import { parseIaaConfig, projectorDepth, resolveDepths, TEXT_TASK, type IaaConfig, type IaaConfigInput } from './config.js';
-import { sampleNext, type SamplingOptions } from './sampling.js';
 import { IaaTaskSet } from './task-set.js';
 
 /** The frozen base an IAA model is attached to. */
@@ -72,6 +71,8 @@ export interface IaaBatch extends Omit<IaaForwardInput, 'cache' | 'skipHead' | '
 }
 
 export interface IaaGenerateOptions extends SamplingOptions {
+  /** Seed of the sampler (default 0). */
+  seed?: number;
   /** int32 [B, T], or rows of ids of any lengths (left-padded with padId and masked). */
   ids: tf.Tensor | number[][];
   /** Fill id for left padding of ragged prompts (default 0; pad keys are masked, so any id works). */
@@ -287,58 +288,37 @@ export class IaaModel extends Module {
   }
 
   /**
-   * Decode up to maxNewTokens per row with KV caches (frozen layers: CausalLM.createCache;
-   * insertion layers: their own slots). Greedy unless temperature > 0. Returns the new tokens of
-   * each row, stopping before eosId.
+   * Decode up to maxNewTokens per row through core's generate, with KV caches of both the frozen
+   * layers and the insertion layers (an IaaCache). Greedy unless temperature > 0. Returns the new
+   * tokens of each row; a row ends at eosId, which is not returned (core's EOS rule).
    */
   generate(opts: IaaGenerateOptions): number[][] {
     if (!Number.isInteger(opts.maxNewTokens) || opts.maxNewTokens < 0) {
       throw new AdaptorkitError('INVALID_ARGUMENT', `iaa generate: maxNewTokens must be a non-negative integer, got ${opts.maxNewTokens}`);
     }
-    const { ids, pads } = leftPadRows(opts.ids, opts.padId ?? 0, 'iaa generate');
-    const B = pads.length;
-    const outs: number[][] = Array.from({ length: B }, () => []);
-    if (opts.maxNewTokens === 0) {
-      if (ids !== opts.ids) ids.dispose();
-      return outs;
-    }
-    const suppress = opts.suppressTokens ?? (this.imageTokenId !== undefined ? [this.imageTokenId] : []);
-    const rng = new Rng(opts.seed ?? 0);
-    const cache = this.createCache(opts.task);
-    const done = new Array<boolean>(B).fill(false);
-    // Left padding: pad keys are masked out; RoPE scores depend on relative positions only, so a
-    // padded row attends exactly like the unpadded prompt (up to float rounding).
-    const padded = pads.some((p) => p > 0);
-    const keyMask = (S: number): tf.Tensor | undefined => (padded ? padKeyMask(pads, S) : undefined);
-    try {
-      const T = ids.shape[1]!;
-      let mask = keyMask(T);
-      let last = this.lastLogits({ ids, task: opts.task, images: opts.images, imageFeatures: opts.imageFeatures, cache, mask });
-      mask?.dispose();
-      for (let step = 0; ; step++) {
-        const rows = last.dataSync() as Float32Array; // [B * V]
-        last.dispose();
-        const V = rows.length / B;
-        const next = new Int32Array(B);
-        for (let b = 0; b < B; b++) {
-          const tok = sampleNext(rows.subarray(b * V, (b + 1) * V), opts, rng, suppress);
-          next[b] = done[b] ? (opts.eosId ?? tok) : tok;
-          if (done[b]) continue;
-          if (opts.eosId !== undefined && tok === opts.eosId) done[b] = true;
-          else outs[b]!.push(tok);
-        }
-        if (done.every(Boolean) || step === opts.maxNewTokens - 1) break;
-        const stepIds = tf.tensor2d(next, [B, 1], 'int32');
-        mask = keyMask(cache.length + 1);
-        last = this.lastLogits({ ids: stepIds, task: opts.task, cache, mask });
-        mask?.dispose();
-        stepIds.dispose();
-      }
-    } finally {
-      cache.dispose();
-      if (ids !== opts.ids) ids.dispose();
-    }
-    return outs;
+    const rows = opts.ids instanceof tf.Tensor ? (opts.ids.arraySync() as number[][]) : opts.ids;
+    if (rows.length === 0 || rows.every((r) => r.length === 0)) throw new AdaptorkitError('INVALID_ARGUMENT', 'iaa generate: no prompt tokens given');
+    // the prompt step carries the images; every step runs this task's workflow on its own caches
+    let first = true;
+    const lm: GenerativeLM<IaaCache> = {
+      createCache: () => this.createCache(opts.task),
+      forward: ({ ids, cache, mask }) => {
+        const images = first ? { images: opts.images, imageFeatures: opts.imageFeatures } : {};
+        first = false;
+        return { logits: tf.expandDims(this.lastLogits({ ids: ids!, task: opts.task, ...images, cache, mask }), 1) as tf.Tensor3D }; // [B, 1, V]
+      },
+    };
+    const { tokens } = generate(lm, rows, {
+      maxNewTokens: opts.maxNewTokens,
+      padId: opts.padId ?? 0,
+      ...(opts.eosId !== undefined ? { eosId: opts.eosId } : {}),
+      suppressTokens: opts.suppressTokens ?? (this.imageTokenId !== undefined ? [this.imageTokenId] : []),
+      ...(opts.temperature !== undefined ? { temperature: opts.temperature } : {}),
+      ...(opts.topK !== undefined ? { topK: opts.topK } : {}),
+      ...(opts.topP !== undefined ? { topP: opts.topP } : {}),
+      seed: opts.seed ?? 0,
+    });
+    return tokens;
   }
 
   /** Logits of the last position only: [B, V] (the head runs on one position). */

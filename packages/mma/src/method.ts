@@ -1,5 +1,5 @@
 /** MMA (LaVIN) as an AdaptorMethod: the plain value the trainer lists in its registry (no side effects). */
-import { idsTensor, imageRows, imagesPerRow, labelsTensor, parseMethodConfig, promptRows, tf, withAdapterFiles, withImages, type GenerativeMethod, type GenerativeModel, type MethodBatch } from '@adaptorkit/core';
+import { idsTensor, imageRows, imagesPerRow, labelsTensor, lastPosition, parseMethodConfig, promptRows, tf, withAdapterFiles, withImages, type GenerativeMethod, type GenerativeModel, type MethodBatch } from '@adaptorkit/core';
 import { mmaConfigSchema, type MmaConfigInput } from './config.js';
 import { attachMma, routingWeights } from './model.js';
 
@@ -23,6 +23,7 @@ export const mmaMethod: GenerativeMethod<typeof mmaConfigSchema> = {
       },
       generate: (b, maxNewTokens) =>
         withImages(b, (images) => model.generate({ ids: promptRows(b), padId: base.padId, images, modality: imageRows(b), maxNewTokens, eosId: base.eosId }).tokens),
+      nextTokenLogits: (b) => withImages(b, (images) => tf.tidy(() => lastPosition(model.forward({ ids: idsTensor(b), images, modality: imageRows(b) }).logits!))),
       textNll: (ids) => {
         const r = model.perplexity(ids, { padId: base.padId });
         return { nll: r.nll * r.tokens, tokens: r.tokens };

@@ -20,135 +20,47 @@ import {
   manualSeed,
   ignoreTokens,
   sequenceNll,
-  leftPadRows,
-  padKeyMask,
   maskedCrossEntropy,
-  sampleToken,
   spliceFeatures,
   cellPoolMatrix,
   poolTokens,
   tf,
   type CausalLM,
   type ForwardContext,
-  type KVCache,
   type Parameter,
   type VisionEncoder,
 } from '@adaptorkit/core';
 import { MMA_CTX, MmaAdapter, bypassContext, type MmaAdapterOptions, type MmaRoutingState } from './adapter.js';
 import { parseMmaConfig, resolveVisualDepths, type MmaConfig, type MmaConfigInput } from './config.js';
+import { generateMma } from './generate.js';
+import { IMAGE_MODALITY, modalityMask, TEXT_MODALITY } from './sequence.js';
+import type {
+  MmaAdapterSite,
+  MmaBase,
+  MmaBatch,
+  MmaForwardInput,
+  MmaForwardOutput,
+  MmaGenerateOptions,
+  MmaGenerateResult,
+  MmaLayerRouting,
+  MmaPartCounts,
+  MmaRoutingReport,
+} from './types.js';
 
-/** The frozen base MMA attaches to. */
-export interface MmaBase {
-  lm: CausalLM;
-  /** Optional: without it MMA is text-only (LLM adapters + modality token). */
-  vision?: VisionEncoder;
-  /** Image placeholder token id (overrides config.imageTokenId). */
-  imageTokenId?: number;
-}
+export type {
+  MmaAdapterSite,
+  MmaBase,
+  MmaBatch,
+  MmaForwardInput,
+  MmaForwardOutput,
+  MmaGenerateOptions,
+  MmaGenerateResult,
+  MmaLayerRouting,
+  MmaPartCounts,
+  MmaRoutingReport,
+} from './types.js';
 
-export interface MmaForwardInput {
-  /** int32 [B, T] WITHOUT the modality token; each image already expanded to numVisualTokens placeholder ids. */
-  ids: tf.Tensor;
-  /**
-   * Normalised pixels NHWC: either one per row [B, H, W, 3] (rows without placeholders ignore
-   * theirs) or one per image row, in row order [B_img, H, W, 3].
-   */
-  images?: tf.Tensor;
-  /** Modality row per sample (1 = image, 0 = text-only); default: 1 where the row holds image placeholders. */
-  modality?: readonly number[];
-  /** Also return the logits of the modality token's position (default: dropped, outputs align with ids). */
-  skipHead?: boolean;
-  /** Passed to every layer; `training: true` turns dropout on. MMA's routing state goes under ctx.mma. */
-  ctx?: ForwardContext;
-}
-
-export interface MmaForwardOutput {
-  /** [B, T, V] (unless skipHead), aligned with ids. */
-  logits?: tf.Tensor3D;
-  /** [B, T, d] after the final norm, aligned with ids. */
-  lastHidden: tf.Tensor3D;
-}
-
-export interface MmaBatch extends MmaForwardInput {
-  /** int32 [B, T] aligned with ids: the token at t where trained (answer + EOS), IGNORE_INDEX (-100) elsewhere. Image placeholders are always ignored. */
-  labels: tf.Tensor;
-}
-
-/** Where an adapter sits. */
-export interface MmaAdapterSite {
-  tower: 'lm' | 'vision';
-  layer: number;
-  slot: 'preAttn' | 'preMlp';
-  adapter: MmaAdapter;
-}
-
-/** Routing weights of one adapter for one batch. */
-export interface MmaLayerRouting {
-  tower: 'lm' | 'vision';
-  layer: number;
-  slot: 'preAttn' | 'preMlp';
-  /** [B][N]: per-sample weights (per-token routing: the mean over the row's tokens). */
-  weights: number[][];
-  /** [B][T][N] when routing is per token. */
-  perToken?: number[][][];
-}
-
-export interface MmaRoutingReport {
-  /** Modality row used per sample. */
-  modality: number[];
-  lm: MmaLayerRouting[];
-  vision: MmaLayerRouting[];
-}
-
-/** Trainable-parameter counts by part. */
-export interface MmaPartCounts {
-  lmAdapters: number;
-  visionAdapters: number;
-  projector: number;
-  modalityEmbedding: number;
-  total: number;
-}
-
-export interface MmaGenerateOptions {
-  /** Prompt rows WITHOUT the modality token (image placeholders expanded); ragged rows are left-padded and masked. */
-  ids: number[][] | tf.Tensor;
-  images?: tf.Tensor;
-  modality?: readonly number[];
-  maxNewTokens: number;
-  /** Stop a row at this token (not included in the output). */
-  eosId?: number;
-  /** Fill id for left padding (default 0; pad keys are masked). */
-  padId?: number;
-  /** 0 (default) = greedy. */
-  temperature?: number;
-  topK?: number;
-  topP?: number;
-  seed?: number;
-  /** Token ids never generated (default: the image placeholder). */
-  suppressTokens?: number[];
-}
-
-export interface MmaGenerateResult {
-  tokens: number[][];
-  /** Routing weights used for every decode step (computed once at prefill). */
-  routing: MmaRoutingReport;
-}
-
-const NEG = -1e9;
-
-/** Modality rows. */
-export const TEXT_MODALITY = 0;
-export const IMAGE_MODALITY = 1;
-
-/**
- * Additive mask [1, 1, T, T] (T counts the modality token): no position > 0 attends to position
- * 0. Combined with the causal rule, the modality token sees only itself.
- */
-export function modalityMask(T: number): tf.Tensor4D {
-  const m = new Float32Array(T * T);
-  for (let i = 1; i < T; i++) m[i * T] = NEG;
-  return tf.tensor4d(m, [1, 1, T, T]);
-}
+export { IMAGE_MODALITY, modalityMask, TEXT_MODALITY } from './sequence.js';
 
 export class MmaModel extends Module {
   readonly lm: CausalLM;
@@ -453,7 +365,8 @@ export class MmaModel extends Module {
     }
   }
 
-  private report(record: Map<MmaAdapter, tf.Tensor>, modality: number[], dropFirst: boolean): MmaRoutingReport {
+  /** Routing weights recorded by a forward (internal: generate.ts reads the prefill's). */
+  report(record: Map<MmaAdapter, tf.Tensor>, modality: number[], dropFirst: boolean): MmaRoutingReport {
     const out: MmaRoutingReport = { modality, lm: [], vision: [] };
     for (const s of this.sites) {
       const w = record.get(s.adapter);
@@ -471,99 +384,16 @@ export class MmaModel extends Module {
   }
 
   /**
-   * Decode up to maxNewTokens per row with a KV cache. The prefill runs the whole prompt with the
-   * modality token (routing weights recorded there); then the modality token's keys/values are
-   * removed from the cache and every decode step reuses the prefill's routing weights
-   * (per-sample routing) at positions continuing after the prompt.
+   * Decode up to maxNewTokens per row through core's generate (generate.ts): the prefill runs the
+   * prompt with the modality token (routing recorded there), later steps reuse those routing weights.
    */
   generate(opts: MmaGenerateOptions): MmaGenerateResult {
-    if (!Number.isInteger(opts.maxNewTokens) || opts.maxNewTokens < 0) {
-      throw new AdaptorkitError('INVALID_ARGUMENT', `mma generate: maxNewTokens must be a non-negative integer, got ${opts.maxNewTokens}`);
-    }
-    const { ids, pads } = leftPadRows(opts.ids, opts.padId ?? 0, 'mma generate');
-    const B = pads.length;
-    const T = ids.shape[1]!;
-    const tokens: number[][] = Array.from({ length: B }, () => []);
-    const record = new Map<MmaAdapter, tf.Tensor>();
-    const state: MmaRoutingState = { record };
-    const ctx: ForwardContext = { training: false, [MMA_CTX]: state };
-    const cache = this.lm.createCache();
-    const suppress = opts.suppressTokens ?? (this.imageTokenId !== undefined ? [this.imageTokenId] : []);
-    const rng = new Rng(opts.seed ?? 0);
-    const padded = pads.some((p) => p > 0);
-    let modality: number[] = [];
-    try {
-      // prefill: [modality][prompt], mask = modality rule + left-pad keys
-      let last: tf.Tensor2D | undefined = tf.tidy(() => {
-        const { embeds, modality: m } = this.embedInputs({ ids, images: opts.images, modality: opts.modality, ctx });
-        modality = m;
-        let mask: tf.Tensor = modalityMask(T + 1); // [1, 1, T+1, T+1]
-        if (padded) mask = tf.add(mask, padKeyMask(pads, T + 1, 1)); // [B, 1, T+1, T+1]
-        const { lastHidden } = this.lm.forward({ embeds, cache, mask, positionOffset: 0, skipHead: true, ctx });
-        return lastLogits(this.lm, lastHidden);
-      });
-      dropFirstCachePosition(cache);
-      const routing = this.report(record, modality, true);
-      state.fixed = record;
-      state.record = undefined;
-      const done = new Array<boolean>(B).fill(false);
-      for (let step = 0; step < opts.maxNewTokens; step++) {
-        const rows = last!.dataSync() as Float32Array;
-        last!.dispose();
-        last = undefined;
-        const V = rows.length / B;
-        const next = new Int32Array(B);
-        for (let b = 0; b < B; b++) {
-          const row = rows.slice(b * V, (b + 1) * V);
-          for (const s of suppress) if (s >= 0 && s < V) row[s] = -Infinity;
-          const t = sampleToken(row, opts, rng);
-          next[b] = done[b] ? (opts.eosId ?? t) : t;
-          if (done[b]) continue;
-          if (opts.eosId !== undefined && t === opts.eosId) done[b] = true;
-          else tokens[b]!.push(t);
-        }
-        if (done.every(Boolean) || step === opts.maxNewTokens - 1) break;
-        // position of the new token: the modality token took position 0, the prompt 1..T
-        const pos = T + 1 + step;
-        last = tf.tidy(() => {
-          const mask = padded ? padKeyMask(pads, cache.length + 1, 0) : undefined; // [B, 1, 1, S]
-          const { lastHidden } = this.lm.forward({ ids: tf.tensor2d(next, [B, 1], 'int32'), cache, mask, positionOffset: pos, skipHead: true, ctx });
-          return lastLogits(this.lm, lastHidden);
-        });
-      }
-      last?.dispose();
-      return { tokens, routing };
-    } finally {
-      cache.dispose();
-      for (const t of record.values()) t.dispose();
-      if (ids !== opts.ids) ids.dispose();
-    }
+    return generateMma(this, opts);
   }
 
   override dispose(): void {
     this.cellPool?.dispose();
     super.dispose();
-  }
-}
-
-/** Logits of the last position: [B, T, d] -> [B, V]. */
-function lastLogits(lm: CausalLM, lastHidden: tf.Tensor3D): tf.Tensor2D {
-  const [B, T, d] = lastHidden.shape;
-  const logits = lm.head(tf.slice(lastHidden, [0, T - 1, 0], [B, 1, d])); // [B, 1, V]
-  return tf.reshape(logits, [B, logits.shape[2]]) as tf.Tensor2D;
-}
-
-/** Remove cached position 0 (the modality token) from every layer: [B, Hkv, S, hd] -> [B, Hkv, S-1, hd]. */
-function dropFirstCachePosition(cache: KVCache): void {
-  for (const slot of cache.slots) {
-    const kv = slot.kv;
-    if (!kv) continue;
-    const [B, H, S, hd] = kv.k.shape;
-    const k = tf.slice(kv.k, [0, 0, 1, 0], [B, H, S - 1, hd]);
-    const v = tf.slice(kv.v, [0, 0, 1, 0], [B, H, S - 1, hd]);
-    kv.k.dispose();
-    kv.v.dispose();
-    slot.kv = { k, v };
   }
 }
 

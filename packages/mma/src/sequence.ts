@@ -6,7 +6,7 @@
  * tokenizer (e.g. @adaptorkit/data's encodeExample, which gives answer-only labels), then expand
  * the image placeholder into K ids with expandImagePlaceholder.
  */
-import { AdaptorkitError, IGNORE_INDEX } from '@adaptorkit/core';
+import { AdaptorkitError, IGNORE_INDEX, tf } from '@adaptorkit/core';
 
 export interface LavinPromptOptions {
   /** The placeholder string in prompts (default '<image>'). */
@@ -44,4 +44,20 @@ export function expandImagePlaceholder(enc: { inputIds: ArrayLike<number>; label
     }
   }
   return { inputIds: Int32Array.from(ids), labels: Int32Array.from(labels) };
+}
+
+const NEG = -1e9;
+
+/** Modality rows. */
+export const TEXT_MODALITY = 0;
+export const IMAGE_MODALITY = 1;
+
+/**
+ * Additive mask [1, 1, T, T] (T counts the modality token): no position > 0 attends to position
+ * 0. Combined with the causal rule, the modality token sees only itself.
+ */
+export function modalityMask(T: number): tf.Tensor4D {
+  const m = new Float32Array(T * T);
+  for (let i = 1; i < T; i++) m[i * T] = NEG;
+  return tf.tensor4d(m, [1, 1, T, T]);
 }

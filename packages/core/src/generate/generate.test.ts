@@ -99,4 +99,55 @@ describe('generate', () => {
     expect([...seen].sort()).toEqual([0, 1]);
     expect(() => generate(tinyCausalLM(0), [1], { topP: 0 })).toThrow(/topP/);
   });
+
+  it('ragged rows (padId): each row decodes as it would alone; the EOS rule drops the EOS id; suppressed ids never come', () => {
+    const lm = tinyCausalLM(4);
+    const rows = [
+      [1, 9, 10, 11, 12, 13],
+      [1, 20, 21],
+      [1, 30, 31, 32],
+    ];
+    const together = generate(lm, rows, { maxNewTokens: 6, padId: 0 });
+    for (let b = 0; b < rows.length; b++) {
+      const alone = greedyByFullForwards(lm, rows[b]!, 6);
+      expect(together.tokens[b]).toEqual(alone);
+    }
+    expect(() => generate(lm, rows, { maxNewTokens: 2 })).toThrow(/pass padId/);
+    // EOS: the row ends at it and it is not returned
+    const first = together.tokens[1]!;
+    const eos = first[3]!;
+    const cut = generate(lm, rows, { maxNewTokens: 6, padId: 0, eosId: eos });
+    expect(cut.tokens[1]).toEqual(first.slice(0, first.indexOf(eos)));
+    expect(cut.finishReason[1]).toBe('stop');
+    expect(cut.tokens[1]).not.toContain(eos);
+    // suppressTokens: the greedy choice moves to the next best id
+    const banned = together.tokens[0]![0]!;
+    const s = generate(lm, [rows[0]!], { maxNewTokens: 3, suppressTokens: [banned] });
+    expect(s.tokens[0]![0]).not.toBe(banned);
+    expect(s.tokens[0]).not.toContain(banned);
+    lm.dispose();
+  });
+
+  it('embedPrompt: the hook builds the prompt embeddings (a method splicing features in)', () => {
+    const lm = tinyCausalLM(5);
+    const prompt = [1, 7, 8, 9];
+    const shift = tf.fill([1, prompt.length, 32], 0.5);
+    const hooked = generate(lm, prompt, { maxNewTokens: 4, embedPrompt: (ids) => tf.add(lm.embed(ids), shift) });
+    const want: number[] = [];
+    const seq = [...prompt];
+    for (let i = 0; i < 4; i++) {
+      const id = tf.tidy(() => {
+        const e = lm.embed(tf.tensor2d([seq], [1, seq.length], 'int32'));
+        const embeds = tf.concat([tf.add(tf.slice(e, [0, 0, 0], [1, prompt.length, 32]), shift), tf.slice(e, [0, prompt.length, 0], [1, seq.length - prompt.length, 32])], 1);
+        const logits = lm.forward({ embeds }).logits!;
+        return argmax(tf.slice(logits, [0, seq.length - 1, 0], [1, 1, -1]).dataSync());
+      });
+      seq.push(id);
+      want.push(id);
+    }
+    expect(hooked.tokens[0]).toEqual(want);
+    expect(hooked.tokens[0]).not.toEqual(generate(lm, prompt, { maxNewTokens: 4 }).tokens[0]);
+    shift.dispose();
+    lm.dispose();
+  });
 });

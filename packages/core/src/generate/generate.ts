@@ -21,10 +21,12 @@ import { Rng } from '../train/rng.js';
 import { padKeyMask } from './ragged.js';
 
 /** What generate needs from a model: CausalLM has it; a wrapper with the same contract works too. */
-export interface GenerativeLM {
-  forward(input: LMForwardInput): LMForwardOutput;
-  createCache(): KVCache;
-  embed(ids: tf.Tensor): tf.Tensor3D;
+export interface GenerativeLM<C extends { dispose(): void } = KVCache> {
+  /** logits [B, T, V] of ids or embeds [B, T, d], appending to `cache`; `mask` hides left-pad keys. */
+  forward(input: Omit<LMForwardInput, 'cache'> & { cache?: C }): Pick<LMForwardOutput, 'logits'>;
+  createCache(): C;
+  /** Token embeddings; needed only with prefixEmbeds (and no embedPrompt hook). */
+  embed?(ids: tf.Tensor): tf.Tensor3D;
 }
 
 export interface SamplingOptions {
@@ -140,7 +142,7 @@ function endsWith(seq: readonly number[], tail: readonly number[]): boolean {
  * processed once, then one token per step. Rows that end (EOS or a stop sequence) stop growing;
  * generation ends when all rows ended.
  */
-export function generate(model: GenerativeLM, prompt: readonly number[] | readonly (readonly number[])[], opts: GenerateOptions = {}): GenerateResult {
+export function generate<C extends { dispose(): void }>(model: GenerativeLM<C>, prompt: readonly number[] | readonly (readonly number[])[], opts: GenerateOptions = {}): GenerateResult {
   checkOptions(opts);
   const given: number[][] = (prompt.length > 0 && Array.isArray(prompt[0]) ? (prompt as number[][]) : [prompt as number[]]).map((r) => [...r]);
   const B = given.length;
@@ -170,17 +172,20 @@ export function generate(model: GenerativeLM, prompt: readonly number[] | readon
   try {
     // first step: the whole prompt (prefix embeddings first); pad keys (after the prefix) masked
     let lastLogits = tf.tidy(() => {
+      const mask = padded ? padKeyMask(pads, P + T, P) : undefined; // [B, 1, 1, P+T]
+      const ids = T > 0 ? tf.tensor2d(rows, [B, T], 'int32') : undefined; // [B, T]
       let embeds: tf.Tensor | undefined;
-      if (T > 0) {
-        const ids = tf.tensor2d(rows, [B, T], 'int32');
-        embeds = opts.embedPrompt ? opts.embedPrompt(ids) : model.embed(ids); // [B, T, d]
+      if (ids && opts.embedPrompt) embeds = opts.embedPrompt(ids); // [B, T, d]
+      else if (ids && prefix) {
+        if (!model.embed) throw new AdaptorkitError('INVALID_ARGUMENT', 'generate: prefixEmbeds needs a model with embed() or an embedPrompt hook');
+        embeds = model.embed(ids); // [B, T, d]
       }
       if (prefix) {
         const p = prefix.shape[0] === B ? prefix : tf.tile(prefix, [B, 1, 1]); // [B, P, d]
         embeds = embeds ? tf.concat([p, embeds], 1) : p; // [B, P+T, d]
       }
-      const mask = padded ? padKeyMask(pads, P + T, P) : undefined; // [B, 1, 1, P+T]
-      const { logits } = model.forward({ embeds, cache, mask, ctx: opts.ctx });
+      // plain prompts go in as ids (the model embeds them: a method's own embedding path applies)
+      const { logits } = model.forward(embeds ? { embeds, cache, mask, ctx: opts.ctx } : { ids, cache, mask, ctx: opts.ctx });
       const L = logits!.shape[1];
       return tf.reshape(tf.slice(logits!, [0, L - 1, 0], [B, 1, -1]), [B, -1]); // [B, V]
     });

@@ -48,3 +48,11 @@ export function withImages<R>(b: MethodBatch, fn: (images: tf.Tensor4D | undefin
     images?.dispose();
   }
 }
+
+/** Logits [B, T, V] -> the last position's [B, V]. */
+export function lastPosition(logits: tf.Tensor): tf.Tensor2D {
+  return tf.tidy(() => {
+    const [B, T, V] = logits.shape as [number, number, number];
+    return tf.reshape(tf.slice(logits, [0, T - 1, 0], [B, 1, V]), [B, V]) as tf.Tensor2D;
+  });
+}

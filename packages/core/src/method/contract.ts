@@ -91,6 +91,11 @@ export interface GenerativeModel extends AdaptedModel<MethodBatch> {
   tokensPerInput: Partial<Record<string, number>>;
   /** Greedy answers for left-padded prompt-only batches, decoded by core's generate (EOS not included). */
   generate(batch: MethodBatch, maxNewTokens: number): number[][];
+  /**
+   * Logits [B, V] of the token after each row of an unpadded prompt-only batch, by one full forward
+   * (no cache): what greedy decoding must follow step by step (the contract tests check it).
+   */
+  nextTokenLogits(batch: MethodBatch): tf.Tensor2D;
   /** Sum of token NLL and token count of right-padded text-only ids [B, T] through the model's text path. */
   textNll(ids: tf.Tensor2D): { nll: number; tokens: number };
   /** Greedy answers on the text path for text-only prompt rows (ragged). */

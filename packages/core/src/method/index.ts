@@ -17,4 +17,4 @@ export type {
 export { parseMethodConfig, closest } from './config.js';
 export { withAdapterFiles } from './adapted.js';
 export { frozenBaseline, fullBaseline } from './baselines.js';
-export { idsTensor, labelsTensor, imagesPerRow, imageRows, promptRows, withImages } from './batch.js';
+export { idsTensor, labelsTensor, imagesPerRow, imageRows, lastPosition, promptRows, withImages } from './batch.js';
