@@ -5,9 +5,8 @@
  *  - the vision encoder: CLIP-style symmetric InfoNCE between images and their captions, with a
  *    small text tower and projections that are thrown away afterwards.
  */
-import { CausalLM, manualSeed, type Parameter, IGNORE_INDEX, maskedCrossEntropy, Rng, symmetricInfoNCE, VisionEncoder, tf } from '@adaptorkit/core';
+import { CausalLM, manualSeed, trainLoop, type Parameter, IGNORE_INDEX, maskedCrossEntropy, Rng, symmetricInfoNCE, VisionEncoder, tf } from '@adaptorkit/core';
 import { COLOURS, encodeExample, encodeSegments, SHAPES, SIZES, type Scene, type SceneQA, type ShapesWorld } from '@adaptorkit/data';
-import { trainLoop } from '../loop.js';
 import { padRight } from '../vl/batch.js';
 import { CellHeads, shapesLMConfig, shapesVisionConfig, TextTower, VisionProjection } from './bases.js';
 

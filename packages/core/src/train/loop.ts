@@ -1,10 +1,13 @@
 /**
- * The one training loop every command uses: scheduled AdamW steps over an explicit trainable list,
- * gradient clipping and accumulation, NaN stop, periodic logging. Callers give a loss per
- * micro-batch index; the loop owns no data.
+ * The one training loop: scheduled AdamW steps over an explicit trainable list, gradient clipping
+ * and accumulation, NaN stop, a hook per step. Callers give a loss per micro-batch index; the loop
+ * owns no data. The trainer's runs (apps/trainer/src/run/lifecycle.ts) and its base pretraining use it.
  */
-import { AdamW, AdaptorkitError, clipGradNorm, defaultParamGroups, disposeGrads, GradAccumulator, scheduledLr, valueAndGrads, tf } from '@adaptorkit/core';
-import type { Parameter } from '@adaptorkit/core';
+import * as tf from '@tensorflow/tfjs-core';
+import { AdaptorkitError } from '../errors.js';
+import type { Parameter } from '../nn/parameter.js';
+import { valueAndGrads } from './grad.js';
+import { AdamW, clipGradNorm, defaultParamGroups, disposeGrads, GradAccumulator, scheduledLr } from './optim.js';
 
 export interface LoopOptions {
   named: [string, Parameter][];
