@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { AdaptorkitError, initBackend, tf } from '../index.js';
+import { AdaptorkitError, generate, initBackend, tf } from '../index.js';
 import { causalLMConfigFromHF, gemmaEmbedScale } from './hf-config.js';
 import { loadCausalLM, loadVisionEncoder } from './hf.js';
 import { readSafetensors } from './safetensors.js';
@@ -91,6 +91,26 @@ describe('every decoder family matches its PyTorch reference', () => {
   }
 });
 
+describe('generation keeps the sliding window under the KV cache', () => {
+  for (const name of ['mistral-f32', 'gemma2-f32', 'gemma3-text-f32']) {
+    it(`${name}: greedy generate() past the window equals argmax of full forwards`, async () => {
+      const lm = await loadCausalLM(path.join(FIXTURES, name));
+      const prompt = [7, 3];
+      const { tokens } = generate(lm, prompt, { maxNewTokens: 8, temperature: 0 });
+      const seq = [...prompt];
+      for (let i = 0; i < 8; i++) {
+        const next = tf.tidy(() => {
+          const logits = lm.logits(tf.tensor2d([seq], [1, seq.length], 'int32'));
+          return tf.argMax(tf.slice(logits, [0, seq.length - 1, 0], [1, 1, -1]), -1).dataSync()[0]!;
+        });
+        seq.push(next);
+      }
+      expect(tokens[0]).toEqual(seq.slice(2));
+      lm.dispose();
+    });
+  }
+});
+
 describe('the distinguishing features are exercised (switched off, the match breaks)', () => {
   const cases: Array<[string, string, (c: Record<string, unknown>) => void]> = [
     ['mistral-f32', 'sliding_window null', (c) => (c.sliding_window = null)],
@@ -113,6 +133,20 @@ describe('the distinguishing features are exercised (switched off, the match bre
       rmSync(dir, { recursive: true });
     });
   }
+
+  it('gemma3_text: rope_parameters keyed by layer type (newer transformers) read the same as rope_theta / rope_scaling / rope_local_base_freq', async () => {
+    const dir = withConfig('gemma3-text-f32', (c) => {
+      c.rope_parameters = {
+        full_attention: { rope_type: 'linear', factor: 2, rope_theta: 1000000 },
+        sliding_attention: { rope_type: 'default', rope_theta: 100 },
+      };
+      delete c.rope_theta;
+      delete c.rope_scaling;
+      delete c.rope_local_base_freq;
+    });
+    expect(await logitsError(dir, 'gemma3-text-f32')).toBeLessThan(1e-4);
+    rmSync(dir, { recursive: true });
+  });
 
   it('q/k norm weights are not 1 (qwen3) / not 0 (gemma3 offsets), and gemma2 really clips its final logits', async () => {
     const q3 = await loadCausalLM(path.join(FIXTURES, 'qwen3-f32'));
