@@ -188,6 +188,7 @@ describe('config parsing of the families', () => {
     expect(parse({ ...base, model_type: 'gemma3' })).toMatch(/^UNSUPPORTED: .*"gemma3".*gemma3_text/);
     expect(parse({ ...base, model_type: 'gemma2', layer_types: ['chunked_attention', 'full_attention'] })).toMatch(/^UNSUPPORTED: .*"chunked_attention"/);
     expect(parse({ ...base, model_type: 'llama', final_logit_softcapping: 30 })).toMatch(/^UNSUPPORTED: .*final_logit_softcapping/);
+    expect(parse({ ...base, quantization_config: { quant_method: 'gptq', bits: 4 } })).toMatch(/^UNSUPPORTED: .*quantized checkpoint \(quantization_config "gptq"\)/);
     expect(parse({ ...base, rope_scaling: null })).toBe('ok');
   });
 

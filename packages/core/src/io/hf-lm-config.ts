@@ -174,6 +174,11 @@ export function causalLMConfigFromHF(c: HFConfig, where = 'config.json'): Causal
   const prf = c.partial_rotary_factor;
   refuseIf(prf !== undefined && prf !== null && prf !== 1, where, `partial_rotary_factor ${JSON.stringify(prf)} (only 1.0: rope on the whole head)`);
   refuseIf(mt !== 'qwen2' && getBool(c, 'attention_bias', where, false), where, `attention_bias true (biases on q/k/v and o_proj) for ${mt}`);
+  const quant = c.quantization_config;
+  if (quant !== undefined && quant !== null) {
+    const method = typeof quant === 'object' && !Array.isArray(quant) ? (quant as Record<string, unknown>).quant_method : undefined;
+    refuseIf(true, where, `a quantized checkpoint (quantization_config${method ? ` ${JSON.stringify(method)}` : ''}); use the unquantized bf16/f16/f32 weights`);
+  }
   refuseIf(mt === 'gemma3_text' && c.use_bidirectional_attention === true, where, 'use_bidirectional_attention true (EmbeddingGemma-style bidirectional attention)');
   const numLayers = getInt(c, 'num_hidden_layers', where);
 
