@@ -8,6 +8,7 @@
  * della's keep probabilities, f32) plus an 8 MiB conversion buffer for half-precision output;
  * whatever the model size. Measured: bench/merge-rss.mjs (README).
  */
+import { existsSync } from 'node:fs';
 import { AdaptorkitError, Rng } from '@adaptorkit/core';
 import { boolParam, numParam, parseMergeYaml, type MergeConfig, type MergeDtype } from './config.js';
 import { memorySink, memorySource, openCheckpoint, safetensorsSink, type MemoryTensor, type OutDtype, type SinkEntry, type TensorSink, type TensorSource } from './io.js';
@@ -135,7 +136,12 @@ function mergeOne(cfg: MergeConfig, p: PlannedTensor, base: Float32Array | undef
 export async function openSources(cfg: MergeConfig): Promise<Map<string, TensorSource>> {
   const sources = new Map<string, TensorSource>();
   try {
-    for (const r of referencedModels(cfg)) sources.set(r, await openCheckpoint(r));
+    for (const r of referencedModels(cfg)) {
+      if (r.includes('+') && !existsSync(r)) {
+        throw new AdaptorkitError('UNSUPPORTED', `merge config: model '${r}': LoRA references (model+lora) are not supported; merge the adapter into its base first (adaptorkit merge-adapter)`);
+      }
+      sources.set(r, await openCheckpoint(r));
+    }
   } catch (e) {
     for (const s of sources.values()) await s.close();
     throw e;
