@@ -52,8 +52,8 @@ export type { CheckpointSource, LoadModelOptions, LoadWeightsOptions } from './i
 export { saveAdapter, loadAdapter, readAdapterConfig, baseFingerprint, ADAPTER_WEIGHTS, ADAPTER_CONFIG } from './io/adapter.js';
 export type { AdapterFile, SaveAdapterOptions } from './io/adapter.js';
 export { loadTokenizer, HFTokenizer } from './io/tokenizer.js';
-export type { ChatMessage, SpecialTokens } from './io/tokenizer.js';
-export { ChatTemplate } from './io/chat-template.js';
+export type { ChatMessage, ChatTemplateMessage, ChatTemplateOptions, SpecialTokens } from './io/tokenizer.js';
+export { ChatTemplate, MAX_TEMPLATE_DEPTH, MAX_TEMPLATE_CHARS } from './io/jinja-template.js';
 export { generate, sampleToken, argmax } from './generate/generate.js';
 export { leftPadRows, padKeyMask } from './generate/ragged.js';
 export type { GenerateOptions, GenerateResult, GenerativeLM, SamplingOptions } from './generate/generate.js';
