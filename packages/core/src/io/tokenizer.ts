@@ -14,6 +14,7 @@ import { AdaptorkitError } from '../errors.js';
 import { ChatTemplate } from './jinja-template.js';
 import type { HFConfig } from './hf-config.js';
 import { readJson } from './hf.js';
+import { validateTokenizerFiles } from './validate-tokenizer.js';
 
 export interface ChatMessage {
   role: string;
@@ -162,6 +163,7 @@ export async function loadTokenizer(dir: string): Promise<HFTokenizer> {
     .then(() => true)
     .catch(() => false);
   const tc = hasConfig ? await readJson(tcPath, 'tokenizer_config.json') : {};
+  validateTokenizerFiles(tj, tjPath, tc, tcPath); // ids in range, no backtracking regexes (validate-tokenizer.ts)
   let inner: Tokenizer;
   try {
     inner = new Tokenizer(tj, tc);
