@@ -39,7 +39,7 @@ export type { CrossEntropyOptions } from './train/losses.js';
 
 // Checkpoints, tokenizers, generation, planning (io/, generate/, plan/)
 export { skipInit } from './nn/parameter.js';
-export { SafetensorsFile, readSafetensors, writeSafetensors, parseHeader, MAX_HEADER_BYTES } from './io/safetensors.js';
+export { SafetensorsFile, readSafetensors, writeSafetensors, parseHeader, MAX_HEADER_BYTES, MAX_TENSORS } from './io/safetensors.js';
 export type { TensorInfo, WriteOptions } from './io/safetensors.js';
 export type { SafetensorsDtype } from './io/dtypes.js';
 export { f16ToF32, bf16ToF32, f32ToF16, f32ToBf16 } from './io/dtypes.js';
