@@ -4,7 +4,7 @@
 // statement of the safetensors rules below is the oracle; accepted model folders must describe
 // exactly the checkpoint's tensors; out-of-range ids and backtracking regexes must be refused).
 import { execFileSync } from 'node:child_process';
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
