@@ -11,6 +11,7 @@ import { CheckpointReader } from './checkpoint.js';
 import { loadCausalLM, loadVisionEncoder } from './hf.js';
 import { SafetensorsFile, MAX_TENSORS } from './safetensors.js';
 import { loadTokenizer } from './tokenizer.js';
+import { validateConfigFields } from './validate-config.js';
 import { backtrackingRisk } from './validate-tokenizer.js';
 
 const FIXTURES = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../fixtures');
@@ -82,6 +83,18 @@ describe('config.json bounded and cross-checked before allocation', () => {
     const nan = llamaFolder();
     writeFileSync(path.join(nan, 'config.json'), readFileSync(path.join(nan, 'config.json'), 'utf8').replace('"vocab_size":96', '"vocab_size":NaN'));
     expectRefused(await outcome(loadCausalLM(nan)), 'BAD_FILE', /not valid JSON/);
+  });
+
+  it('real configs pass the bounds: fixtures, shipped bases, and published configs with size-like real numbers', () => {
+    const dirs = ['llama-f32', 'llama-bf16-sharded', 'qwen2-f16-tied', 'clip', 'siglip'].map((d) => path.join(FIXTURES, d));
+    const bases = path.resolve(FIXTURES, '../../../apps/trainer/models');
+    for (const b of ['shapesworld/lm', 'shapesworld/vision', 'shapesworld/multiway', 'shapesworld-sceneqa/lm', 'shapesworld-sceneqa/vision']) dirs.push(path.join(bases, b));
+    for (const d of dirs) validateConfigFields(JSON.parse(readFileSync(path.join(d, 'config.json'), 'utf8')) as Record<string, unknown>, d);
+    // excerpts of published configs (DeepSeek-V2-Lite, Phi-3-mini-128k, Gemma 3 4B, CLIP ViT-B/32 with generation keys)
+    validateConfigFields({ model_type: 'deepseek_v2', hidden_size: 2048, qk_rope_head_dim: 64, v_head_dim: 128, n_routed_experts: 64, routed_scaling_factor: 1.0, rope_scaling: { type: 'yarn', factor: 40, mscale: 0.707, mscale_all_dim: 0.707, original_max_position_embeddings: 4096, beta_fast: 32 } });
+    validateConfigFields({ model_type: 'phi3', sliding_window: 262144, max_position_embeddings: 131072, rope_scaling: { type: 'longrope', long_factor: [1.07, 1.1], short_factor: [1.0] }, partial_rotary_factor: 1.0 });
+    validateConfigFields({ model_type: 'gemma3', text_config: { head_dim: 256, query_pre_attn_scalar: 256, sliding_window: 1024, sliding_window_pattern: 6, rope_scaling: { factor: 8.0, rope_type: 'linear' }, final_logit_softcapping: null, vocab_size: 262208 }, vision_config: { image_size: 896, patch_size: 14, num_channels: 3 }, mm_tokens_per_image: 256 });
+    validateConfigFields({ model_type: 'clip', text_config: { max_length: 20, min_length: 0, num_beams: 1, length_penalty: 1.0, no_repeat_ngram_size: 0, chunk_size_feed_forward: 0, max_position_embeddings: 77, projection_dim: 512, initializer_factor: 1.0 }, logit_scale_init_value: 2.6592 });
   });
 
   it('a config within bounds that the weights do not match is refused with no weight allocated', async () => {

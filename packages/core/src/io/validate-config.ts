@@ -21,14 +21,18 @@ import { loadWeights, type LoadWeightsOptions } from './hf.js';
 /** Bounds on size-like config fields, first match wins (published models are far below each). */
 export const CONFIG_BOUNDS: readonly { test: RegExp; max: number; what: string }[] = [
   { test: /vocab_size$/, max: 2 ** 24, what: 'a vocabulary size' },
-  { test: /(position_embeddings|_length|^sliding_window|_window|_context|seq_len)$/, max: 2 ** 27, what: 'a context length' },
+  { test: /(position_embeddings|_length|_window|_context|seq_len)$/, max: 2 ** 31 - 1, what: 'a context length' },
   { test: /^(num_|n_)|_layers$|_heads$|_experts$|^num$/, max: 2 ** 16, what: 'a count' },
   { test: /(_size|_dim|^head_dim|^d_model|^d_ff|_channels)$/, max: 2 ** 20, what: 'a dimension' },
 ];
 /** config.json nested deeper than this is refused (real configs nest 2-3 levels). */
 export const MAX_CONFIG_DEPTH = 32;
 
+/** Fields whose names look size-like but hold real numbers (DeepSeek's rope_scaling.mscale_all_dim 0.707). */
+const NOT_A_SIZE = /scale|factor|ratio|eps|dropout|rate|coef|temperature|prob|multiplier|penalty/;
+
 function boundFor(key: string): { max: number; what: string } | undefined {
+  if (NOT_A_SIZE.test(key)) return undefined;
   return CONFIG_BOUNDS.find((b) => b.test.test(key));
 }
 
