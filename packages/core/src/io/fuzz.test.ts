@@ -309,4 +309,45 @@ describe('fuzz: generated hostile corpus', () => {
       if (mustRefuse) expect(loaded, `tok-${i} was loaded: ${JSON.stringify(tj.pre_tokenizer).slice(0, 120)} ${JSON.stringify(tj.added_tokens).slice(0, 80)}`).toBe(false);
     }
   });
+
+  it('non-regular files in every role: FIFOs, directories, /dev/zero, dangling symlinks are refused at once', async () => {
+    const roles: { file: string; load: (dir: string) => Promise<unknown> }[] = [
+      { file: 'model.safetensors', load: (d) => loadCausalLM(d) },
+      { file: 'model.safetensors.index.json', load: (d) => loadCausalLM(d) },
+      { file: 'config.json', load: (d) => loadCausalLM(d) },
+      { file: 'tokenizer.json', load: (d) => loadTokenizer(d) },
+      { file: 'tokenizer_config.json', load: (d) => loadTokenizer(d) },
+    ];
+    const kinds = ['fifo', 'dir', 'devzero', 'dangling', 'fifo-link'];
+    let i = 0;
+    for (const role of roles) {
+      for (const kind of kinds) {
+        const dir = path.join(root, `nonreg-${i++}`);
+        mkdirSync(dir);
+        writeFileSync(path.join(dir, 'config.json'), readFileSync(path.join(FIXTURES, 'llama-f32', 'config.json')));
+        writeFileSync(path.join(dir, 'tokenizer.json'), JSON.stringify({ version: '1.0', normalizer: null, pre_tokenizer: { type: 'Whitespace' }, post_processor: null, decoder: null, model: { type: 'WordLevel', vocab: { a: 0, '[UNK]': 1 }, unk_token: '[UNK]' }, added_tokens: [] }));
+        writeFileSync(path.join(dir, 'tokenizer_config.json'), '{}');
+        const f = path.join(dir, role.file);
+        execFileSync('rm', ['-f', f]);
+        if (kind === 'fifo') execFileSync('mkfifo', [f]);
+        else if (kind === 'dir') mkdirSync(f);
+        else if (kind === 'devzero') symlinkSync('/dev/zero', f);
+        else if (kind === 'dangling') symlinkSync(path.join(dir, 'nowhere'), f);
+        else {
+          execFileSync('mkfifo', [path.join(dir, 'pipe')]);
+          symlinkSync(path.join(dir, 'pipe'), f);
+        }
+        const name = `${role.file} as ${kind}`;
+        const r = await run(async () => void (await role.load(dir)));
+        // a dangling tokenizer_config.json is an absent one (it is optional)
+        if (role.file === 'tokenizer_config.json' && kind === 'dangling') {
+          expect(checkOutcome(name, r), `${name}: ${String((r.out as { error?: unknown }).error)}`).toBe(true);
+          continue;
+        }
+        expect(checkOutcome(name, r), `${name} was accepted`).toBe(false);
+        expect(['BAD_FILE', 'IO_ERROR'], name).toContain(((r.out as { error: AdaptorkitError }).error).code);
+      }
+    }
+    expect(i).toBe(25);
+  });
 });
