@@ -144,9 +144,11 @@ function safetensorsCase(rng: Rng, i: number): { name: string; bytes: Buffer } {
     case 'trailing':
       tail = 1 + rng.int(16);
       break;
-    case 'nesting':
-      text = `{"__metadata__":${'['.repeat(50_000 + rng.int(50_000))}`;
+    case 'nesting': {
+      const d = 50_000 + rng.int(50_000);
+      text = rng.int(2) === 0 ? `{"__metadata__":${'['.repeat(d)}` : `{"__metadata__":${'['.repeat(d)}${']'.repeat(d)}}`;
       break;
+    }
     case 'duplicate':
       text = JSON.stringify(header).slice(0, -1) + `,"${names[0]}":${JSON.stringify(header[names[0]!])}}`;
       break;
