@@ -39,7 +39,7 @@ export type { CrossEntropyOptions } from './train/losses.js';
 
 // Checkpoints, tokenizers, generation, planning (io/, generate/, plan/)
 export { skipInit } from './nn/parameter.js';
-export { SafetensorsFile, readSafetensors, writeSafetensors, parseHeader, MAX_HEADER_BYTES } from './io/safetensors.js';
+export { SafetensorsFile, readSafetensors, writeSafetensors, parseHeader, MAX_HEADER_BYTES, MAX_TENSORS } from './io/safetensors.js';
 export type { TensorInfo, WriteOptions } from './io/safetensors.js';
 export type { SafetensorsDtype } from './io/dtypes.js';
 export { f16ToF32, bf16ToF32, f32ToF16, f32ToBf16 } from './io/dtypes.js';
@@ -52,8 +52,8 @@ export type { CheckpointSource, LoadModelOptions, LoadWeightsOptions } from './i
 export { saveAdapter, loadAdapter, readAdapterConfig, baseFingerprint, ADAPTER_WEIGHTS, ADAPTER_CONFIG } from './io/adapter.js';
 export type { AdapterFile, SaveAdapterOptions } from './io/adapter.js';
 export { loadTokenizer, HFTokenizer } from './io/tokenizer.js';
-export type { ChatMessage, SpecialTokens } from './io/tokenizer.js';
-export { ChatTemplate } from './io/chat-template.js';
+export type { ChatMessage, ChatTemplateMessage, ChatTemplateOptions, SpecialTokens } from './io/tokenizer.js';
+export { ChatTemplate, MAX_TEMPLATE_DEPTH, MAX_TEMPLATE_CHARS } from './io/jinja-template.js';
 export { generate, sampleToken, argmax } from './generate/generate.js';
 export { leftPadRows, padKeyMask } from './generate/ragged.js';
 export type { GenerateOptions, GenerateResult, GenerativeLM, SamplingOptions } from './generate/generate.js';
