@@ -24,7 +24,7 @@ const seed = Number(opt('seed', '0'));
 const backend = await initBackend(opt('backend', 'auto'));
 const world = new ShapesWorld(SHAPESWORLD_BASE_WORLD);
 const t0 = performance.now();
-const { model, losses, valR1 } = pretrainShapesWorldBase(world, { steps, batchSize, lr, seed, maxObjects: SHAPESWORLD_BASE_MAX_OBJECTS, colourGains: SHAPESWORLD_BASE_COLOUR_GAINS, log: (l) => console.log(l) });
+const { model, losses, valR1 } = await pretrainShapesWorldBase(world, { steps, batchSize, lr, seed, maxObjects: SHAPESWORLD_BASE_MAX_OBJECTS, colourGains: SHAPESWORLD_BASE_COLOUR_GAINS, log: (l) => console.log(l) });
 const seconds = Math.round((performance.now() - t0) / 1000);
 const last = losses.slice(-20);
 await saveMultiway(out, model, {

@@ -64,7 +64,7 @@ const testBatch = shapesWorldRetrievalBatch(target, target.retrieval('test').sli
 // ---- 1. the base
 let baseModel;
 if (pretrainSteps > 0) {
-  const r = pretrainShapesWorldBase(new ShapesWorld(SHAPESWORLD_BASE_WORLD), { steps: pretrainSteps, batchSize: 32, lr: 2e-3, seed: 0, maxObjects: SHAPESWORLD_BASE_MAX_OBJECTS, colourGains: SHAPESWORLD_BASE_COLOUR_GAINS, log: (l) => console.log(l) });
+  const r = await pretrainShapesWorldBase(new ShapesWorld(SHAPESWORLD_BASE_WORLD), { steps: pretrainSteps, batchSize: 32, lr: 2e-3, seed: 0, maxObjects: SHAPESWORLD_BASE_MAX_OBJECTS, colourGains: SHAPESWORLD_BASE_COLOUR_GAINS, log: (l) => console.log(l) });
   baseModel = r.model;
   console.log(`pretrained the base here: ${pretrainSteps} steps, source val R@1 ${pct(r.valR1)}`);
 } else {
@@ -104,7 +104,7 @@ for (const v of VARIANTS) {
     const m = fresh();
     const params = v.setup(m, seed);
     trainable = params.reduce((n, p) => n + p.size, 0);
-    const r = trainContrastive(m, epochSampler(target, target.retrieval('train'), batchSize, 100 + seed), { params, steps, lr: v.lr, warmupSteps: Math.round(steps * 0.1), weightDecay: 0.05 });
+    const r = await trainContrastive(m, epochSampler(target, target.retrieval('train'), batchSize, 100 + seed), { params, steps, lr: v.lr, warmupSteps: Math.round(steps * 0.1), weightDecay: 0.05 });
     scores.push(evaluateRetrieval(m, testBatch, { batchSize: 100 }));
     finals.push(mean(r.losses.slice(-20)));
     m.dispose();

@@ -71,14 +71,14 @@ export interface BasePretrainOptions {
  * learnable temperature, every parameter, AdamW (weight decay 0.05 on matrices), 5% warmup then
  * cosine, gradient norm clipped at 1. Returns it with its val R@1 image->text (200 pairs).
  */
-export function pretrainShapesWorldBase(world: ShapesWorld, o: BasePretrainOptions): { model: MultiwayTransformer; losses: number[]; valR1: number } {
+export async function pretrainShapesWorldBase(world: ShapesWorld, o: BasePretrainOptions): Promise<{ model: MultiwayTransformer; losses: number[]; valR1: number }> {
   const log = o.log ?? (() => {});
   manualSeed(o.seed);
   const model = new MultiwayTransformer(shapesWorldBaseConfig(world));
   const pairs = world.retrieval('train').filter((p) => o.maxObjects === undefined || p.scene.objects.length <= o.maxObjects);
   log(`multiway base: ${model.countParameters().toLocaleString()} parameters, ${pairs.length} image-caption pairs`);
   const t0 = performance.now();
-  const { losses } = trainContrastive(model, epochSampler(world, pairs, o.batchSize, o.seed + 1, { colourGains: o.colourGains }), {
+  const { losses } = await trainContrastive(model, epochSampler(world, pairs, o.batchSize, o.seed + 1, { colourGains: o.colourGains }), {
     params: model.parameters(),
     steps: o.steps,
     lr: o.lr,

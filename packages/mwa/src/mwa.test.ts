@@ -123,10 +123,10 @@ describe('attachMwa', () => {
     const batch = toyBatch(8, 6, 21);
     const lossBefore = tf.tidy(() => contrastiveLoss(m, batch, { training: false }).dataSync()[0]!);
     // leak check over single steps first
-    await expectFlatTensorCount(() => {
-      trainContrastive(m, () => batch, { params: mwa.trainableParameters(), steps: 1, lr: 1e-3 });
+    await expectFlatTensorCount(async () => {
+      await trainContrastive(m, () => batch, { params: mwa.trainableParameters(), steps: 1, lr: 1e-3 });
     }, 4);
-    const r = trainContrastive(m, () => batch, { params: mwa.trainableParameters(), steps: 40, lr: 5e-3, weightDecay: 0.05 });
+    const r = await trainContrastive(m, () => batch, { params: mwa.trainableParameters(), steps: 40, lr: 5e-3, weightDecay: 0.05 });
     const lossAfter = tf.tidy(() => contrastiveLoss(m, batch, { training: false }).dataSync()[0]!);
     expect(r.losses).toHaveLength(40);
     expect(lossAfter).toBeLessThan(lossBefore * 0.8);

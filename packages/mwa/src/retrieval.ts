@@ -3,7 +3,7 @@
  * matrix, Recall@K in both directions, the symmetric contrastive loss with the model's learnable
  * temperature, and a small training loop (used to pretrain a base from scratch, and to train MWA).
  */
-import { AdaptorkitError, AdamW, formatShape, scheduledLr, symmetricInfoNCE, tf, valueAndGrads, clipGradNorm, disposeGrads, type ForwardContext, type Parameter } from '@adaptorkit/core';
+import { AdaptorkitError, AdamW, formatShape, symmetricInfoNCE, tf, trainLoop, type ForwardContext, type Parameter } from '@adaptorkit/core';
 import { scoreRetrieval, type RetrievalScore } from '@adaptorkit/data';
 import type { MultiwayTransformer } from './multiway.js';
 
@@ -120,10 +120,11 @@ export interface TrainResult {
 }
 
 /**
- * A plain contrastive training loop over `nextBatch(step)` (the caller owns and disposes batches).
- * Only `params` receive gradients; everything else is untouched.
+ * Contrastive training over `nextBatch(step)` (the caller owns and disposes batches) through
+ * core's one training loop (trainLoop): scheduled AdamW, optional clipping, NaN stop. Only `params`
+ * receive gradients; everything else is untouched.
  */
-export function trainContrastive(model: MultiwayTransformer, nextBatch: (step: number) => RetrievalBatch, opts: TrainOptions): TrainResult {
+export async function trainContrastive(model: MultiwayTransformer, nextBatch: (step: number) => RetrievalBatch, opts: TrainOptions): Promise<TrainResult> {
   const wd = opts.weightDecay ?? 0.05;
   const decay = opts.params.filter((p) => p.shape.length >= 2);
   const noDecay = opts.params.filter((p) => p.shape.length < 2);
@@ -132,23 +133,29 @@ export function trainContrastive(model: MultiwayTransformer, nextBatch: (step: n
     ...(noDecay.length ? [{ params: noDecay, weightDecay: 0 }] : []),
   ];
   const opt = new AdamW(groups, { lr: opts.lr, weightDecay: wd });
-  const losses: number[] = [];
+  let batch: RetrievalBatch | undefined;
   let ms = 0;
   try {
-    for (let step = 0; step < opts.steps; step++) {
-      const t0 = performance.now();
-      opt.lr = scheduledLr(step, { lr: opts.lr, totalSteps: opts.steps, warmupSteps: opts.warmupSteps ?? 0, kind: opts.schedule ?? 'cosine' });
-      const batch = nextBatch(step);
-      const { loss, grads } = valueAndGrads(() => contrastiveLoss(model, batch, { training: true }), opts.params);
-      if (opts.maxGradNorm !== undefined) clipGradNorm(grads, opts.maxGradNorm);
-      opt.step(grads);
-      disposeGrads(grads);
-      if (step > 0) ms += performance.now() - t0;
-      losses.push(loss);
-      opts.onStep?.(step, loss);
-    }
+    const { losses } = await trainLoop({
+      named: opts.params.map((p, i) => [String(i), p] as [string, Parameter]),
+      optimizer: opt,
+      steps: opts.steps,
+      lr: opts.lr,
+      warmupSteps: opts.warmupSteps ?? 0,
+      schedule: opts.schedule ?? 'cosine',
+      ...(opts.maxGradNorm !== undefined ? { clipNorm: opts.maxGradNorm } : {}),
+      // drawn outside the loop's tidy: the caller owns the batch
+      beforeStep: async (step) => {
+        batch = nextBatch(step);
+      },
+      loss: () => contrastiveLoss(model, batch!, { training: true }),
+      onStep: ({ step, loss, ms: t }) => {
+        if (step > 1) ms += t;
+        opts.onStep?.(step - 1, loss);
+      },
+    });
+    return { losses, stepMs: opts.steps > 1 ? ms / (opts.steps - 1) : 0 };
   } finally {
     opt.dispose();
   }
-  return { losses, stepMs: opts.steps > 1 ? ms / (opts.steps - 1) : 0 };
 }
