@@ -59,3 +59,16 @@ export { leftPadRows, padKeyMask } from './generate/ragged.js';
 export type { GenerateOptions, GenerateResult, GenerativeLM, SamplingOptions } from './generate/generate.js';
 export { plan, buildShapeOnly, normalizeConfig } from './plan/plan.js';
 export type { Plan, PlanOptions, MemoryEstimate } from './plan/plan.js';
+// LoRA adapters on a frozen base (several per process), PEFT files both ways, merged HF folders
+export { LoraLinear, ModuleCopies, loraLinears, adapterNames, setAdapter, activeAdapters, disableAdapters, deleteAdapter, wrapLinearAt } from './nn/lora.js';
+export type { LoraAdapter } from './nn/lora.js';
+export { addWeightedAdapter } from './nn/lora-combine.js';
+export type { Combination, WeightedAdapterInfo } from './nn/lora-combine.js';
+export { PEFT_CONFIG, PEFT_WEIGHTS, PEFT_PREFIX, parsePeftConfig, isLoraTarget, isModuleToSave, patternKey, loraShapeFor } from './io/peft-config.js';
+export type { PeftLoraConfig } from './io/peft-config.js';
+export { loadPeftAdapter, savePeftAdapter, writePeftAdapter, readPeftConfig, isPeftAdapterDir, peftConfigOf } from './io/peft.js';
+export type { PeftLayerFactors, WritePeftOptions } from './io/peft.js';
+export { writeHfFolder, parseSize, TOKENIZER_FILES } from './io/hf-folder.js';
+export type { HfDtype, HfTensorEntry, WriteHfFolderOptions, HfFolderReport } from './io/hf-folder.js';
+export { mergedEntries, mergeAdaptersToFolder } from './io/merge-adapter.js';
+export type { MergeToFolderOptions } from './io/merge-adapter.js';
