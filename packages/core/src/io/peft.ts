@@ -70,7 +70,8 @@ interface Planned {
 }
 
 /**
- * Load a PEFT LoRA adapter onto `model` as adapter `name` (default 'default'). The first adapter
+ * Load a PEFT LoRA adapter onto `model` as adapter `name` (default 'default'). The whole model is
+ * frozen (as PEFT freezes the base; the adapter tensors are loaded frozen too). The first adapter
  * loaded becomes active; later ones are loaded inactive unless `activate` (switch with setAdapter).
  */
 export async function loadPeftAdapter(model: Module, dir: string, opts: { name?: string; activate?: boolean } = {}): Promise<{ name: string; config: PeftLoraConfig; modules: string[]; savedModules: string[] }> {
@@ -124,6 +125,7 @@ export async function loadPeftAdapter(model: Module, dir: string, opts: { name?:
     const unused = st.names().filter((n) => !used.has(n));
     if (unused.length) throw new AdaptorkitError('UNEXPECTED_TENSOR', `${file}: tensor(s) ${preview(unused)} match no targeted module of this model; does adapter_config.json belong to these weights, and this base to the adapter?`);
     const prev = activeAdapters(model);
+    model.freeze(); // as PEFT: the base is frozen under its adapters
     const read = async (n: string): Promise<tf.Tensor> => st.read(n);
     for (const pl of plans) {
       const l = wrapLinearAt(model, pl.key);
