@@ -49,7 +49,7 @@ export { causalLMConfigFromHF, visionConfigFromHF, SUPPORTED_LM_TYPES } from './
 export type { HFConfig } from './io/hf-config.js';
 export { loadCausalLM, loadVisionEncoder, loadWeights, saveWeights, checkpointSource } from './io/hf.js';
 export type { CheckpointSource, LoadModelOptions, LoadWeightsOptions } from './io/hf.js';
-export { saveAdapter, loadAdapter, readAdapterConfig, baseFingerprint, ADAPTER_WEIGHTS, ADAPTER_CONFIG } from './io/adapter.js';
+export { saveAdapter, loadAdapter, readAdapterConfig, baseFingerprint, adapterBasePath, adapterFiles, ADAPTER_WEIGHTS, ADAPTER_CONFIG, LEGACY_ADAPTER_WEIGHTS, LEGACY_ADAPTER_CONFIG } from './io/adapter.js';
 export type { AdapterFile, SaveAdapterOptions } from './io/adapter.js';
 export { loadTokenizer, HFTokenizer } from './io/tokenizer.js';
 export type { ChatMessage, SpecialTokens } from './io/tokenizer.js';
