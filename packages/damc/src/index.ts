@@ -9,3 +9,4 @@ export * from './merge/methods.js';
 export * from './merge/config.js';
 export * from './merge/io.js';
 export * from './merge/merge.js';
+export * from './peft.js';
