@@ -184,8 +184,6 @@ export interface WritePeftOptions {
   /** Whole-module copies (modules_to_save): module path -> its parameters by name, in HF layout. */
   modulesToSave?: Map<string, Map<string, tf.Tensor>>;
   dtype?: 'F32' | 'F16' | 'BF16';
-  /** Extra fields for adapter_config.json (e.g. an adaptorkit provenance note). */
-  extra?: Record<string, unknown>;
 }
 
 const escapeRe = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
@@ -235,7 +233,7 @@ export async function writePeftAdapter(dir: string, layers: readonly PeftLayerFa
     base_model_name_or_path: opts.baseModelNameOrPath ?? null,
   };
   // a config PEFT reads: its own field names, the rest at PEFT's defaults
-  const json = { ...config, inference_mode: true, init_lora_weights: true, layers_to_transform: null, layers_pattern: null, use_dora: false, revision: null, ...opts.extra };
+  const json = { ...config, inference_mode: true, init_lora_weights: true, layers_to_transform: null, layers_pattern: null, use_dora: false, revision: null };
   parsePeftConfig(json as Record<string, unknown>, 'writePeftAdapter'); // what we write must parse back
   await writeSafetensors(path.join(dir, PEFT_WEIGHTS), tensors, { dtype: opts.dtype, metadata: { format: 'pt' } });
   await writeTextAtomic(path.join(dir, PEFT_CONFIG), JSON.stringify(json, null, 2) + '\n');
