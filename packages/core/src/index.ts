@@ -60,7 +60,7 @@ export type { GenerateOptions, GenerateResult, GenerativeLM, SamplingOptions } f
 export { plan, buildShapeOnly, normalizeConfig } from './plan/plan.js';
 export type { Plan, PlanOptions, MemoryEstimate } from './plan/plan.js';
 // LoRA adapters on a frozen base (several per process), PEFT files both ways, merged HF folders
-export { LoraLinear, ModuleCopies, loraLinears, adapterNames, setAdapter, activeAdapters, disableAdapters, deleteAdapter, wrapLinearAt } from './nn/lora.js';
+export { LoraLinear, ModuleCopies, loraLinears, adapterNames, setAdapter, activeAdapters, disableAdapters, deleteAdapter, wrapLinearAt, loraWrapBlocker } from './nn/lora.js';
 export type { LoraAdapter } from './nn/lora.js';
 export { addWeightedAdapter } from './nn/lora-combine.js';
 export type { Combination, WeightedAdapterInfo } from './nn/lora-combine.js';

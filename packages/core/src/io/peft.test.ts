@@ -134,6 +134,9 @@ describe('PEFT import refuses what it cannot apply exactly, by name', () => {
     ['a target matching more modules than the file has', (c) => (c.target_modules = ['q_proj', 'v_proj', 'k_proj']), /no tensor 'base_model\.model\.model\.layers\.0\.self_attn\.k_proj\.lora_A\.weight'/],
     ['a target matching fewer modules than the file has', (c) => (c.target_modules = ['q_proj']), /v_proj\.lora_A\.weight.*match no targeted module/],
     ['a rank that disagrees with the tensors', (c) => (c.r = 3), /is \[4, 32\], the base model needs \[3, 32\]/],
+    ['LoRA on an embedding', (c) => (c.target_modules = ['q_proj', 'v_proj', 'embed_tokens']), /matches 'model\.embed_tokens', an Embedding; adaptorkit puts LoRA on Linear maps only/],
+    ['LoRA on a whole block', (c) => (c.target_modules = 'model\\.layers\\.0(\\.self_attn\\.(q|v)_proj)?'), /matches 'model\.layers\.0', a DecoderLayer/],
+    ['LoRA on the LM head (held in a field by CausalLM)', (c) => (c.target_modules = ['q_proj', 'v_proj', 'lm_head']), /'lm_head' is read directly by its parent CausalLM/],
   ];
   for (const [what, edit, msg] of refused) {
     it(what, async () => {

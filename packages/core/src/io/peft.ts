@@ -17,7 +17,7 @@ import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { AdaptorkitError, formatShape } from '../errors.js';
 import { Linear } from '../nn/layers.js';
-import { LoraLinear, ModuleCopies, activeAdapters, copyKindError, adapterNames, setAdapter, wrapLinearAt } from '../nn/lora.js';
+import { LoraLinear, ModuleCopies, activeAdapters, copyKindError, loraWrapBlocker, adapterNames, setAdapter, wrapLinearAt } from '../nn/lora.js';
 import type { Module } from '../nn/module.js';
 import { shapesEqual, toExternalLayout } from '../nn/parameter.js';
 import { writeTextAtomic } from './atomic.js';
@@ -107,7 +107,14 @@ export async function loadPeftAdapter(model: Module, dir: string, opts: { name?:
         saved.push([key, m]);
         continue;
       }
-      if (!(m instanceof Linear || m instanceof LoraLinear) || !isLoraTarget(config, key)) continue;
+      if (!isLoraTarget(config, key)) continue;
+      if (!(m instanceof Linear || m instanceof LoraLinear)) {
+        // PEFT refuses module types it has no LoRA layer for; adaptorkit puts LoRA on Linear maps only
+        if (m.namedParameters().length === 0) continue;
+        throw new AdaptorkitError('UNSUPPORTED', `${path.join(dir, PEFT_CONFIG)}: target_modules ${JSON.stringify(config.target_modules)} matches '${key}', ${/^[AEIOU]/.test(m.constructor.name) ? 'an' : 'a'} ${m.constructor.name}; adaptorkit puts LoRA on Linear maps only (LoRA on embeddings or whole blocks is not supported)`);
+      }
+      const blocked = loraWrapBlocker(model, key);
+      if (blocked) throw new AdaptorkitError('UNSUPPORTED', `${path.join(dir, PEFT_CONFIG)}: ${blocked}`);
       const { r, scale } = loraShapeFor(config, key);
       need(`${key}.lora_A.weight`, [r, m.inFeatures]);
       need(`${key}.lora_B.weight`, [m.outFeatures, r]);

@@ -302,14 +302,33 @@ export function deleteAdapter(model: Module, name: string): void {
   for (const [, c] of moduleCopies(model)) c.delete(name);
 }
 
-/** Wrap the Linear at `path` in a LoraLinear (once) and return the wrapper. */
-export function wrapLinearAt(model: Module, path: string): LoraLinear {
+function parentOf(model: Module, path: string): [Module, string] {
   const parts = path.split('.');
   const last = parts.pop()!;
   let parent = model;
   for (const p of parts) parent = parent.getChild(p);
+  return [parent, last];
+}
+
+/**
+ * Why the module at `path` cannot be wrapped in a LoraLinear, or undefined when it can: it must be
+ * a Linear (or already wrapped), and its parent must reach it through its children (a parent that
+ * also keeps it in a field of its own, e.g. CausalLM's lm_head, would bypass the wrapper).
+ */
+export function loraWrapBlocker(model: Module, path: string): string | undefined {
+  const [parent, last] = parentOf(model, path);
   const cur = parent.getChild(last);
-  if (cur instanceof LoraLinear) return cur;
-  if (!(cur instanceof Linear)) throw new AdaptorkitError('UNSUPPORTED', `'${path}' is a ${cur.constructor.name}, not a Linear: LoRA targets Linear maps only`);
-  return parent.replaceChild(last, new LoraLinear(cur));
+  if (cur instanceof LoraLinear) return undefined;
+  if (!(cur instanceof Linear)) return `'${path}' is a ${cur.constructor.name}, not a Linear: LoRA goes on Linear maps only`;
+  if (Object.values(parent).includes(cur)) return `'${path}' is read directly by its parent ${parent.constructor.name} (a field, not a child lookup), so a LoRA wrapper there would be bypassed; LoRA on it is not supported`;
+  return undefined;
+}
+
+/** Wrap the Linear at `path` in a LoraLinear (once) and return the wrapper. */
+export function wrapLinearAt(model: Module, path: string): LoraLinear {
+  const why = loraWrapBlocker(model, path);
+  if (why) throw new AdaptorkitError('UNSUPPORTED', why);
+  const [parent, last] = parentOf(model, path);
+  const cur = parent.getChild(last);
+  return cur instanceof LoraLinear ? cur : parent.replaceChild(last, new LoraLinear(cur as Linear));
 }
