@@ -3,13 +3,13 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { AdaptorkitError, generate, initBackend, tf } from '../index.js';
+import { AdaptorkitError, Linear, generate, initBackend, tf } from '../index.js';
 import { LoraLinear, loraLinears } from '../nn/lora.js';
 import { expectBitIdentical, expectClose, snapshotParameters } from '../testing/index.js';
 import { loadCausalLM } from './hf.js';
 import { mergeAdaptersToFolder, mergedEntries } from './merge-adapter.js';
 import { PEFT_CONFIG, PEFT_WEIGHTS, parsePeftConfig } from './peft-config.js';
-import { loadPeftAdapter, savePeftAdapter } from './peft.js';
+import { loadPeftAdapter, savePeftAdapter, writePeftAdapter } from './peft.js';
 import { readSafetensors, writeSafetensors } from './safetensors.js';
 
 const FIXTURES = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../fixtures');
@@ -177,4 +177,40 @@ describe('PEFT import refuses what it cannot apply exactly, by name', () => {
     expect(lm.model.layers.at(0).self_attn.q_proj).not.toBeInstanceOf(LoraLinear);
     lm.dispose();
   });
+});
+
+describe('LoRA on every architecture the loader knows (found by HF module path)', () => {
+  for (const name of ['mistral-f32', 'qwen2-sliding-f32', 'qwen3-f32', 'gemma-bf16', 'gemma2-f32', 'gemma3-text-f32', 'phi3-bf16']) {
+    it(`${name}: an adapter on every Linear map runs, and its merged HF folder computes the same logits`, async () => {
+      const base = path.join(FIXTURES, name);
+      const lm = await loadCausalLM(base);
+      const linears = [...lm.namedModules()].filter(([p, m]) => m instanceof Linear && p !== 'lm_head').map(([p, m]) => [p, m as Linear] as const);
+      expect(linears.length).toBeGreaterThan(4);
+      const layers = linears.map(([p, m], i) => ({ module: p, A: tf.randomNormal([2, m.inFeatures], 0, 0.3, 'float32', i), B: tf.randomNormal([m.outFeatures, 2], 0, 0.3, 'float32', 1000 + i), alpha: 4 }));
+      const dir = tmp();
+      await writePeftAdapter(dir, layers, { targetModules: [...new Set(linears.map(([p]) => p.split('.').pop()!))] });
+      tf.dispose(layers.flatMap((l) => [l.A, l.B]));
+      const ids = tf.tensor2d([[3, 1, 4, 1, 5, 9, 2]], [1, 7], 'int32');
+      const y0 = lm.logits(ids);
+      const r = await loadPeftAdapter(lm, dir);
+      expect(r.modules.length).toBe(linears.length);
+      const y1 = lm.logits(ids);
+      expect(tf.tidy(() => tf.max(tf.abs(tf.sub(y1, y0))).dataSync()[0]!)).toBeGreaterThan(1e-2);
+      const out = path.join(tmp(), 'merged');
+      await mergeAdaptersToFolder(lm, out, { dtype: 'float32' });
+      // Gemma rounds its embedding scale sqrt(d) to the config's torch_dtype (as transformers does): put the
+      // base's dtype back so that this compares the merged weights, not a bf16 vs f32 scale
+      const cfgFile = path.join(out, 'config.json');
+      const written = JSON.parse(readFileSync(cfgFile, 'utf8'));
+      expect(written.torch_dtype).toBe('float32');
+      const orig = JSON.parse(readFileSync(path.join(base, 'config.json'), 'utf8'));
+      writeFileSync(cfgFile, JSON.stringify({ ...written, torch_dtype: orig.torch_dtype, ...(orig.dtype ? { dtype: orig.dtype } : {}) }));
+      const merged = await loadCausalLM(out);
+      const y2 = merged.logits(ids);
+      expectClose(y2, y1, { atol: 2e-4, rtol: 1e-4 });
+      tf.dispose([ids, y0, y1, y2]);
+      lm.dispose();
+      merged.dispose();
+    });
+  }
 });
