@@ -77,9 +77,9 @@ export interface AdaptedModel<Batch> {
    * exactly what the uninterrupted one did. Runs inside the caller's tf.tidy.
    */
   loss(batch: Batch, training: boolean, maskSeed?: number): tf.Scalar;
-  /** Method name and resolved config, recorded in adapter_config.json. */
+  /** Method name and resolved config, recorded in adaptorkit_adapter.json. */
   describe(): { method: string; config: unknown };
-  /** Write the adapter (trainable tensors + adapter_config.json) to `dir`, atomically. */
+  /** Write the adapter (trainable tensors + adaptorkit_adapter.json) to `dir`, atomically. */
   save(dir: string, o?: { basePath?: string }): Promise<void>;
   /** Load an adapter written by save into this model (strict: names, shapes, base fingerprint). */
   load(dir: string): Promise<void>;
