@@ -6,8 +6,9 @@
  *
  *   nice node apps/trainer/bench/soak.mjs [--steps 2000] [--eval-every 50] [--method iaa] [--backend auto] [--out DIR]
  *
- * Samples every 50 steps; prints one line per sample and a JSON summary; exits 1 when RSS grows more than 10% after
- * warm-up (the first quarter of the evaluations) or numTensors is not flat.
+ * Samples every 50 steps; prints one line per sample and a JSON summary; exits 1 when the median RSS
+ * of the last quarter of the run is more than 10% above that of the second quarter (the first is
+ * warm-up), or numTensors is not flat.
  */
 import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
@@ -53,12 +54,28 @@ await runTrain(cfg, {
     console.log(JSON.stringify(s));
   },
 });
-const warm = samples[Math.max(0, Math.floor(samples.length / 4) - 1)];
-const last = samples[samples.length - 1];
-if (!warm || !last) throw new Error('nothing sampled: run at least 50 steps');
-const growth = (last.rssMB - warm.rssMB) / warm.rssMB;
+// RSS follows V8's heap, which grows between major collections and shrinks after them (a sawtooth
+// of tens of MB here), so windows are compared by their medians, not single samples: the second
+// quarter of the run (after warm-up) against the last quarter.
+const median = (xs) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)];
+const q = Math.floor(samples.length / 4);
+if (q < 1) throw new Error('too few samples: run at least 200 steps');
+const warm = samples.slice(q, 2 * q);
+const last = samples.slice(samples.length - q);
+const rssWarm = median(warm.map((s) => s.rssMB));
+const rssLast = median(last.map((s) => s.rssMB));
+const offHeap = (s) => s.rssMB - s.heapTotalMB - s.externalMB; // native memory outside V8's heap and buffers
+const growth = (rssLast - rssWarm) / rssWarm;
 const tensorsFlat = samples.slice(1).every((s) => s.numTensors === samples[0].numTensors);
-const summary = { steps, evalEvery, method: a.method, backend: a.backend, warmStep: warm.step, warmRssMB: warm.rssMB, lastRssMB: last.rssMB, rssGrowthPct: +(100 * growth).toFixed(1), maxRssMB: Math.max(...samples.map((s) => s.rssMB)), numTensors: [...new Set(samples.map((s) => s.numTensors))], seconds: Math.round((performance.now() - t0) / 1000), node: process.version, cpus: os.cpus().length };
+const summary = {
+  steps, evalEvery, method: a.method, backend: a.backend, samples: samples.length,
+  warmSteps: `${warm[0].step}-${warm[warm.length - 1].step}`, lastSteps: `${last[0].step}-${last[last.length - 1].step}`,
+  rssMedianWarmMB: rssWarm, rssMedianLastMB: rssLast, rssGrowthPct: +(100 * growth).toFixed(1),
+  rssMinMB: Math.min(...samples.map((s) => s.rssMB)), rssMaxMB: Math.max(...samples.map((s) => s.rssMB)),
+  offHeapMedianWarmMB: median(warm.map(offHeap)), offHeapMedianLastMB: median(last.map(offHeap)),
+  heapTotalRangeMB: [Math.min(...samples.map((s) => s.heapTotalMB)), Math.max(...samples.map((s) => s.heapTotalMB))],
+  numTensors: [...new Set(samples.map((s) => s.numTensors))], seconds: Math.round((performance.now() - t0) / 1000), node: process.version, cpus: os.cpus().length,
+};
 console.log(JSON.stringify(summary));
 if (!(growth < 0.1) || !tensorsFlat) {
   console.error(`soak: ${!(growth < 0.1) ? `RSS grew ${(100 * growth).toFixed(1)}% after warm-up` : 'numTensors not flat'}`);

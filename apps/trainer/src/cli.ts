@@ -91,7 +91,7 @@ program
     const cfg = await loadRunConfig(file, o.set);
     const { dir, info } = await runTrain(cfg, { resume: o.resume ?? false, noEval: !o.eval });
     console.log(`run ${info.status}: ${dir}`);
-    if (info.status === 'interrupted') process.exitCode = 130;
+    if (info.status === 'interrupted' && !process.exitCode) process.exitCode = 130; // a stop signal set 128 + its number
   });
 
 program

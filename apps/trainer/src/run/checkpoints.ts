@@ -18,8 +18,8 @@ export const checkpointName = (step: number): string => `step-${String(step).pad
 export async function saveCheckpoint(dir: string, step: number, named: [string, Parameter][], opt: AdamW): Promise<string> {
   const final = path.join(dir, 'checkpoints', checkpointName(step));
   const tmp = `${final}.tmp-${process.pid}`;
-  await fs.rm(tmp, { recursive: true, force: true });
   try {
+    await fs.rm(tmp, { recursive: true, force: true });
     await fs.mkdir(tmp, { recursive: true });
     await writeSafetensors(path.join(tmp, 'trainable.safetensors'), new Map(named.map(([n, p]) => [n, p.value as tf.Tensor])));
     const st = opt.state();

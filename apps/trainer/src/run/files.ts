@@ -78,10 +78,10 @@ export async function readCheckpointState(ckpt: string, totalSteps: number): Pro
   const file = path.join(ckpt, 'state.json');
   const hint = `remove the checkpoint folder ${ckpt} to resume from the one before it`;
   const state = check(CheckpointStateSchema, await readRunJsonFile(file), file, hint);
-  const m = /^step-(\d+)$/.exec(path.basename(ckpt));
-  if (m && Number(m[1]) !== state.step) throw new AdaptorkitError('BAD_FILE', `${file}: step ${state.step} does not match its folder ${path.basename(ckpt)}; ${hint}`);
   if (state.step > totalSteps) {
     throw new AdaptorkitError('INVALID_CONFIG', `${file}: the checkpoint is at step ${state.step} but train.steps is ${totalSteps}: set train.steps to at least ${state.step} to resume it`);
   }
+  const m = /^step-(\d+)$/.exec(path.basename(ckpt));
+  if (m && Number(m[1]) !== state.step) throw new AdaptorkitError('BAD_FILE', `${file}: step ${state.step} does not match its folder ${path.basename(ckpt)}; ${hint}`);
   return state;
 }
