@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /**
- * Soak: a long run with periodic evaluation, sampling RSS and tf.memory().numTensors after every
- * evaluation, to show memory stays flat (issue 23: RSS rose 251 -> 374 MB over 300 steps with eval
+ * Soak: a long run with periodic evaluation, sampling RSS, the V8 heap and tf.memory().numTensors
+ * every 50 steps, to show memory stays flat (issue 23: RSS rose 251 -> 374 MB over 300 steps with eval
  * every 50). Not a unit test: it takes minutes. Build first (npx turbo run build --filter=@adaptorkit/trainer...).
  *
  *   nice node apps/trainer/bench/soak.mjs [--steps 2000] [--eval-every 50] [--method iaa] [--backend auto] [--out DIR]

@@ -8,6 +8,8 @@ import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { AdaptorkitError, initBackend, Parameter, tf } from '@adaptorkit/core';
 import { applyOverrides, parseWith } from './config-util.js';
@@ -111,7 +113,7 @@ describe('run folder: status on every exit path', () => {
     const cfg = config('final-ckpt-fails', ['train.steps=2']);
     await fs.mkdir(runDir(cfg), { recursive: true });
     await fs.writeFile(path.join(runDir(cfg), 'checkpoints'), 'a file where the checkpoints folder goes');
-    const err = await runTrain(cfg, { log: quiet, noEval: true }).catch((e: unknown) => e as Error);
+    const err = (await runTrain(cfg, { log: quiet, noEval: true }).then(() => new Error('resolved'), (e: unknown) => e)) as Error;
     expect(err).toBeInstanceOf(AdaptorkitError);
     expect(err.message).toMatch(/checkpoint.*step-000002/);
     const info = await readInfo(runDir(cfg));
@@ -137,7 +139,7 @@ describe('run folder: nothing read back is trusted', () => {
     const cfg = config(`state-${Buffer.from(text).toString('hex')}`);
     await runTrain(cfg, { log: quiet, noEval: true, stopAfter: 2 });
     await fs.writeFile(path.join(runDir(cfg), 'checkpoints', 'step-000002', 'state.json'), text);
-    const err = await runTrain(cfg, { log: quiet, noEval: true, resume: true }).catch((e: unknown) => e as Error);
+    const err = (await runTrain(cfg, { log: quiet, noEval: true, resume: true }).then(() => new Error('resolved'), (e: unknown) => e)) as Error;
     expect(err).toBeInstanceOf(AdaptorkitError);
     expect(err.message).toMatch(msg);
     expect((await readInfo(runDir(cfg))).status).toBe('interrupted'); // not 'completed' with no steps trained
@@ -172,5 +174,26 @@ describe('run folder: nothing read back is trusted', () => {
     const run = trainLoop({ named: [['w', p]], steps: 2, lr: 1e-3, loss: () => tf.mul(tf.sum(p.value), Number.NaN) as tf.Scalar });
     await expect(run).rejects.toThrow(/loss became NaN at step 1.*learning rate is not the cause/s);
     p.dispose();
+  });
+});
+
+describe('run folder: memory with periodic evaluation', () => {
+  it('numTensors is flat and the V8 heap after a full collection is flat across evaluations (RSS growth between collections is garbage, not a leak)', async () => {
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    const samples: { tensors: number; heapMB: number }[] = [];
+    const cfg = config('memory', ['train.steps=12', 'train.evalEvery=2']);
+    await runTrain(cfg, {
+      noEval: true,
+      log: (line) => {
+        if (!line.startsWith('eval step')) return;
+        gc();
+        samples.push({ tensors: tf.memory().numTensors, heapMB: process.memoryUsage().heapUsed / 2 ** 20 });
+      },
+    });
+    expect(samples.length).toBe(5);
+    expect(new Set(samples.map((x) => x.tensors)).size).toBe(1);
+    const after = samples.slice(2).map((x) => x.heapMB); // the first evaluations compile code and fill caches
+    expect(Math.max(...after) - Math.min(...after)).toBeLessThan(4);
   });
 });

@@ -233,7 +233,7 @@ export interface RunSpec<R extends EvalResult> {
  * summary.json.
  */
 export async function runFolderTraining<R extends EvalResult>(spec: RunSpec<R>, o: TrainOptions): Promise<{ dir: string; info: RunInfo; eval?: R }> {
-  const { cfg, dir, log, progress, backend, named } = spec;
+  const { cfg, dir, log, backend, named } = spec;
   const runJson = path.join(dir, 'run.json');
   const trainableParams = named.reduce((s, [, p]) => s + p.size, 0);
   const t = cfg.train;
