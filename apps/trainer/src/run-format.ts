@@ -8,7 +8,7 @@
  *     eval.json          EvalResult of the final evaluation (when run)
  *     summary.json       RunSummary: the headline numbers of a completed run
  *     checkpoints/step-NNNNNN/   adapter + optimizer state, written atomically (newest train.keepCheckpoints kept)
- *     final/             the trained adapter (adapter_model.safetensors + adapter_config.json)
+ *     final/             the trained adapter (adaptorkit_adapter.safetensors + adaptorkit_adapter.json)
  *     run.lock/, run.lock.json   present while a writer holds the run (run/lock.ts): its PID and host
  */
 
