@@ -121,6 +121,23 @@ describe('run folder: status on every exit path', () => {
     expect(info.statusDetail).toBe(err.message);
   });
 
+  it('the CLI prints the error that ended the run (exit 2), the one run.json records', async () => {
+    const cfg = config('cli-failure', ['train.steps=1']);
+    await fs.mkdir(runDir(cfg), { recursive: true });
+    await fs.writeFile(path.join(runDir(cfg), 'checkpoints'), 'a file where the checkpoints folder goes');
+    const file = path.join(tmp, 'cli-failure.yaml');
+    await fs.writeFile(file, JSON.stringify(cfg));
+    const child = spawn(process.execPath, [cli, 'train', file, '--no-eval'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let err = '';
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    const code = await new Promise<number | null>((resolve) => child.on('exit', resolve));
+    expect(code, err).toBe(2);
+    const info = await readInfo(runDir(cfg));
+    expect(info.status).toBe('failed');
+    expect(err.trim()).toBe(`adaptorkit: ${info.statusDetail}`);
+    expect(info.statusDetail).toMatch(/writing checkpoint .*step-000001 failed: ENOTDIR/);
+  });
+
   it('keeps only train.keepCheckpoints checkpoints', async () => {
     const cfg = config('keep', ['train.steps=5', 'train.saveEvery=1', 'train.keepCheckpoints=2']);
     await runTrain(cfg, { log: quiet, noEval: true });

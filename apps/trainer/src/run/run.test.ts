@@ -8,6 +8,8 @@ import { acquireRunLock, LOCK_DIR, LOCK_INFO, runLockHolder } from './lock.js';
 import { repairMetrics } from './metrics.js';
 import { recordRunEnd } from './status.js';
 import { runDirOf, runNameProblem } from './folder.js';
+import { cleanTempFiles } from './checkpoints.js';
+import { writeJsonSyncAtomic } from './signals.js';
 
 let tmp = '';
 beforeAll(async () => {
@@ -73,5 +75,21 @@ describe('run names', () => {
     for (const bad of ['.', '..', '...', 'a/b', '']) expect(runNameProblem(bad), bad).toBeDefined();
     expect(() => runDirOf({ outputDir: tmp, name: '..' })).toThrow(/name: /);
     expect(runDirOf({ outputDir: tmp, name: 'x.y' })).toBe(path.join(tmp, 'x.y'));
+  });
+});
+
+describe('cleanTempFiles', () => {
+  it("removes what killed writers leave (checkpoint temp folders, atomic writes' temp files) and nothing else", async () => {
+    const dir = path.join(tmp, 'temps');
+    await fs.mkdir(path.join(dir, 'checkpoints', 'step-000010.tmp-4242'), { recursive: true });
+    await fs.mkdir(path.join(dir, 'checkpoints', 'step-000005'), { recursive: true });
+    await fs.writeFile(path.join(dir, '.run.json.tmp-4242-0a1b2c3d'), '{');
+    await fs.writeFile(path.join(dir, 'metrics.jsonl'), '');
+    writeJsonSyncAtomic(path.join(dir, 'run.json'), { status: 'interrupted' });
+    await fs.writeFile(path.join(dir, '.run.json.tmp-4243-0'), '{'); // as a sync write killed before its rename leaves it
+    const removed = (await cleanTempFiles(dir)).map((f) => path.relative(dir, f)).sort();
+    expect(removed).toEqual(['.run.json.tmp-4242-0a1b2c3d', '.run.json.tmp-4243-0', path.join('checkpoints', 'step-000010.tmp-4242')]);
+    expect((await fs.readdir(dir)).sort()).toEqual(['checkpoints', 'metrics.jsonl', 'run.json']);
+    expect(await fs.readdir(path.join(dir, 'checkpoints'))).toEqual(['step-000005']);
   });
 });

@@ -5,6 +5,7 @@
  */
 import { renameSync, writeFileSync } from 'node:fs';
 import { constants } from 'node:os';
+import * as path from 'node:path';
 
 export const STOP_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
 export type StopSignal = (typeof STOP_SIGNALS)[number];
@@ -51,7 +52,7 @@ export function watchStopSignals(onStop: (sig: StopSignal) => void, onForce: (si
 
 /** Write a JSON file synchronously (temp + rename): for a process about to exit. */
 export function writeJsonSyncAtomic(file: string, value: unknown): void {
-  const tmp = `${file}.tmp-${process.pid}-sync`;
+  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.tmp-${process.pid}-0`); // named as core's atomic writes, so cleanTempFiles finds it
   writeFileSync(tmp, `${JSON.stringify(value, null, 2)}\n`);
   renameSync(tmp, file);
 }
