@@ -1,0 +1,193 @@
+// The WebGPU device thread (plain ESM: started as a worker_threads Worker by src/backend/webgpu.ts).
+//
+// dawn.node completes GPU buffer reads (mapAsync) only from its thread's event loop, so a thread
+// that runs tfjs-backend-webgpu cannot read a tensor synchronously (tfjs's readSync needs a browser's
+// OffscreenCanvas). The main thread's tfjs therefore runs a proxy backend that forwards every kernel
+// here and blocks on an Atomics wait for the answer; this thread's event loop stays free to finish
+// the reads. Protocol (messages from the main thread, in order):
+//   {op:'init', kind, dawnBackend}        -> posted back on parentPort: {op:'ready', adapter, kernels} | {op:'failed', reason}
+//   {op:'write', id, values, shape, dtype} {op:'free', id}      (no answer; the main thread counts
+//                                          references per id, this thread holds one per live id)
+//   {op:'kernel', name, inputs, attrs}    -> sync answer: {outputs: [{id, shape, dtype, known}]}
+//   {op:'read', id}                        -> sync answer: {values}
+//   {op:'stats'}                           -> sync answer: buffer counts
+// A sync answer is posted on `replyPort`, then flag[0] is set to 1 and notified.
+import { parentPort, workerData } from 'node:worker_threads';
+import { existsSync } from 'node:fs';
+
+const { replyPort, flag: flagBuffer } = workerData;
+const flag = new Int32Array(flagBuffer);
+const CPU_RENDERER = /llvmpipe|lavapipe|softpipe|swiftshader|software|microsoft basic render/i;
+const RAISED_LIMITS = [
+  'maxStorageBufferBindingSize', 'maxBufferSize', 'maxStorageBuffersPerShaderStage', 'maxComputeWorkgroupStorageSize',
+  'maxComputeWorkgroupsPerDimension', 'maxComputeWorkgroupSizeX', 'maxComputeWorkgroupSizeY', 'maxComputeWorkgroupSizeZ',
+  'maxComputeInvocationsPerWorkgroup', 'maxUniformBufferBindingSize', 'maxBindGroups',
+];
+const NEEDED = { maxStorageBuffersPerShaderStage: 8 };
+const HINT = {
+  packages: "npm install webgpu@0.6.2 @tensorflow/tfjs-backend-webgpu@4.22.0 (optional dependencies of @adaptorkit/core: npm ci installs them unless --omit=optional)",
+  vulkan: 'a GPU driver with Vulkan: Debian/Ubuntu `apt-get install libvulkan1` plus the GPU driver (NVIDIA: its proprietary driver ships the Vulkan ICD; AMD/Intel: mesa-vulkan-drivers); Fedora `dnf install vulkan-loader mesa-vulkan-drivers`',
+  mesa: 'Mesa with EGL: Debian/Ubuntu `apt-get install libegl1 libegl-mesa0 libgl1-mesa-dri libgles2`; Fedora `dnf install mesa-libEGL mesa-dri-drivers mesa-libGLES`',
+};
+
+let tf;
+let backend;
+const byId = new Map(); // id -> worker-side dataId
+const idOf = new WeakMap(); // worker-side dataId -> id
+let nextId = -1; // ids this thread makes for kernel outputs are negative (the main thread's writes are positive)
+
+function answer(msg, transfer = []) {
+  replyPort.postMessage(msg, transfer);
+  Atomics.store(flag, 0, 1);
+  Atomics.notify(flag, 0);
+}
+
+const message = (err) => String(err?.message ?? err).split('\n')[0];
+const notFound = (err) => err?.code === 'ERR_MODULE_NOT_FOUND' || err?.code === 'MODULE_NOT_FOUND';
+
+function missingVulkanLoader() {
+  if (process.platform !== 'linux') return undefined;
+  const dirs = [...(process.env.LD_LIBRARY_PATH ?? '').split(':').filter(Boolean), '/usr/lib/x86_64-linux-gnu', '/usr/lib/aarch64-linux-gnu', '/usr/lib64', '/usr/lib', '/lib/x86_64-linux-gnu', '/lib64', '/usr/local/lib'];
+  if (dirs.some((d) => existsSync(`${d}/libvulkan.so.1`))) return undefined;
+  return `libvulkan.so.1 (the Vulkan loader) not found: Dawn's Vulkan backend needs it; install ${HINT.vulkan}`;
+}
+
+async function init({ kind, dawnBackend }) {
+  let dawn;
+  try {
+    dawn = await import('webgpu');
+  } catch (err) {
+    return `npm package 'webgpu' ${notFound(err) ? 'not installed' : `failed to load: ${message(err)}`} (${HINT.packages})`;
+  }
+  if (dawnBackend === undefined || dawnBackend === 'vulkan') {
+    const why = missingVulkanLoader();
+    if (why !== undefined) return why;
+  }
+  let gpu;
+  try {
+    gpu = dawn.create(dawnBackend === undefined ? [] : [`backend=${dawnBackend}`]);
+  } catch (err) {
+    return `dawn.node could not start with backend=${dawnBackend ?? 'default'}: ${message(err)}`;
+  }
+  const where = `[Dawn backend ${dawnBackend ?? 'default'}]`;
+  let adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
+  let featureLevel = 'core';
+  if (adapter === null) {
+    // OpenGL/GLES give only compatibility-mode adapters.
+    adapter = await gpu.requestAdapter({ powerPreference: 'high-performance', featureLevel: 'compatibility' });
+    featureLevel = 'compatibility';
+  }
+  if (adapter === null) return kind === 'cpu' ? `Dawn found no adapter ${where}: needs ${HINT.mesa}` : `Dawn found no GPU adapter ${where} (no GPU, or its driver offers no Vulkan/Metal/D3D12)`;
+  const info = adapter.info;
+  const name = [info.description, info.device, info.vendor].map((s) => (s ?? '').trim()).find(Boolean) ?? 'unnamed adapter';
+  const cpuRenderer = info.isFallbackAdapter === true || CPU_RENDERER.test(`${info.description} ${info.device} ${info.vendor}`);
+  if (kind === 'gpu' && cpuRenderer) return `only a CPU renderer found (${name}) ${where}: slower than the CPU backends; ask for backend 'webgpu:cpu' to use it anyway`;
+  const limits = adapter.limits;
+  for (const [k, min] of Object.entries(NEEDED)) if ((limits[k] ?? 0) < min) return `adapter ${name} offers ${k} ${limits[k]}, training needs ${min}`;
+  const requiredLimits = {};
+  for (const k of RAISED_LIMITS) if (typeof limits[k] === 'number') requiredLimits[k] = limits[k];
+  const requiredFeatures = ['timestamp-query'].filter((f) => adapter.features.has(f));
+  let device;
+  try {
+    device = await adapter.requestDevice({ requiredLimits, requiredFeatures });
+  } catch (err) {
+    return `adapter ${name} refused a device with raised limits: ${message(err)}`;
+  }
+  // tfjs-backend-webgpu reads GPUBufferUsage, GPUMapMode, ... as globals and checks navigator.gpu.
+  for (const [k, v] of Object.entries(dawn.globals)) if (!(k in globalThis)) globalThis[k] = v;
+  if (globalThis.navigator === undefined) Object.defineProperty(globalThis, 'navigator', { value: { gpu }, configurable: true, writable: true });
+  else Object.defineProperty(globalThis.navigator, 'gpu', { value: gpu, configurable: true, writable: true });
+  let webgpu;
+  try {
+    tf = await import('@tensorflow/tfjs-core');
+    webgpu = await import('@tensorflow/tfjs-backend-webgpu');
+  } catch (err) {
+    return `@tensorflow/tfjs-backend-webgpu ${notFound(err) ? 'not installed' : `failed to load: ${message(err)}`} (${HINT.packages})`;
+  }
+  const WebGPUBackend = webgpu.WebGPUBackend ?? webgpu.default?.WebGPUBackend;
+  if (tf.findBackendFactory('webgpu') !== null) tf.removeBackend('webgpu');
+  backend = new WebGPUBackend(device, info);
+  tf.registerBackend('webgpu', () => backend);
+  await tf.setBackend('webgpu');
+  return {
+    adapter: {
+      kind,
+      dawnBackend: dawnBackend ?? 'default',
+      name,
+      cpuRenderer,
+      featureLevel,
+      maxStorageBufferBindingSize: device.limits.maxStorageBufferBindingSize,
+      maxBufferSize: device.limits.maxBufferSize,
+    },
+    kernels: tf.getKernelsForBackend('webgpu').map((k) => k.kernelName),
+  };
+}
+
+const toInfo = (t) => ({ dataId: byId.get(t.id), shape: t.shape, dtype: t.dtype });
+
+function runKernel({ name, inputs, attrs }) {
+  const kernel = tf.getKernel(name, 'webgpu');
+  const ins = Array.isArray(inputs) ? inputs.map(toInfo) : Object.fromEntries(Object.entries(inputs).map(([k, t]) => [k, toInfo(t)]));
+  const out = kernel.kernelFunc({ inputs: ins, attrs, backend });
+  const outs = Array.isArray(out) ? out : [out];
+  return outs.map((o) => {
+    let id = idOf.get(o.dataId);
+    const known = id !== undefined;
+    if (known) {
+      // The kernel returned an existing buffer (reshape, identity) and counted one more reference to
+      // it; the main thread counts references per id, so this thread keeps one per id.
+      backend.disposeData(o.dataId);
+    } else {
+      id = nextId--;
+      byId.set(id, o.dataId);
+      idOf.set(o.dataId, id);
+    }
+    return { id, shape: o.shape, dtype: o.dtype, known };
+  });
+}
+
+parentPort.on('message', async (m) => {
+  switch (m.op) {
+    case 'init': {
+      let r;
+      try {
+        r = await init(m);
+      } catch (err) {
+        r = `WebGPU failed to start: ${message(err)}`;
+      }
+      parentPort.postMessage(typeof r === 'string' ? { op: 'failed', reason: r } : { op: 'ready', ...r });
+      break;
+    }
+    case 'write': {
+      const dataId = backend.write(m.values, m.shape, m.dtype);
+      byId.set(m.id, dataId);
+      idOf.set(dataId, m.id);
+      break;
+    }
+    case 'free': {
+      const dataId = byId.get(m.id);
+      if (dataId !== undefined && backend.disposeData(dataId, true)) byId.delete(m.id);
+      break;
+    }
+    case 'kernel':
+      try {
+        answer({ outputs: runKernel(m) });
+      } catch (err) {
+        answer({ error: `${m.name}: ${message(err)}` });
+      }
+      break;
+    case 'read':
+      try {
+        const values = await backend.read(byId.get(m.id));
+        answer({ values });
+      } catch (err) {
+        answer({ error: `read: ${message(err)}` });
+      }
+      break;
+    case 'stats': {
+      const bm = backend.bufferManager;
+      answer({ usedBuffers: bm.getNumUsedBuffers(), freeBuffers: bm.getNumFreeBuffers(), bytesAllocated: bm.numBytesAllocated, bytesUsed: bm.numBytesUsed, dataIds: backend.numDataIds() });
+      break;
+    }
+  }
+});
