@@ -27,7 +27,7 @@ const NEEDED = { maxStorageBuffersPerShaderStage: 8 };
 const HINT = {
   packages: "npm install webgpu@0.6.2 @tensorflow/tfjs-backend-webgpu@4.22.0 (optional dependencies of @adaptorkit/core: npm ci installs them unless --omit=optional)",
   vulkan: 'a GPU driver with Vulkan: Debian/Ubuntu `apt-get install libvulkan1` plus the GPU driver (NVIDIA: its proprietary driver ships the Vulkan ICD; AMD/Intel: mesa-vulkan-drivers); Fedora `dnf install vulkan-loader mesa-vulkan-drivers`',
-  mesa: 'Mesa with EGL: Debian/Ubuntu `apt-get install libegl1 libegl-mesa0 libgl1-mesa-dri libgles2`; Fedora `dnf install mesa-libEGL mesa-dri-drivers mesa-libGLES`',
+  mesa: 'Mesa's EGL and CPU renderer: Debian/Ubuntu `apt-get install libegl1 libegl-dev libegl-mesa0 libgl1-mesa-dri` (Dawn opens the unversioned libEGL.so, which libegl-dev ships); Fedora `dnf install mesa-libEGL mesa-libEGL-devel mesa-dri-drivers`',
 };
 
 let tf;
