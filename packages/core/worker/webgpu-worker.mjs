@@ -13,7 +13,6 @@
 //   {op:'stats'}                           -> sync answer: buffer counts
 // A sync answer is posted on `replyPort`, then flag[0] is set to 1 and notified.
 import { parentPort, workerData } from 'node:worker_threads';
-import { existsSync } from 'node:fs';
 
 const { replyPort, flag: flagBuffer } = workerData;
 const flag = new Int32Array(flagBuffer);
@@ -26,8 +25,7 @@ const RAISED_LIMITS = [
 const NEEDED = { maxStorageBuffersPerShaderStage: 8 };
 const HINT = {
   packages: "npm install webgpu@0.6.2 @tensorflow/tfjs-backend-webgpu@4.22.0 (optional dependencies of @adaptorkit/core: npm ci installs them unless --omit=optional)",
-  vulkan: 'a GPU driver with Vulkan: Debian/Ubuntu `apt-get install libvulkan1` plus the GPU driver (NVIDIA: its proprietary driver ships the Vulkan ICD; AMD/Intel: mesa-vulkan-drivers); Fedora `dnf install vulkan-loader mesa-vulkan-drivers`',
-  mesa: 'Mesa's EGL and CPU renderer: Debian/Ubuntu `apt-get install libegl1 libegl-dev libegl-mesa0 libgl1-mesa-dri` (Dawn opens the unversioned libEGL.so, which libegl-dev ships); Fedora `dnf install mesa-libEGL mesa-libEGL-devel mesa-dri-drivers`',
+  mesa: 'Mesa EGL and its CPU renderer: Debian/Ubuntu `apt-get install libegl1 libegl-dev libegl-mesa0 libgl1-mesa-dri` (Dawn opens the unversioned libEGL.so, which libegl-dev ships); Fedora `dnf install mesa-libEGL mesa-libEGL-devel mesa-dri-drivers`',
 };
 
 let tf;
@@ -45,23 +43,12 @@ function answer(msg, transfer = []) {
 const message = (err) => String(err?.message ?? err).split('\n')[0];
 const notFound = (err) => err?.code === 'ERR_MODULE_NOT_FOUND' || err?.code === 'MODULE_NOT_FOUND';
 
-function missingVulkanLoader() {
-  if (process.platform !== 'linux') return undefined;
-  const dirs = [...(process.env.LD_LIBRARY_PATH ?? '').split(':').filter(Boolean), '/usr/lib/x86_64-linux-gnu', '/usr/lib/aarch64-linux-gnu', '/usr/lib64', '/usr/lib', '/lib/x86_64-linux-gnu', '/lib64', '/usr/local/lib'];
-  if (dirs.some((d) => existsSync(`${d}/libvulkan.so.1`))) return undefined;
-  return `libvulkan.so.1 (the Vulkan loader) not found: Dawn's Vulkan backend needs it; install ${HINT.vulkan}`;
-}
-
 async function init({ kind, dawnBackend }) {
   let dawn;
   try {
     dawn = await import('webgpu');
   } catch (err) {
     return `npm package 'webgpu' ${notFound(err) ? 'not installed' : `failed to load: ${message(err)}`} (${HINT.packages})`;
-  }
-  if (dawnBackend === undefined || dawnBackend === 'vulkan') {
-    const why = missingVulkanLoader();
-    if (why !== undefined) return why;
   }
   let gpu;
   try {

@@ -40,7 +40,7 @@ export interface WebgpuAdapter {
 export const WEBGPU_HINT = {
   packages: 'npm install webgpu@0.6.2 @tensorflow/tfjs-backend-webgpu@4.22.0 (optional dependencies of @adaptorkit/core: npm ci installs them unless --omit=optional)',
   vulkan: 'a GPU driver with Vulkan: Debian/Ubuntu `apt-get install libvulkan1` plus the GPU driver (NVIDIA: its proprietary driver ships the Vulkan ICD; AMD/Intel: mesa-vulkan-drivers); Fedora `dnf install vulkan-loader mesa-vulkan-drivers`',
-  mesa: 'Mesa's EGL and CPU renderer: Debian/Ubuntu `apt-get install libegl1 libegl-dev libegl-mesa0 libgl1-mesa-dri` (Dawn opens the unversioned libEGL.so, which libegl-dev ships); Fedora `dnf install mesa-libEGL mesa-libEGL-devel mesa-dri-drivers`',
+  mesa: 'Mesa EGL and its CPU renderer: Debian/Ubuntu `apt-get install libegl1 libegl-dev libegl-mesa0 libgl1-mesa-dri` (Dawn opens the unversioned libEGL.so, which libegl-dev ships); Fedora `dnf install mesa-libEGL mesa-libEGL-devel mesa-dri-drivers`',
 };
 
 /** The device thread's script: beside src/ when running from source, beside dist/ when built. */
@@ -50,6 +50,14 @@ function workerUrl(): URL | undefined {
     if (existsSync(fileURLToPath(url))) return url;
   }
   return undefined;
+}
+
+/** Linux: whether the Vulkan loader is there (checked before a device thread is started for 'gpu'). */
+function missingVulkanLoader(): string | undefined {
+  if (process.platform !== 'linux') return undefined;
+  const dirs = [...(process.env['LD_LIBRARY_PATH'] ?? '').split(':').filter(Boolean), '/usr/lib/x86_64-linux-gnu', '/usr/lib/aarch64-linux-gnu', '/usr/lib64', '/usr/lib', '/lib/x86_64-linux-gnu', '/lib64', '/usr/local/lib'];
+  if (dirs.some((d) => existsSync(`${d}/libvulkan.so.1`))) return undefined;
+  return `libvulkan.so.1 (the Vulkan loader) not found: Dawn's Vulkan backend needs it; install ${WEBGPU_HINT.vulkan}`;
 }
 
 let active: { kind: WebgpuAdapterKind; adapter: WebgpuAdapter } | undefined;
@@ -67,6 +75,10 @@ export async function registerWebgpu(kind: WebgpuAdapterKind): Promise<WebgpuAda
   // Mesa's EGL without a display server. Set here: a worker's process.env is its own copy, and EGL
   // reads the process environment when Dawn opens it.
   if ((dawnBackend === 'opengl' || dawnBackend === 'opengles') && process.platform === 'linux') process.env['EGL_PLATFORM'] ??= 'surfaceless';
+  if (dawnBackend === undefined || dawnBackend === 'vulkan') {
+    const why = missingVulkanLoader();
+    if (why !== undefined) return why;
+  }
   const proxy = new WebgpuProxyBackend(url);
   const ready = await new Promise<{ op: 'ready'; adapter: WebgpuAdapter; kernels: string[] } | { op: 'failed'; reason: string }>((resolve) => {
     proxy.worker.once('message', resolve);
