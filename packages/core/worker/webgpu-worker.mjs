@@ -66,7 +66,10 @@ async function init({ kind, dawnBackend }) {
   }
   if (adapter === null) return kind === 'cpu' ? `Dawn found no adapter ${where}: needs ${HINT.mesa}` : `Dawn found no GPU adapter ${where} (no GPU, or its driver offers no Vulkan/Metal/D3D12)`;
   const info = adapter.info;
-  const name = [info.description, info.device, info.vendor].map((s) => (s ?? '').trim()).find(Boolean) ?? 'unnamed adapter';
+  // e.g. "NVIDIA H200 (NVIDIA: 580.95.05)" or "llvmpipe-llvm-15-0-6-256-bits (OpenGL version 4.5 (Core Profile) Mesa 22.3.6)"
+  const clean = (x) => (x ?? '').trim().replace(/-+$/, '');
+  const head = clean(info.device) || clean(info.vendor) || 'unnamed adapter';
+  const name = clean(info.description) && clean(info.description) !== head ? `${head} (${clean(info.description)})` : head;
   const cpuRenderer = info.isFallbackAdapter === true || CPU_RENDERER.test(`${info.description} ${info.device} ${info.vendor}`);
   if (kind === 'gpu' && cpuRenderer) return `only a CPU renderer found (${name}) ${where}: slower than the CPU backends; ask for backend 'webgpu:cpu' to use it anyway`;
   const limits = adapter.limits;
