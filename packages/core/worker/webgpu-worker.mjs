@@ -34,7 +34,12 @@ const byId = new Map(); // id -> worker-side dataId
 const idOf = new WeakMap(); // worker-side dataId -> id
 let nextId = -1; // ids this thread makes for kernel outputs are negative (the main thread's writes are positive)
 
+// A failure in a message that has no answer (write, free) is reported with the next answer.
+let pendingError;
+
 function answer(msg, transfer = []) {
+  if (pendingError !== undefined && msg.error === undefined) msg = { error: pendingError };
+  pendingError = undefined;
   replyPort.postMessage(msg, transfer);
   Atomics.store(flag, 0, 1);
   Atomics.notify(flag, 0);
@@ -136,6 +141,10 @@ function runKernel({ name, inputs, attrs }) {
   });
 }
 
+// Whatever escapes (an async GPU error) must still wake a main thread that waits for an answer.
+process.on('uncaughtException', (err) => answer({ error: `device thread: ${message(err)}` }));
+process.on('unhandledRejection', (err) => answer({ error: `device thread: ${message(err)}` }));
+
 parentPort.on('message', async (m) => {
   switch (m.op) {
     case 'init': {
@@ -148,17 +157,23 @@ parentPort.on('message', async (m) => {
       parentPort.postMessage(typeof r === 'string' ? { op: 'failed', reason: r } : { op: 'ready', ...r });
       break;
     }
-    case 'write': {
-      const dataId = backend.write(m.values, m.shape, m.dtype);
-      byId.set(m.id, dataId);
-      idOf.set(dataId, m.id);
+    case 'write':
+      try {
+        const dataId = backend.write(m.values, m.shape, m.dtype);
+        byId.set(m.id, dataId);
+        idOf.set(dataId, m.id);
+      } catch (err) {
+        pendingError ??= `write: ${message(err)}`;
+      }
       break;
-    }
-    case 'free': {
-      const dataId = byId.get(m.id);
-      if (dataId !== undefined && backend.disposeData(dataId, true)) byId.delete(m.id);
+    case 'free':
+      try {
+        const dataId = byId.get(m.id);
+        if (dataId !== undefined && backend.disposeData(dataId, true)) byId.delete(m.id);
+      } catch (err) {
+        pendingError ??= `free: ${message(err)}`;
+      }
       break;
-    }
     case 'kernel':
       try {
         answer({ outputs: runKernel(m) });

@@ -46,6 +46,11 @@ export class WebgpuProxyBackend extends tf.KernelBackend {
   /** Post `msg` and block until the device thread answers it. */
   call<T>(msg: Record<string, unknown>): T {
     if (this.closed) throw new AdaptorkitError('DISPOSED', 'the webgpu backend was disposed');
+    // An answer nobody waited for is an error the device thread raised between calls: report it.
+    for (let stale = receiveMessageOnPort(this.reply); stale !== undefined; stale = receiveMessageOnPort(this.reply)) {
+      const e = (stale.message as { error?: string }).error;
+      if (e !== undefined) throw new AdaptorkitError('BACKEND_FAILED', `webgpu: ${e}`);
+    }
     Atomics.store(this.flag, 0, 0);
     this.worker.postMessage(msg);
     // A GPU read on a CPU renderer can take seconds; a minute without an answer means the thread died.
