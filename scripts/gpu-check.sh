@@ -2,12 +2,13 @@
 # One command on a lent GPU machine (no network, no Node.js): the benchmark model (bench/model.mjs,
 # 4-layer d=256 LLaMA-style, batch 8 x 128) trained on webgpu and on PyTorch CUDA, a profile of a webgpu
 # step, and the smoke demo on webgpu. Prints one JSON line per measurement on stdout (and into
-# $OUT/gpu-check.jsonl when $OUT is set); progress goes to stderr. Under 10 minutes (each part has a
-# timeout).
+# $OUT/gpu-check.jsonl when $OUT is set); progress goes to stderr. Under 10 minutes: each part has a
+# time limit (webgpu bench 2 x 90 s, profile 60 s, PyTorch 2 x 60 s, smoke demo 220 s, 4 rows at a time);
+# a part that runs over prints its JSON line with "exit 124 (timed out)".
 #
 # Here, first: npm ci && npm run build && bash scripts/gpu-pack.sh    (fills the git-ignored .gpu/)
 # There (device `run`, carry ['.gpu'], timeout_s 600):                bash scripts/gpu-check.sh
-# Dry run on a machine without a GPU (Mesa's CPU renderer, torch on the CPU, 1 step, no demo):
+# Dry run on a machine without a GPU (Mesa's CPU renderer, torch on the CPU, 1 step, no demo, long limits):
 #   GPU_CHECK_DRY=1 bash scripts/gpu-check.sh
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -40,7 +41,9 @@ if [ -e "$nv_icd" ] && ! ls /usr/share/vulkan/icd.d/nvidia* /etc/vulkan/icd.d/nv
   export VK_DRIVER_FILES=$nv_icd __EGL_VENDOR_LIBRARY_FILENAMES=/usr/local/nvidia/share/glvnd/egl_vendor.d/10_nvidia.json
 fi
 
-if [ "$DRY" = 1 ]; then WEBGPU=webgpu:cpu; TORCH_DEV=cpu; STEPS=1; WARM=1; else WEBGPU=webgpu; TORCH_DEV=cuda; STEPS=10; WARM=2; fi
+# T: the time limit of each bench part (a dry run on a CPU renderer takes minutes per step)
+if [ "$DRY" = 1 ]; then WEBGPU=webgpu:cpu; TORCH_DEV=cpu; STEPS=1; WARM=1; T=900; TP=900; else WEBGPU=webgpu; TORCH_DEV=cuda; STEPS=10; WARM=2; T=90; TP=60; fi
+fail() { emit "$(json_err "$1" "exit $2$([ "$2" = 124 ] && echo ' (timed out)'): $(grep -v '^Warning: max\|artificially reduced' /tmp/gpu-check-err.txt | tail -3 | tr '\n' ' ')")"; }
 gpu=$(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null | head -1)
 emit "$(node -e 'const os=require("os");console.log(JSON.stringify({measure:"machine",date:new Date().toISOString(),gpu:process.argv[1]||null,cpu:os.cpus()[0]?.model,cores:os.cpus().length,node:process.version,dry:process.argv[2]==="1",vkDriverFiles:process.env.VK_DRIVER_FILES??null}))' "$gpu" "$DRY")"
 
@@ -49,28 +52,33 @@ HOOKS=(--import ./register-hooks.mjs)
 # ---- 1. the benchmark model on webgpu ----
 for mode in adapter full; do
   log "webgpu ($WEBGPU) $mode, $STEPS steps..."
-  line=$(cd $BENCH && timeout 150 node "${HOOKS[@]}" train.mjs "$WEBGPU" $mode $STEPS $WARM 2> /tmp/gpu-check-err.txt | grep '^{' | tail -1)
+  out=$(cd $BENCH && timeout $T node "${HOOKS[@]}" train.mjs "$WEBGPU" $mode $STEPS $WARM 2> /tmp/gpu-check-err.txt); rc=$?
+  line=$(grep '^{' <<<"$out" | tail -1)
   if [ -n "$line" ]; then
     emit "$(node -e 'const r=JSON.parse(process.argv[1]);const s=[...r.stepMs].sort((a,b)=>a-b);console.log(JSON.stringify({measure:"bench",backend:"webgpu",adapter:r.detail,mode:r.mode,medianStepMs:s[s.length>>1],stepMs:r.stepMs,tokensPerS:1024/(s[s.length>>1]/1000),loss:r.loss,trainable:r.trainable,peakRssMb:r.peakRssMb}))' "$line")"
   else
-    emit "$(json_err "bench webgpu $mode" "$(tail -3 /tmp/gpu-check-err.txt | tr '\n' ' ')")"
+    fail "bench webgpu $mode" $rc
   fi
 done
 
 # ---- 2. where a webgpu step's time goes ----
 log "webgpu profile (adapter)..."
-line=$(cd $BENCH && timeout 120 node "${HOOKS[@]}" webgpu-profile.mjs "$WEBGPU" adapter $STEPS 2> /tmp/gpu-check-err.txt | grep '^{' | tail -1)
-[ -n "$line" ] && emit "$line" || emit "$(json_err webgpu-profile "$(tail -3 /tmp/gpu-check-err.txt | tr '\n' ' ')")"
+out=$(cd $BENCH && timeout $TP node "${HOOKS[@]}" webgpu-profile.mjs "$WEBGPU" adapter $STEPS 2> /tmp/gpu-check-err.txt); rc=$?
+line=$(grep '^{' <<<"$out" | tail -1)
+if [ -n "$line" ]; then emit "$line"; else fail webgpu-profile $rc; fi
 
 # ---- 3. the PyTorch twin on CUDA (the cpu in a dry run) ----
-PY=$(command -v python3 || echo /usr/bin/python3)
+PY=""
+for py in python3 /usr/bin/python3; do "$py" -c 'import torch' 2>/dev/null && { PY=$py; break; }; done
 for mode in adapter full; do
   log "pytorch $TORCH_DEV $mode..."
-  line=$(timeout 120 "$PY" $BENCH/torch_bench.py $mode $STEPS $WARM 8 $TORCH_DEV 2> /tmp/gpu-check-err.txt | tail -1)
+  [ -n "$PY" ] || { emit "$(json_err "bench pytorch $mode" 'no python3 with torch')"; continue; }
+  out=$(timeout $TP "$PY" $BENCH/torch_bench.py $mode $STEPS $WARM 8 $TORCH_DEV 2> /tmp/gpu-check-err.txt); rc=$?
+  line=$(tail -1 <<<"$out")
   if [ -n "$line" ]; then
     emit "$(node -e 'const r=JSON.parse(process.argv[1]);const s=[...r.step_ms].sort((a,b)=>a-b);console.log(JSON.stringify({measure:"bench",backend:"pytorch",device:r.device,torch:r.torch,mode:r.mode,medianStepMs:s[s.length>>1],stepMs:r.step_ms,tokensPerS:1024/(s[s.length>>1]/1000),loss:r.loss,trainable:r.trainable}))' "$line")"
   else
-    emit "$(json_err "bench pytorch $mode" "$(tail -3 /tmp/gpu-check-err.txt | tr '\n' ' ')")"
+    fail "bench pytorch $mode" $rc
   fi
 done
 
@@ -87,7 +95,7 @@ else
     for (const g of spec.groups) { for (const r of g.rows) if (r.config) r.config = path.resolve(dir, r.config); if (g.script) g.script.run = path.resolve(dir, g.script.run); }
     fs.writeFileSync("/tmp/gpu-check-demo.yaml", YAML.stringify(spec));' "$WEBGPU"
   t0=$(date +%s)
-  timeout 330 node apps/trainer/bin/adaptorkit.js demo --smoke --no-png --spec /tmp/gpu-check-demo.yaml --out /tmp/gpu-check-demo > /tmp/gpu-check-demo.log 2>&1
+  timeout 220 node apps/trainer/bin/adaptorkit.js demo --smoke --jobs 4 --no-png --spec /tmp/gpu-check-demo.yaml --out /tmp/gpu-check-demo > /tmp/gpu-check-demo.log 2>&1
   rc=$?
   [ -n "${OUT:-}" ] && cp /tmp/gpu-check-demo.log "$OUT/demo.log"
   if [ -s /tmp/gpu-check-demo/results.json ]; then
