@@ -18,21 +18,22 @@ node_bin=$(command -v node)
 if [ ! -s .gpu/node.xz ] || [ "$node_bin" -nt .gpu/node.xz ]; then xz -T0 -6 -c "$node_bin" > .gpu/node.xz.tmp && mv .gpu/node.xz.tmp .gpu/node.xz; fi
 
 # Runtime packages of the workspaces (no dev deps), as node_modules paths.
-mapfile -t pkgs < <(npm ls --omit=dev --omit=peer --all --parseable 2>/dev/null | grep '/node_modules/' | sed 's|.*/node_modules/|node_modules/|' | sort -u)
+# (paths relative to the root: a workspace's own node_modules, e.g. apps/trainer/node_modules/commander, stays there)
+mapfile -t pkgs < <(npm ls --omit=dev --omit=peer --all --parseable 2>/dev/null | grep '/node_modules/' | sed "s|^$PWD/||" | sort -u)
 list=$(mktemp)
 for p in "${pkgs[@]}"; do
   [ -e "$p" ] || continue # listed by npm but not installed (an optional dependency left out)
   case "$p" in
-    node_modules/@adaptorkit/*) echo "$p" ;; # workspace links (the packages travel as tracked files + dist)
-    node_modules/@tensorflow/tfjs-backend-wasm) ;; # not used on the GPU machine
-    node_modules/@tensorflow/*) echo "$p/package.json"; find "$p/dist" -maxdepth 1 -name '*.node.js' ;; # the CJS bundles Node loads
-    node_modules/webgpu) echo "$p/package.json"; echo "$p/index.js"; echo "$p/dist/linux-x64" ;;
-    *) find "$p" -type f ! -name '*.map' ! -name '*.md' ! -name '*.d.ts' ! -name '*.d.mts' ! -name '*.d.cts' -not -path '*/node_modules/*/node_modules/*' ;;
+    */node_modules/@adaptorkit/* | node_modules/@adaptorkit/*) echo "$p" ;; # workspace links (the packages travel as tracked files + dist)
+    *node_modules/@tensorflow/tfjs-backend-wasm) ;; # not used on the GPU machine
+    *node_modules/@tensorflow/*) echo "$p/package.json"; find "$p/dist" -maxdepth 1 -name '*.node.js' ;; # the CJS bundles Node loads
+    *node_modules/webgpu) echo "$p/package.json"; echo "$p/index.js"; echo "$p/dist/linux-x64" ;;
+    *) find "$p" -type f ! -name '*.map' ! -name '*.md' ! -name '*.d.ts' ! -name '*.d.mts' ! -name '*.d.cts' ;;
   esac
 done > "$list"
-# nested node_modules of those packages, and every built dist/ of the workspaces
-find node_modules -mindepth 3 -path '*/node_modules/*/node_modules/*' -type f ! -name '*.map' ! -name '*.d.ts' 2>/dev/null | grep -v '^node_modules/webgpu/' >> "$list" || true
+# every built dist/ of the workspaces
 ls -d packages/*/dist apps/*/dist >> "$list"
+sort -u -o "$list" "$list"
 tar -cJf .gpu/bundle.tar.xz -T "$list"
 rm -f "$list"
 

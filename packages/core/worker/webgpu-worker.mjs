@@ -88,6 +88,11 @@ async function init({ kind, dawnBackend }) {
   } catch (err) {
     return `adapter ${name} refused a device with raised limits: ${message(err)}`;
   }
+  // A validation error (an invalid pipeline, a limit exceeded) makes the GPU skip that work silently:
+  // report it with the next answer, so a run fails instead of training on garbage.
+  device.addEventListener('uncapturederror', (e) => {
+    pendingError ??= `GPU error: ${message(e.error)}`;
+  });
   // tfjs-backend-webgpu reads GPUBufferUsage, GPUMapMode, ... as globals and checks navigator.gpu.
   for (const [k, v] of Object.entries(dawn.globals)) if (!(k in globalThis)) globalThis[k] = v;
   if (globalThis.navigator === undefined) Object.defineProperty(globalThis, 'navigator', { value: { gpu }, configurable: true, writable: true });
@@ -120,10 +125,37 @@ async function init({ kind, dawnBackend }) {
 
 const toInfo = (t) => ({ dataId: byId.get(t.id), shape: t.shape, dtype: t.dtype });
 
+/**
+ * tfjs's webgpu AddN binds every input as a storage buffer: over the device's per-stage limit
+ * (16 on Mesa llvmpipe; a gradient summed over 25 uses has 25 inputs) the pipeline is invalid and the
+ * GPU silently skips the work. Sum in chunks that fit instead.
+ */
+function addNInChunks(kernel, ins, attrs) {
+  const maxIn = backend.device.limits.maxStorageBuffersPerShaderStage - 1;
+  let parts = ins;
+  const temps = [];
+  while (parts.length > maxIn) {
+    const next = [];
+    for (let i = 0; i < parts.length; i += maxIn) {
+      const chunk = parts.slice(i, i + maxIn);
+      if (chunk.length === 1) next.push(chunk[0]);
+      else {
+        const o = kernel.kernelFunc({ inputs: chunk, attrs, backend });
+        temps.push(o);
+        next.push(o);
+      }
+    }
+    parts = next;
+  }
+  const out = kernel.kernelFunc({ inputs: parts, attrs, backend });
+  for (const t of temps) backend.disposeData(t.dataId);
+  return out;
+}
+
 function runKernel({ name, inputs, attrs }) {
   const kernel = tf.getKernel(name, 'webgpu');
   const ins = Array.isArray(inputs) ? inputs.map(toInfo) : Object.fromEntries(Object.entries(inputs).map(([k, t]) => [k, toInfo(t)]));
-  const out = kernel.kernelFunc({ inputs: ins, attrs, backend });
+  const out = name === 'AddN' && Array.isArray(ins) ? addNInChunks(kernel, ins, attrs) : kernel.kernelFunc({ inputs: ins, attrs, backend });
   const outs = Array.isArray(out) ? out : [out];
   return outs.map((o) => {
     let id = idOf.get(o.dataId);

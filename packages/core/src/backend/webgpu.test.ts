@@ -71,6 +71,16 @@ describe.skipIf(skip !== undefined)('webgpu backend (Mesa CPU renderer, webgpu:c
     expect(run()).toEqual([3, 4, 7, 8, 6, 8]);
   });
 
+  it('AddN over more inputs than the device binds per shader stage (a gradient summed over many uses) matches cpu', async () => {
+    const run = () =>
+      tf.tidy(() => Array.from(tf.addN(Array.from({ length: 40 }, (_, i) => tf.fill([3, 5], i + 1))).dataSync()));
+    await initBackend('cpu', { log: false });
+    const cpu = run();
+    await initBackend('webgpu:cpu', { log: false });
+    expect(run()).toEqual(cpu);
+    expect(cpu[0]).toBe(820);
+  });
+
   // Tolerance: float32 on both, but WGSL's exp/log/rsqrt and another summation order in matMul and
   // reductions; over 4 AdamW steps at lr 1e-2 losses and weights agreed to 5e-7 (measured on Mesa
   // llvmpipe); 1e-4 leaves room for other drivers.
