@@ -6,7 +6,7 @@
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { manualSeed, readSafetensors, tf } from '@adaptorkit/core';
+import { ADAPTER_WEIGHTS, manualSeed, readSafetensors, tf } from '@adaptorkit/core';
 import { compareClose, webgpuCpuSkipReason } from '@adaptorkit/core/testing';
 import { ShapesWorld } from '@adaptorkit/data';
 import { MultiwayTransformer, saveMultiway, shapesWorldMultiwayShape } from '@adaptorkit/mwa';
@@ -68,7 +68,7 @@ async function trainTwoSteps(method: string, methodCfg: Record<string, unknown>,
     .map((l) => JSON.parse(l) as StepLine)
     .filter((l) => l.kind === 'step')
     .map((l) => l.loss);
-  const { tensors } = await readSafetensors(path.join(dir, 'final', 'adapter_model.safetensors'));
+  const { tensors } = await readSafetensors(path.join(dir, 'final', ADAPTER_WEIGHTS));
   const weights = new Map<string, Float32Array>();
   for (const [name, t] of tensors) {
     weights.set(name, (t.dataSync() as Float32Array).slice());
