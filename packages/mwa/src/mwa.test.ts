@@ -172,7 +172,6 @@ describe('mwa config', () => {
   });
 
   it('mwaMethod is a plain value for the trainer', () => {
-    expect(mwaMethod.name).toBe('mwa');
     expect(mwaMethod.configSchema).toBe(mwaConfigSchema);
     const m = tinyMultiway(0);
     const h = mwaMethod.attach(m, { extractor: { bottleneck: 4 }, enhancer: { enabled: false } });
