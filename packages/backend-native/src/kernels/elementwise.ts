@@ -4,7 +4,7 @@ import type { TensorInfo } from '@tensorflow/tfjs-core';
 import type { NativeAddon } from '../addon.js';
 import { binaryInto, f32, out, sizeOf, vals, type Backend, type KernelContext } from './util.js';
 
-// Kernel name -> op code in native/addon.c (names from tfjs-core, so a typo cannot slip in).
+// Kernel name -> op code in native/elementwise.c (names from tfjs-core, so a typo cannot slip in).
 const BIN: Record<string, number> = {
   [tf.Add]: 0, [tf.Sub]: 1, [tf.Multiply]: 2, [tf.RealDiv]: 3, [tf.Maximum]: 4, [tf.Minimum]: 5,
   [tf.SquaredDifference]: 6, [tf.Pow]: 7,
