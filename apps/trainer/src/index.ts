@@ -2,7 +2,7 @@
 export * from './config.js';
 export * from './config-util.js';
 export * from './run-format.js';
-export { trainLoop, type LoopOptions, type LoopResult } from './loop.js';
+export { trainLoop, type LoopOptions, type LoopResult } from '@adaptorkit/core';
 export { runTrain, loadRunConfig, type TrainOptions } from './train.js';
 export { buildBatch, type MMBatch, type MMInput, type BatchOptions } from './vl/batch.js';
 export { shapesLMConfig, shapesVisionConfig, TextTower } from './shapes/bases.js';

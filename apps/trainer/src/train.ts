@@ -13,7 +13,7 @@ import { IMAGE_TOKEN, ShapesWorld, type Split } from '@adaptorkit/data';
 import { applyOverrides, parseWith, readYaml } from './config-util.js';
 import { RunConfigSchema, type RunConfig } from './config.js';
 import { exists, readJson, writeFileAtomic, writeJsonAtomic } from './fsutil.js';
-import { trainLoop } from './loop.js';
+import { trainLoop } from '@adaptorkit/core';
 import { methodByName, type Bases, type TrainSystem } from './methods/index.js';
 import { isRetrievalRun, maskSeed, runRetrievalTrain } from './retrieval.js';
 import type { EvalLine, EvalResult, MachineInfo, RunInfo, RunSummary, StepLine } from './run-format.js';

@@ -34,6 +34,8 @@ export { AdamW, defaultParamGroups, scheduledLr, clipGradNorm, globalNorm, GradA
 export type { AdamWOptions, ParamGroup, ScheduleOptions } from './train/optim.js';
 export { valueAndGrads } from './train/grad.js';
 export type { LossAndGrads } from './train/grad.js';
+export { trainLoop } from './train/loop.js';
+export type { LoopOptions, LoopResult } from './train/loop.js';
 export { maskedCrossEntropy, ignoreTokens, sequenceNll, symmetricInfoNCE, l2normalize, IGNORE_INDEX } from './train/losses.js';
 export type { CrossEntropyOptions } from './train/losses.js';
 

@@ -7,7 +7,7 @@
  */
 import { CausalLM, manualSeed, type Parameter, IGNORE_INDEX, maskedCrossEntropy, Rng, symmetricInfoNCE, VisionEncoder, tf } from '@adaptorkit/core';
 import { COLOURS, encodeExample, encodeSegments, SHAPES, SIZES, type Scene, type SceneQA, type ShapesWorld } from '@adaptorkit/data';
-import { trainLoop } from '../loop.js';
+import { trainLoop } from '@adaptorkit/core';
 import { padRight } from '../vl/batch.js';
 import { CellHeads, shapesLMConfig, shapesVisionConfig, TextTower, VisionProjection } from './bases.js';
 

@@ -3,8 +3,11 @@
  * gradient clipping and accumulation, NaN stop, periodic logging. Callers give a loss per
  * micro-batch index; the loop owns no data.
  */
-import { AdamW, AdaptorkitError, clipGradNorm, defaultParamGroups, disposeGrads, GradAccumulator, scheduledLr, valueAndGrads, tf } from '@adaptorkit/core';
-import type { Parameter } from '@adaptorkit/core';
+import * as tf from '@tensorflow/tfjs-core';
+import { AdaptorkitError } from '../errors.js';
+import type { Parameter } from '../nn/parameter.js';
+import { valueAndGrads } from './grad.js';
+import { AdamW, clipGradNorm, defaultParamGroups, disposeGrads, GradAccumulator, scheduledLr } from './optim.js';
 
 export interface LoopOptions {
   named: [string, Parameter][];
