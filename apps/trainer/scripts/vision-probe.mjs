@@ -6,7 +6,7 @@
  * penultimate and the last layer. "on-object" counts occupied cells only.
  *
  *   npm run build
- *   node apps/trainer/scripts/vision-probe.mjs apps/trainer/models/shapesworld/vision   # the shipped encoder
+ *   node apps/trainer/scripts/vision-probe.mjs packages/shapes-bases/models/shapesworld/vision   # the shipped encoder
  *   node apps/trainer/scripts/vision-probe.mjs random                                    # same architecture, random init (seed 0)
  */
 import { initBackend, loadVisionEncoder, manualSeed, tf, VisionEncoder } from '@adaptorkit/core';
@@ -14,8 +14,8 @@ import { ShapesWorld, SHAPES, COLOURS } from '@adaptorkit/data';
 
 await initBackend('auto', { log: false });
 const sw = new ShapesWorld({ seed: 7 });
-const dir = process.argv[2] ?? 'apps/trainer/models/shapesworld/vision';
-const v = dir === 'random' ? (manualSeed(0), new VisionEncoder((await loadVisionEncoder('apps/trainer/models/shapesworld/vision')).config)) : await loadVisionEncoder(dir);
+const dir = process.argv[2] ?? 'packages/shapes-bases/models/shapesworld/vision';
+const v = dir === 'random' ? (manualSeed(0), new VisionEncoder((await loadVisionEncoder('packages/shapes-bases/models/shapesworld/vision')).config)) : await loadVisionEncoder(dir);
 const L = v.config.numLayers;
 const train = sw.task('vqa', 'train').slice(0, 1500), test = sw.task('vqa', 'test').slice(0, 400);
 function feats(exs, which) {

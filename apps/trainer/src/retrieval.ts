@@ -17,7 +17,7 @@ import { RunConfigSchema, type RunConfig } from './config.js';
 import { exists, readJson, writeJsonAtomic } from './fsutil.js';
 import { METHODS, retrievalMethod, type RetrievalEncoder, type RetrievalMethodEntry, type RetrievalSystem } from './methods/index.js';
 import type { EvalLine, EvalResult, RunInfo } from './run-format.js';
-import { retrievalMetrics } from './shapes/multiway.js';
+import { retrievalMetrics } from '@adaptorkit/shapes-bases';
 import { makeProgress } from './progress.js';
 import { batchExamples, prepareRunDir, runFolderTraining, writeSummary, type TrainOptions } from './train.js';
 

@@ -10,7 +10,7 @@
  *   node packages/damc/scripts/shapesworld-compose.mjs --table naive.json decoupled.json   # one table from two parallel runs
  *
  * Setup (what is trained, what is frozen):
- *  - base LM: apps/trainer/models/shapesworld/lm (frozen; every model starts from the same weights).
+ *  - base LM: packages/shapes-bases/models/shapesworld/lm (frozen; every model starts from the same weights).
  *  - image: the shipped CLIP ViT (frozen; its penultimate-layer patch features, class token dropped,
  *    2x2 average-pooled to 16 tokens, are computed once and cached) -> trainable 2-layer GELU MLP projector.
  *  - sound: a fixed short-time Fourier front end (window 32, hop 8, log magnitude, 4 frames per token
@@ -41,7 +41,7 @@ import { composeModels, damcDecoupledMethod, damcNaiveMethod, searchCoefficients
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '../../..');
-const BASES = path.join(root, 'apps/trainer/models/shapesworld');
+const BASES = path.join(root, 'packages/shapes-bases/models/shapesworld');
 
 // ------------------------------------------------------------------ args
 const argv = process.argv.slice(2);

@@ -1,8 +1,8 @@
 // Pretrain the ShapesWorld Multiway base (src/base.ts) and save it as a folder (config.json +
-// model.safetensors). The trainer ships the output as apps/trainer/models/shapesworld/multiway:
+// model.safetensors). The trainer ships the output as packages/shapes-bases/models/shapesworld/multiway:
 //
 //   npx turbo run build --filter=@adaptorkit/mwa
-//   node packages/mwa/scripts/pretrain-base.mjs --out apps/trainer/models/shapesworld/multiway [--steps 600] [--batch 32] [--lr 0.002] [--seed 0]
+//   node packages/mwa/scripts/pretrain-base.mjs --out packages/shapes-bases/models/shapesworld/multiway [--steps 600] [--batch 32] [--lr 0.002] [--seed 0]
 import { initBackend } from '@adaptorkit/core';
 import { ShapesWorld } from '@adaptorkit/data';
 import { SHAPESWORLD_BASE_COLOUR_GAINS, SHAPESWORLD_BASE_MAX_OBJECTS, SHAPESWORLD_BASE_WORLD, pretrainShapesWorldBase, saveMultiway } from '@adaptorkit/mwa';
@@ -14,7 +14,7 @@ const opt = (k, d) => {
 };
 const out = opt('out');
 if (!out) {
-  console.error('pass --out <folder> (the trainer ships apps/trainer/models/shapesworld/multiway)');
+  console.error('pass --out <folder> (the trainer ships packages/shapes-bases/models/shapesworld/multiway)');
   process.exit(2);
 }
 const steps = Number(opt('steps', '600'));

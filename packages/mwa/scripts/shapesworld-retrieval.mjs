@@ -2,7 +2,7 @@
 // (extractors + enhancer), all from the same contrastively pretrained tiny Multiway base.
 //
 //   npx turbo run build --filter=@adaptorkit/mwa
-//   node packages/mwa/scripts/shapesworld-retrieval.mjs [--base apps/trainer/models/shapesworld/multiway | --pretrain-steps 600]
+//   node packages/mwa/scripts/shapesworld-retrieval.mjs [--base packages/shapes-bases/models/shapesworld/multiway | --pretrain-steps 600]
 //        [--steps 150] [--batch 32] [--seeds 0] [--test 500] [--lr-full 3e-4] [--lr-adapter 1e-2] [--timing-rounds 20]
 //
 // 1. The base: loaded from a folder written by saveMultiway (default: the one the trainer ships,
@@ -44,7 +44,7 @@ const opt = (k, d) => {
   return i >= 0 ? args[i + 1] : d;
 };
 const here = path.dirname(fileURLToPath(import.meta.url));
-const baseDir = opt('base', path.resolve(here, '../../../apps/trainer/models/shapesworld/multiway'));
+const baseDir = opt('base', path.resolve(here, '../../../packages/shapes-bases/models/shapesworld/multiway'));
 const pretrainSteps = Number(opt('pretrain-steps', '0'));
 const steps = Number(opt('steps', '150'));
 const batchSize = Number(opt('batch', '32'));

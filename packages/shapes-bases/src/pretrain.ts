@@ -5,11 +5,17 @@
  *  - the vision encoder: CLIP-style symmetric InfoNCE between images and their captions, with a
  *    small text tower and projections that are thrown away afterwards.
  */
-import { CausalLM, manualSeed, type Parameter, IGNORE_INDEX, maskedCrossEntropy, Rng, symmetricInfoNCE, VisionEncoder, tf } from '@adaptorkit/core';
+import { CausalLM, manualSeed, type Parameter, IGNORE_INDEX, maskedCrossEntropy, Rng, symmetricInfoNCE, trainLoop, VisionEncoder, tf } from '@adaptorkit/core';
 import { COLOURS, encodeExample, encodeSegments, SHAPES, SIZES, type Scene, type SceneQA, type ShapesWorld } from '@adaptorkit/data';
-import { trainLoop } from '@adaptorkit/core';
-import { padRight } from '../vl/batch.js';
 import { CellHeads, shapesLMConfig, shapesVisionConfig, TextTower, VisionProjection } from './bases.js';
+
+/** Token rows of any lengths -> int32 [B, T] right-padded with padId. */
+export function padRight(rows: readonly (readonly number[])[], padId: number): tf.Tensor2D {
+  const T = Math.max(1, ...rows.map((r) => r.length));
+  const ids = new Int32Array(rows.length * T).fill(padId);
+  rows.forEach((r, b) => ids.set(r, b * T));
+  return tf.tensor2d(ids, [rows.length, T], 'int32');
+}
 
 export interface PretrainLog {
   (line: string): void;

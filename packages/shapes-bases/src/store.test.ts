@@ -5,7 +5,7 @@ import { caption, IMAGE_TOKEN, ShapesWorld } from '@adaptorkit/data';
 import { basePath, isShippedBase, loadBases, shippedBasesDir } from './store.js';
 
 describe('shipped ShapesWorld bases', () => {
-  it('resolves the shipped names to apps/trainer/models and anything else to a user path', () => {
+  it('resolves the shipped names to packages/shapes-bases/models and anything else to a user path', () => {
     expect(isShippedBase('shapesworld')).toBe(true);
     expect(isShippedBase('shapesworld-sceneqa')).toBe(true);
     expect(isShippedBase('./shapesworld-sceneqa')).toBe(false);

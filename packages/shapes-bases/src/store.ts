@@ -4,12 +4,13 @@
  */
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { loadCausalLM, loadVisionEncoder, saveWeights } from '@adaptorkit/core';
+import { loadCausalLM, loadVisionEncoder, saveWeights, writeTextAtomic } from '@adaptorkit/core';
 import type { CausalLM, VisionEncoder } from '@adaptorkit/core';
-import { writeJsonAtomic } from '../fsutil.js';
+
+const writeJsonAtomic = (file: string, value: unknown): Promise<void> => writeTextAtomic(file, `${JSON.stringify(value, null, 2)}\n`);
 
 /**
- * The base sets shipped in apps/trainer/models: `shapesworld` (what the examples and the demo freeze)
+ * The base sets shipped in this package's models/ folder: `shapesworld` (what the examples and the demo freeze)
  * and `shapesworld-sceneqa` (an LM that also answers VQA questions from a scene's caption, and a vision
  * encoder whose patch tokens carry each grid cell's contents; packages/mma/README.md builds them).
  */
@@ -20,10 +21,10 @@ export function isShippedBase(spec: string): spec is ShippedBase {
   return (SHIPPED_BASES as readonly string[]).includes(spec);
 }
 
-/** apps/trainer/models/<name>, found from this file (src/ in dev, dist/ when built). */
+/** packages/shapes-bases/models/<name>, found from this file (src/ in dev, dist/ when built: both one level down). */
 export function shippedBasesDir(name: ShippedBase = 'shapesworld'): string {
   const here = path.dirname(fileURLToPath(import.meta.url));
-  return path.resolve(here, here.endsWith(path.join('src', 'shapes')) ? '../..' : '..', 'models', name);
+  return path.resolve(here, '..', 'models', name);
 }
 
 export async function saveLM(dir: string, lm: CausalLM, extra: Record<string, unknown> = {}): Promise<void> {

@@ -1,14 +1,14 @@
 /**
- * The Multiway base MWA runs freeze. Its recipe, folder format and loader live in @adaptorkit/mwa
- * (base.ts); the trainer ships one (models/shapesworld/multiway) and scores retrieval with R@K.
+ * The Multiway base MWA runs freeze: where the shipped one is (models/shapesworld/multiway; its recipe,
+ * folder format and loader: recipe.ts), and retrieval scored with R@K.
  */
 import * as path from 'node:path';
 import { scoreRetrieval } from '@adaptorkit/data';
-import { retrievalScores } from '@adaptorkit/mwa';
+import { retrievalScores } from './retrieval.js';
 import type { tf } from '@adaptorkit/core';
-import { shippedBasesDir } from './store.js';
+import { shippedBasesDir } from '../store.js';
 
-/** Resolve 'shapesworld' to the shipped folder (written by packages/mwa/scripts/pretrain-base.mjs), anything else is a user path. */
+/** Resolve 'shapesworld' to the shipped folder (written by experiments/mwa/pretrain-base.ts), anything else is a user path. */
 export function multiwayBasePath(spec: string): string {
   return spec === 'shapesworld' ? path.join(shippedBasesDir(), 'multiway') : path.resolve(spec);
 }

@@ -1,7 +1,7 @@
-/** Shared tiny fixtures for this package's tests (not exported from the package). */
+/** Tiny seeded Multiway fixtures for tests (@adaptorkit/shapes-bases/testing): here and in @adaptorkit/mwa. */
 import { manualSeed, tf } from '@adaptorkit/core';
-import type { MultiwayConfigInput } from './config.js';
-import { MultiwayTransformer } from './multiway.js';
+import type { MultiwayConfigInput } from '../multiway/config.js';
+import { MultiwayTransformer } from '../multiway/multiway.js';
 
 export const TINY: MultiwayConfigInput = {
   dim: 32,
