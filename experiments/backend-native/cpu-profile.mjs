@@ -1,4 +1,4 @@
-// node bench/cpu-profile.mjs [adapter|full] [ROWS]: CPU time per kernel (name + input shapes) over a few
+// node experiments/backend-native/cpu-profile.mjs [adapter|full] [ROWS]: CPU time per kernel (name + input shapes) over a few
 // training steps on the native backend, by process.cpuUsage around each kernel. With
 // ADAPTORKIT_NATIVE_THREADS=1 it stays readable while other jobs load the machine (tf.profile's wall
 // times do not).

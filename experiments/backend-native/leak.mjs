@@ -1,7 +1,7 @@
 // Leak check: 500 adapter-training steps of a small model on one backend; numTensors must stay
 // constant and RSS must not grow more than 10% from step 50 (the baseline, after a 50-step warm-up)
 // to the last step. Exit code 1 on failure.
-// node --expose-gc --min-semi-space-size=16 bench/leak.mjs [BACKEND] [STEPS]
+// node --expose-gc --min-semi-space-size=16 experiments/backend-native/leak.mjs [BACKEND] [STEPS]
 // --min-semi-space-size=16 starts V8's young generation at the size it grows to anyway under this
 // allocation rate (16 MB semi-spaces, Node 20's maximum): without it, heapTotal grows ~16 MB between
 // steps 50 and 150 and then stays flat, which reads as +11-28% RSS on this small process without

@@ -1,4 +1,4 @@
-// matMul GFLOP/s through tfjs on one backend: node bench/matmul.mjs BACKEND
+// matMul GFLOP/s through tfjs on one backend: node experiments/backend-native/matmul.mjs BACKEND
 import { initBackend, tf } from '@adaptorkit/core';
 
 const backend = process.argv[2] ?? 'native';

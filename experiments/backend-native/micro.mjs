@@ -1,5 +1,5 @@
-// Microbenchmarks behind numbers in the README (node --import ./bench/register-hooks.mjs bench/micro.mjs):
-//  - kernels per training step of the bench model (bench/model.mjs, adapter mode), fused kernels on
+// Microbenchmarks behind numbers in the README (node --import ./bench/register-hooks.mjs experiments/backend-native/micro.mjs):
+//  - kernels per training step of the bench model (experiments/backend-native/model.mjs, adapter mode), fused kernels on
 //    and off (ADAPTORKIT_FUSED is read when core loads, so this toggles setFusedKernels instead);
 //  - one elementwise product of two [8, 74, 352] tensors (operands of one shape: one long row);
 //  - a weight-gradient product X^T dY ([512, 128]^T [512, 128]) with 0.2% denormal values in dY,

@@ -1,6 +1,6 @@
 // The benchmark model (issue 5): a frozen 4-layer d=256 LLaMA-style CausalLM from @adaptorkit/core
 // with a bottleneck adapter after every layer, or fully trainable (full fine-tune). AdamW.
-// The PyTorch twin is bench/torch_bench.py: keep the two in step.
+// The PyTorch twin is experiments/backend-native/torch_bench.py: keep the two in step.
 import { AdamW, CausalLM, Linear, Module, disposeGrads, maskedCrossEntropy, tf, valueAndGrads, manualSeed } from '@adaptorkit/core';
 
 export const MODEL = { vocabSize: 4096, hiddenSize: 256, intermediateSize: 704, numLayers: 4, numHeads: 4, maxPositionEmbeddings: 512 };

@@ -1,4 +1,4 @@
-// node bench/profile.mjs [native|wasm|cpu] [adapter|full]: where one training step spends its time.
+// node experiments/backend-native/profile.mjs [native|wasm|cpu] [adapter|full]: where one training step spends its time.
 import { initBackend, tf } from '@adaptorkit/core';
 import { buildTrainer } from './model.mjs';
 const backend = process.argv[2] ?? 'native';

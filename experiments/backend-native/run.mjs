@@ -1,6 +1,6 @@
 // `npm run bench` (turbo runs it per package): trains the issue-5 benchmark model on each available
-// backend and, when python3 has torch, the PyTorch twin (bench/torch_bench.py) in the same run;
-// prints a table and writes bench/results/latest.json with the machine info.
+// backend and, when python3 has torch, the PyTorch twin (experiments/backend-native/torch_bench.py) in the same run;
+// prints a table and writes experiments/backend-native/results/latest.json with the machine info.
 //   BENCH_QUICK=1   fewer steps (smoke run)
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -155,7 +155,7 @@ const result = {
 const dir = join(here, 'results');
 mkdirSync(dir, { recursive: true });
 writeFileSync(join(dir, 'latest.json'), JSON.stringify(result, null, 2) + '\n');
-console.log(`\nwrote ${join('bench', 'results', 'latest.json')}`);
+console.log(`\nwrote ${join('experiments', 'backend-native', 'results', 'latest.json')}`);
 const nativeAdapter = runs.find((r) => r.name === 'native' && r.mode === 'adapter');
 if (leak.ok === false) process.exitCode = 1;
 if (nativeAdapter?.ratioToPytorch !== undefined && nativeAdapter.ratioToPytorch > 2) console.log('note: native adapter training is more than 2x PyTorch in this run');

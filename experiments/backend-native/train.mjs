@@ -1,4 +1,4 @@
-// One bench measurement in its own process: node bench/train.mjs BACKEND MODE STEPS WARMUP
+// One bench measurement in its own process: node experiments/backend-native/train.mjs BACKEND MODE STEPS WARMUP
 // Prints one JSON line: step times, peak RSS, the backend's detail line.
 import { initBackend, tf } from '@adaptorkit/core';
 import { buildTrainer, MODEL, SHAPE } from './model.mjs';

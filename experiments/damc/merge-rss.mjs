@@ -2,7 +2,7 @@
 // vocab 32000, hidden 4096, intermediate 11008; fewer layers so the files stay small).
 //
 //   npx turbo run build --filter=@adaptorkit/damc
-//   node packages/damc/bench/merge-rss.mjs [--layers 2] [--method ties] [--dir /tmp/damc-rss]
+//   node experiments/damc/merge-rss.mjs [--layers 2] [--method ties] [--dir /tmp/damc-rss]
 //
 // The generator runs in a child process, so the merge process's peak RSS (VmHWM) counts only the
 // merge. Files are written to --dir (not the repo) and removed at the end unless --keep.
@@ -17,8 +17,7 @@ const layers = Number(opt('layers', '2'));
 const method = opt('method', 'ties');
 const dir = opt('dir', '/tmp/damc-rss');
 const keep = args.includes('--keep');
-const dist = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'dist', 'index.js');
-const { safetensorsSink, mergeCheckpoints, parseMergeConfig } = await import(dist);
+const { safetensorsSink, mergeCheckpoints, parseMergeConfig } = await import('@adaptorkit/damc');
 
 const V = 32000, D = 4096, F = 11008;
 function shapes() {

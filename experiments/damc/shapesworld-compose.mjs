@@ -6,8 +6,8 @@
  * (image + sound) and on each single-modality task.
  *
  *   npx turbo run build --filter=@adaptorkit/damc
- *   nice -n 15 env ADAPTORKIT_NATIVE_THREADS=1 node packages/damc/scripts/shapesworld-compose.mjs [--mode both|all|frozen,naive,decoupled] [--steps 300] [--json out.json]
- *   node packages/damc/scripts/shapesworld-compose.mjs --table naive.json decoupled.json   # one table from two parallel runs
+ *   nice -n 15 env ADAPTORKIT_NATIVE_THREADS=1 node experiments/damc/shapesworld-compose.mjs [--mode both|all|frozen,naive,decoupled] [--steps 300] [--json out.json]
+ *   node experiments/damc/shapesworld-compose.mjs --table naive.json decoupled.json   # one table from two parallel runs
  *
  * Setup (what is trained, what is frozen):
  *  - base LM: packages/shapes-bases/models/shapesworld/lm (frozen; every model starts from the same weights).
@@ -28,7 +28,6 @@
  *  - metric: greedy first token after the prompt against the gold letter (spec's MCUB metric).
  */
 import * as path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { readFileSync, writeFileSync } from 'node:fs';
 import {
   AdamW, Linear, MLPProjector, Module, Rng, activate, clipGradNorm, disposeGrads, initBackend,
@@ -37,11 +36,10 @@ import {
 import {
   COLOURS, IMAGE_TOKEN, LETTERS, SHAPES, SOUND_TOKEN, ShapesWorld, encodeExample, numberWord, sampleScene, withArticle,
 } from '@adaptorkit/data';
+import { shippedBasesDir } from '@adaptorkit/shapes-bases';
 import { composeModels, damcDecoupledMethod, damcNaiveMethod, searchCoefficients } from '@adaptorkit/damc';
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-const root = path.resolve(here, '../../..');
-const BASES = path.join(root, 'packages/shapes-bases/models/shapesworld');
+const BASES = shippedBasesDir('shapesworld');
 
 // ------------------------------------------------------------------ args
 const argv = process.argv.slice(2);
@@ -93,11 +91,8 @@ const tokId = (t) => {
   return v;
 };
 const PH = { image: tokId(IMAGE_TOKEN), sound: tokId(SOUND_TOKEN) };
-const LETTER_IDS = LETTERS.map((l) => {
-  const ids = tok.encode(l);
-  if (ids.length !== 1) throw new Error(`letter ${l} is not one token`);
-  return ids[0];
-});
+// every option letter must be one token (the metric scores the first answer token)
+for (const l of LETTERS) if (tok.encode(l).length !== 1) throw new Error(`letter ${l} is not one token`);
 
 // ------------------------------------------------------------------ tasks
 /**

@@ -3,7 +3,7 @@
 // image, and on which questions? The trainer's eval.json keeps only the overall numbers.
 //
 //   npm run build            (once)
-//   node packages/iaa/scripts/by-template.mjs runs/iaa-shapes-vqa [runs/frozen-shapes-vqa ...] [--n 200]
+//   node experiments/iaa/by-template.mjs runs/iaa-shapes-vqa [runs/frozen-shapes-vqa ...] [--n 200]
 //
 // Loads each run's config.yaml, attaches its method to the shipped bases exactly as the trainer's
 // registry does (frozen = projector only; full = LLM layers + the multimodal parts; iaa), loads
@@ -17,7 +17,8 @@ import {
   bestConstantBoxBaseline, encodeExample, IMAGE_TOKEN, majorityAnswerBaseline, scoreTask, ShapesWorld,
 } from '@adaptorkit/data';
 import { attachIaa, frozenBaselineConfig } from '@adaptorkit/iaa';
-import { loadBases, parseWith, pixelsTensor, RunConfigSchema } from '@adaptorkit/trainer';
+import { loadBases, pixelsTensor } from '@adaptorkit/shapes-bases';
+import { parseWith, RunConfigSchema } from '@adaptorkit/trainer';
 
 const MAX_NEW = { vqa: 6, grounding: 24 };
 const args = process.argv.slice(2);
@@ -25,7 +26,7 @@ const nIdx = args.indexOf('--n');
 const nOverride = nIdx >= 0 ? Number(args[nIdx + 1]) : undefined;
 const runs = args.filter((a, i) => !a.startsWith('--') && (nIdx < 0 || i !== nIdx + 1));
 if (runs.length === 0) {
-  console.error('usage: node packages/iaa/scripts/by-template.mjs <run dir>... [--n N]');
+  console.error('usage: node experiments/iaa/by-template.mjs <run dir>... [--n N]');
   process.exit(2);
 }
 

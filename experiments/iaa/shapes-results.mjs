@@ -4,7 +4,7 @@
 // folders hold: nothing below is typed in, every number is read from runs/<outputDir>/<name>/.
 //
 //   npm run build                                   (once)
-//   ADAPTORKIT_NATIVE_THREADS=1 node packages/iaa/scripts/shapes-results.mjs [--only main|ablation] [--force | --print-only] [--out runs/iaa-results]
+//   ADAPTORKIT_NATIVE_THREADS=1 node experiments/iaa/shapes-results.mjs [--only main|ablation] [--force | --print-only] [--out runs/iaa-results]
 //
 // Each run is `npx adaptorkit train examples/<method>-shapes.yaml --set ...` (printed before it
 // starts), so any single row can be reproduced by hand. The text-only prior row (the best a model

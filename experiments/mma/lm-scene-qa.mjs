@@ -4,12 +4,12 @@
  * caption before the question (what a perfect perception would hand it) and without it (the
  * question alone). Greedy decoding up to the end token or a full stop, exact match, per template.
  *
- * Usage: node packages/mma/scripts/lm-scene-qa.mjs [lmDir|shapesworld] [--n 400]
+ * Usage: node experiments/mma/lm-scene-qa.mjs [lmDir|shapesworld] [--n 400]
  * Needs the built packages (npm run build). Run from the repository root.
  */
 import { initBackend, generate, tf } from '@adaptorkit/core';
 import { caption, IMAGE_TOKEN, ShapesWorld } from '@adaptorkit/data';
-import { loadBases } from '@adaptorkit/trainer';
+import { loadBases } from '@adaptorkit/shapes-bases';
 
 const argv = process.argv.slice(2);
 let lmSpec = 'shapesworld', n = 400;

@@ -10,12 +10,12 @@
  *
  * `--tokens 3` gives each cell three tokens instead (size, colour, shape: the shape of a caption's words).
  *
- * Usage: node packages/mma/scripts/oracle-cells.mjs <lmDir|shapesworld> [--tokens 1|3] [--steps 600] [--lr 3e-3] [--batch 32] [--n 400]
+ * Usage: node experiments/mma/oracle-cells.mjs <lmDir|shapesworld> [--tokens 1|3] [--steps 600] [--lr 3e-3] [--batch 32] [--n 400]
  * Needs the built packages (npm run build). Run from the repository root.
  */
 import { AdamW, disposeGrads, generate, initBackend, IGNORE_INDEX, Linear, maskedCrossEntropy, Rng, tf, valueAndGrads } from '@adaptorkit/core';
 import { COLOURS, encodeExample, IMAGE_TOKEN, majorityAnswerBaseline, SHAPES, ShapesWorld, SIZES, VQA_TEMPLATES } from '@adaptorkit/data';
-import { loadBases } from '@adaptorkit/trainer';
+import { loadBases } from '@adaptorkit/shapes-bases';
 
 const o = { lm: 'shapesworld', steps: 600, lr: 3e-3, batch: 32, n: 400, tokens: 1 };
 const argv = process.argv.slice(2);

@@ -14,7 +14,7 @@
  *   - routing weights per layer (mean and spread of branch 0 over samples) for text-only and
  *     image instructions, LLM and vision encoder.
  *
- * Usage: node packages/mma/scripts/shapes-eval.mjs <runDir> [--n 400] [--json out.json] [--checkpoint step-000200]
+ * Usage: node experiments/mma/shapes-eval.mjs <runDir> [--n 400] [--json out.json] [--checkpoint step-000200]
  * (--checkpoint scores an intermediate checkpoint of the run instead of its final adapter)
  * Needs the built packages (npm run build) and a run folder written by `adaptorkit train`
  * with method mma. Run from the repository root.
@@ -25,7 +25,7 @@ import { parse as parseYaml } from 'yaml';
 import { initBackend, loadAdapter, readSafetensors, tf } from '@adaptorkit/core';
 import { encodeExample, IMAGE_TOKEN, majorityAnswerBaseline, scoreExact, ShapesWorld, VQA_ANSWER_COUNT, VQA_TEMPLATES } from '@adaptorkit/data';
 import { attachMma, TEXT_MODALITY } from '@adaptorkit/mma';
-import { loadBases, pixelsTensor } from '@adaptorkit/trainer';
+import { loadBases, pixelsTensor } from '@adaptorkit/shapes-bases';
 
 const MAX_NEW = { vqa: 6, caption: 48, text: 8 };
 

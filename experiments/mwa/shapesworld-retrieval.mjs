@@ -2,11 +2,11 @@
 // (extractors + enhancer), all from the same contrastively pretrained tiny Multiway base.
 //
 //   npx turbo run build --filter=@adaptorkit/mwa
-//   node packages/mwa/scripts/shapesworld-retrieval.mjs [--base packages/shapes-bases/models/shapesworld/multiway | --pretrain-steps 600]
+//   node experiments/mwa/shapesworld-retrieval.mjs [--base packages/shapes-bases/models/shapesworld/multiway | --pretrain-steps 600]
 //        [--steps 150] [--batch 32] [--seeds 0] [--test 500] [--lr-full 3e-4] [--lr-adapter 1e-2] [--timing-rounds 20]
 //
 // 1. The base: loaded from a folder written by saveMultiway (default: the one the trainer ships,
-//    made by scripts/pretrain-base.mjs: 600 steps on ShapesWorld seed 7 rendered clean), or, with
+//    made by packages/shapes-bases/scripts/pretrain-multiway.mjs: 600 steps on ShapesWorld seed 7 rendered clean), or, with
 //    --pretrain-steps, pretrained here with the same recipe (pretrainShapesWorldBase).
 // 2. Downstream: the default ShapesWorld (seed 0, noise 0.03, clutter 0.5): other scenes, another
 //    rendering. Each variant trains --steps steps of --batch pairs from the same checkpoint in the
@@ -22,12 +22,12 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { AdamW, disposeGrads, initBackend, manualSeed, valueAndGrads } from '@adaptorkit/core';
 import { ShapesWorld } from '@adaptorkit/data';
+import { attachMwa } from '@adaptorkit/mwa';
 import {
   MultiwayTransformer,
   SHAPESWORLD_BASE_COLOUR_GAINS,
   SHAPESWORLD_BASE_MAX_OBJECTS,
   SHAPESWORLD_BASE_WORLD,
-  attachMwa,
   contrastiveLoss,
   disposeBatch,
   epochSampler,
@@ -36,7 +36,7 @@ import {
   pretrainShapesWorldBase,
   shapesWorldRetrievalBatch,
   trainContrastive,
-} from '@adaptorkit/mwa';
+} from '@adaptorkit/shapes-bases';
 
 const args = process.argv.slice(2);
 const opt = (k, d) => {

@@ -6,8 +6,8 @@
  * penultimate and the last layer. "on-object" counts occupied cells only.
  *
  *   npm run build
- *   node apps/trainer/scripts/vision-probe.mjs packages/shapes-bases/models/shapesworld/vision   # the shipped encoder
- *   node apps/trainer/scripts/vision-probe.mjs random                                    # same architecture, random init (seed 0)
+ *   node experiments/trainer/vision-probe.mjs packages/shapes-bases/models/shapesworld/vision   # the shipped encoder
+ *   node experiments/trainer/vision-probe.mjs random                                    # same architecture, random init (seed 0)
  */
 import { initBackend, loadVisionEncoder, manualSeed, tf, VisionEncoder } from '@adaptorkit/core';
 import { ShapesWorld, SHAPES, COLOURS } from '@adaptorkit/data';

@@ -4,7 +4,7 @@
 /* ---- denormals ----
  * Float32 values below 2^-126 (denormals) cost x86 and ARM cores ~100 cycles per operation. They
  * turn up in training: GELU of very negative inputs and the gradients that flow back through a
- * frozen LM (bench/micro.mjs: a weight-gradient product with 0.2% denormals, 3x slower). Like
+ * frozen LM (experiments/backend-native/micro.mjs: a weight-gradient product with 0.2% denormals, 3x slower). Like
  * TensorFlow's CPU runtime, every kernel here runs with denormals flushed to zero (inputs read as
  * zero, results below 2^-126 written as zero). The mode is set on entry to each addon call and
  * restored on exit, so JavaScript's own (IEEE) arithmetic on the main thread is untouched; pool

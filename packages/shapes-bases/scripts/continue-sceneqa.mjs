@@ -6,15 +6,15 @@
  * the second and third stage of the "staged LM" of packages/mma/README.md:
  *
  *   npx adaptorkit pretrain examples/pretrain-shapes-sceneqa-lines.yaml              # stage 1 -> /tmp/staged/s1/lm
- *   node apps/trainer/scripts/continue-sceneqa.mjs /tmp/staged/s1/lm /tmp/staged/s2 --steps 900 --lr 1e-3
- *   node apps/trainer/scripts/continue-sceneqa.mjs /tmp/staged/s2 /tmp/staged/lm --steps 2400 --lr 2e-3
+ *   node packages/shapes-bases/scripts/continue-sceneqa.mjs /tmp/staged/s1/lm /tmp/staged/s2 --steps 900 --lr 1e-3
+ *   node packages/shapes-bases/scripts/continue-sceneqa.mjs /tmp/staged/s2 /tmp/staged/lm --steps 2400 --lr 2e-3
  *
- * Usage: node apps/trainer/scripts/continue-sceneqa.mjs <inLmDir> <outLmDir> [--steps N] [--lr x]
+ * Usage: node packages/shapes-bases/scripts/continue-sceneqa.mjs <inLmDir> <outLmDir> [--steps N] [--lr x]
  * Needs the built packages (npm run build). Run from the repository root.
  */
 import { AdamW, disposeGrads, initBackend, maskedCrossEntropy, Rng, tf, valueAndGrads } from '@adaptorkit/core';
 import { ShapesWorld } from '@adaptorkit/data';
-import { lmPretrainStream, loadBases, saveLM, sceneQALoss } from '@adaptorkit/trainer';
+import { lmPretrainStream, loadBases, saveLM, sceneQALoss } from '@adaptorkit/shapes-bases';
 
 const argv = process.argv.slice(2);
 const pos = [];

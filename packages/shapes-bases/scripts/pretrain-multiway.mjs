@@ -2,10 +2,10 @@
 // model.safetensors). The trainer ships the output as packages/shapes-bases/models/shapesworld/multiway:
 //
 //   npx turbo run build --filter=@adaptorkit/mwa
-//   node packages/mwa/scripts/pretrain-base.mjs --out packages/shapes-bases/models/shapesworld/multiway [--steps 600] [--batch 32] [--lr 0.002] [--seed 0]
+//   node packages/shapes-bases/scripts/pretrain-multiway.mjs --out packages/shapes-bases/models/shapesworld/multiway [--steps 600] [--batch 32] [--lr 0.002] [--seed 0]
 import { initBackend } from '@adaptorkit/core';
 import { ShapesWorld } from '@adaptorkit/data';
-import { SHAPESWORLD_BASE_COLOUR_GAINS, SHAPESWORLD_BASE_MAX_OBJECTS, SHAPESWORLD_BASE_WORLD, pretrainShapesWorldBase, saveMultiway } from '@adaptorkit/mwa';
+import { SHAPESWORLD_BASE_COLOUR_GAINS, SHAPESWORLD_BASE_MAX_OBJECTS, SHAPESWORLD_BASE_WORLD, pretrainShapesWorldBase, saveMultiway } from '@adaptorkit/shapes-bases';
 
 const args = process.argv.slice(2);
 const opt = (k, d) => {
@@ -34,7 +34,7 @@ await saveMultiway(out, model, {
     world: SHAPESWORLD_BASE_WORLD,
     maxObjects: SHAPESWORLD_BASE_MAX_OBJECTS,
     colourGains: SHAPESWORLD_BASE_COLOUR_GAINS,
-    command: `node packages/mwa/scripts/pretrain-base.mjs --out ${out} --steps ${steps} --batch ${batchSize} --lr ${lr} --seed ${seed}`,
+    command: `node packages/shapes-bases/scripts/pretrain-multiway.mjs --out ${out} --steps ${steps} --batch ${batchSize} --lr ${lr} --seed ${seed}`,
   },
   adaptorkit_final_loss: last.reduce((a, b) => a + b, 0) / last.length,
   adaptorkit_val_r1: valR1,
