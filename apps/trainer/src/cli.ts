@@ -7,8 +7,7 @@ import type { BackendPreference } from '@adaptorkit/core';
 import { ShapesWorld } from '@adaptorkit/data';
 import { readYaml } from './config-util.js';
 import { readRun, writeReport } from './report/index.js';
-import { pretrainLM, pretrainVision } from '@adaptorkit/shapes-bases';
-import { saveLM, saveVision, shippedBasesDir } from '@adaptorkit/shapes-bases';
+import { pretrainLM, pretrainVision, saveLM, saveVision, shippedBasesDir } from '@adaptorkit/shapes-bases';
 import { METHODS } from './methods/index.js';
 import { finalEval, loadRunConfig, runTrain, writeSummary } from './train.js';
 import { PretrainConfigSchema, TASKS } from './config.js';
@@ -16,6 +15,7 @@ import { ask, chat, readImagePixels } from './ask.js';
 import { runDemo, writeIntoReadme } from './demo.js';
 import { openRun } from './open-run.js';
 import { registerMergeCommand } from './merge-cmd.js';
+import { registerComposeCommand } from './compose/command.js';
 import { evalRetrievalRun, isRetrievalRunFolder } from './retrieval.js';
 import { applyOverrides, parseWith } from './config-util.js';
 
@@ -180,6 +180,7 @@ program
   });
 
 registerMergeCommand(program);
+registerComposeCommand(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   if (err instanceof AdaptorkitError) {
