@@ -1,4 +1,4 @@
-// Microbenchmarks behind numbers in the README (node --import ./bench/register-hooks.mjs experiments/backend-native/micro.mjs):
+// Microbenchmarks behind numbers in the README (node --import ./experiments/backend-native/register-hooks.mjs experiments/backend-native/micro.mjs):
 //  - kernels per training step of the bench model (experiments/backend-native/model.mjs, adapter mode), fused kernels on
 //    and off (ADAPTORKIT_FUSED is read when core loads, so this toggles setFusedKernels instead);
 //  - one elementwise product of two [8, 74, 352] tensors (operands of one shape: one long row);

@@ -1,4 +1,4 @@
-// `npm run bench` (turbo runs it per package): trains the issue-5 benchmark model on each available
+// `npm run bench` (npm run -w @adaptorkit/experiments bench): trains the issue-5 benchmark model on each available
 // backend and, when python3 has torch, the PyTorch twin (experiments/backend-native/torch_bench.py) in the same run;
 // prints a table and writes experiments/backend-native/results/latest.json with the machine info.
 //   BENCH_QUICK=1   fewer steps (smoke run)

@@ -1,4 +1,4 @@
-"""PyTorch twin of bench/model.mjs: the same LLaMA-style model, shapes, adapters and AdamW.
+"""PyTorch twin of experiments/backend-native/model.mjs: the same LLaMA-style model, shapes, adapters and AdamW.
 
 usage: python3 torch_bench.py MODE STEPS WARMUP [THREADS]   (MODE: adapter | full; THREADS default 2)
 Prints one JSON line: {"mode", "step_ms": [...], "peak_rss_mb", "torch", "threads", "blas"}.
