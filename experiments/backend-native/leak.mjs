@@ -11,7 +11,7 @@ import { AdamW, CausalLM, Linear, Module, disposeGrads, initBackend, maskedCross
 
 const backend = process.argv[2] ?? 'native';
 const steps = Number(process.argv[3] ?? 500);
-await initBackend(backend, { log: false });
+await initBackend(/** @type {import('@adaptorkit/core').BackendPreference} */ (backend), { log: false });
 
 class Adapter extends Module {
   constructor(d, r) {
@@ -36,7 +36,7 @@ let baseMem;
 const samples = [];
 const mem = () => {
   const m = process.memoryUsage();
-  return { heapTotalMb: m.heapTotal / 2 ** 20, externalMb: m.external / 2 ** 20, pooledMb: (tf.backend().pool?.bytes ?? 0) / 2 ** 20 };
+  return { heapTotalMb: m.heapTotal / 2 ** 20, externalMb: m.external / 2 ** 20, pooledMb: (/** @type {any} */ (tf.backend()).pool?.bytes ?? 0) / 2 ** 20 };
 };
 for (let i = 1; i <= steps; i++) {
   const { grads } = valueAndGrads(() => maskedCrossEntropy(model.forward({ ids }).logits, ids), params);

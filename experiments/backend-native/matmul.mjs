@@ -2,7 +2,7 @@
 import { initBackend, tf } from '@adaptorkit/core';
 
 const backend = process.argv[2] ?? 'native';
-await initBackend(backend, { log: false });
+await initBackend(/** @type {import('@adaptorkit/core').BackendPreference} */ (backend), { log: false });
 const res = {};
 for (const n of [256, 512, 1024, 2048]) {
   const a = tf.randomUniform([n, n]);

@@ -78,12 +78,12 @@ const torch = findTorchPython();
 let torchEnv;
 if (!torch) notes.push('PyTorch: python3 with torch not found (Debian: apt-get install python3-torch libopenblas0-openmp)');
 else {
-  torchEnv = {};
+  torchEnv = /** @type {Record<string, string>} */ ({});
   const ompDir = '/usr/lib/x86_64-linux-gnu/openblas-openmp';
   if (existsSync(ompDir)) torchEnv.LD_LIBRARY_PATH = ompDir;
   const core = openblasCore();
   if (core) torchEnv.OPENBLAS_CORETYPE = core;
-  for (const [mode, threads] of [['adapter', 2], ['full', 2], ['adapter', 1], ['full', 1]]) {
+  for (const [mode, threads] of /** @type {[string, number][]} */ ([['adapter', 2], ['full', 2], ['adapter', 1], ['full', 1]])) {
     process.stderr.write(`bench: pytorch ${mode} (${threads} thread${threads > 1 ? 's' : ''})...\n`);
     const steps = threads === 1 ? (quick ? 3 : 6) : quick ? 3 : 10;
     const r = spawnSync(torch.py, [join(here, 'torch_bench.py'), mode, String(steps), '2', String(threads)], { encoding: 'utf8', env: { ...process.env, ...torchEnv } });

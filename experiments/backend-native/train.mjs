@@ -4,7 +4,7 @@ import { initBackend, tf } from '@adaptorkit/core';
 import { buildTrainer, MODEL, SHAPE } from './model.mjs';
 
 const [backend = 'native', mode = 'adapter', stepsArg = '5', warmArg = '1'] = process.argv.slice(2);
-const info = await initBackend(backend, { log: false });
+const info = await initBackend(/** @type {import('@adaptorkit/core').BackendPreference} */ (backend), { log: false });
 const t = buildTrainer(mode);
 const stepMs = [];
 const cpuMs = []; // user + system CPU time of the process per step (all threads)

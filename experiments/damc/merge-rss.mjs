@@ -20,7 +20,9 @@ const keep = args.includes('--keep');
 const { safetensorsSink, mergeCheckpoints, parseMergeConfig } = await import('@adaptorkit/damc');
 
 const V = 32000, D = 4096, F = 11008;
+/** @returns {[string, number[]][]} */
 function shapes() {
+  /** @type {[string, number[]][]} */
   const s = [['model.embed_tokens.weight', [V, D]], ['model.norm.weight', [D]], ['lm_head.weight', [V, D]]];
   for (let i = 0; i < layers; i++) {
     const p = `model.layers.${i}.`;

@@ -48,7 +48,7 @@ function build(bases, method, cfg, imageTokenId) {
 const rowsOut = [];
 for (const dir of runs) {
   const cfg = parseWith(RunConfigSchema, parseYaml(await fs.readFile(path.join(dir, 'config.yaml'), 'utf8')), dir);
-  const task = cfg.data.task;
+  const task = /** @type {import('@adaptorkit/data').TaskName} */ (cfg.data.task);
   const sw = new ShapesWorld({ seed: cfg.data.worldSeed });
   const tok = sw.tokenizer;
   const bases = await loadBases(cfg.base.lm, cfg.base.vision);
@@ -80,7 +80,7 @@ for (const dir of runs) {
 function prior(task, sw, test) {
   const train = sw.task(task, 'train');
   const p = task === 'grounding' ? bestConstantBoxBaseline(train, test, (e) => e.template) : majorityAnswerBaseline(train, test);
-  return scoreTask(task, p, test);
+  return /** @type {any} */ (scoreTask(task, p, test));
 }
 
 const byTask = new Map();

@@ -71,7 +71,7 @@ function prior(task, n) {
   const test = sw.task(task, 'test').slice(0, n);
   const train = sw.task(task, 'train');
   const p = task === 'grounding' ? bestConstantBoxBaseline(train, test, (e) => e.template) : majorityAnswerBaseline(train, test);
-  return scoreTask(task, p, test).accuracy;
+  return /** @type {import('@adaptorkit/data').AccuracyScore} */ (scoreTask(task, p, test)).accuracy;
 }
 function textCols(ev) {
   const t = ev?.textSkill?.perplexity, b = ev?.baseTextSkill?.perplexity;

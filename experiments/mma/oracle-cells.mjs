@@ -79,7 +79,8 @@ const batch = (exs, withAnswer) => {
 };
 const train = sw.task('vqa', 'train');
 const test = sw.task('vqa', 'test', o.n);
-const named = projs.flatMap((p, k) => p.namedTrainableParameters().map(([n, q]) => [`${k}.${n}`, q]));
+/** @type {[string, import('@adaptorkit/core').Parameter][]} */
+const named = projs.flatMap((p, k) => p.namedTrainableParameters().map(([n, q]) => /** @type {[string, import('@adaptorkit/core').Parameter]} */ ([`${k}.${n}`, q])));
 const opt = new AdamW([{ params: named.map(([, p]) => p), weightDecay: 0 }], { lr: o.lr, betas: [0.9, 0.999] });
 const rng = new Rng(11);
 const t0 = Date.now();

@@ -175,7 +175,7 @@ async function main() {
 
   const test = sw.task('instruct', 'test').slice(0, o.n);
   const vqaSet = new Set(VQA_TEMPLATES);
-  const img = test.filter((e) => e.inputs.length > 0 && vqaSet.has(e.template));
+  const img = test.filter((e) => e.inputs.length > 0 && vqaSet.has(/** @type {any} */ (e.template)));
   const cap = test.filter((e) => e.template === 'caption');
   const txt = test.filter((e) => e.inputs.length === 0);
   const train = sw.task('instruct', 'train');

@@ -41,7 +41,7 @@ function feats(exs, which) {
         C.push(o ? COLOURS.indexOf(o.colour) : COLOURS.length);
       }
     });
-    tf.dispose([px, out, h, g]);
+    tf.dispose([px, /** @type {any} */ (out), h, g]); // the whole VisionOutput: every hidden state
   }
   return { X: tf.tensor2d(X), S, C };
 }
@@ -54,7 +54,7 @@ function probe(tr, te, ytr, yte, k) {
   const Y = tf.oneHot(tf.tensor1d(ytr, 'int32'), k);
   for (let i = 0; i < 300; i++) opt.minimize(() => tf.losses.softmaxCrossEntropy(Y, tf.add(tf.matMul(ntr, W), bb)));
   const pred = tf.argMax(tf.add(tf.matMul(nte, W), bb), 1).dataSync();
-  let hit = 0, hitObj = 0, nObj = 0; pred.forEach((p, i) => { hit += p === yte[i]; if (yte[i] < k - 1) { nObj++; hitObj += p === yte[i]; } });
+  let hit = 0, hitObj = 0, nObj = 0; pred.forEach((p, i) => { hit += Number(p === yte[i]); if (yte[i] < k - 1) { nObj++; hitObj += Number(p === yte[i]); } });
   return `all ${(100 * hit / yte.length).toFixed(1)}% on-object ${(100 * hitObj / nObj).toFixed(1)}%`;
 }
 for (const which of [L - 1, L]) {
