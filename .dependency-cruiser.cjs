@@ -29,7 +29,8 @@ module.exports = {
       // TEMPORARY: apps/trainer/src/train.ts <-> retrieval.ts is split by the trainer rework (issue 22,
       // item 3, branch `contract`); delete this pathNot when that lands.
       from: { pathNot: '^apps/trainer/src/(train|retrieval)\\.ts$' },
-      to: { circular: true },
+      // a cycle through type-only imports does not exist at run time (they are erased)
+      to: { circular: true, viaOnly: { dependencyTypesNot: ['type-only'] } },
     },
     {
       name: 'not-to-unresolvable',

@@ -87,7 +87,7 @@ describe('config.json bounded and cross-checked before allocation', () => {
 
   it('real configs pass the bounds: fixtures, shipped bases, and published configs with size-like real numbers', () => {
     const dirs = ['llama-f32', 'llama-bf16-sharded', 'qwen2-f16-tied', 'clip', 'siglip'].map((d) => path.join(FIXTURES, d));
-    const bases = path.resolve(FIXTURES, '../../../apps/trainer/models');
+    const bases = path.resolve(FIXTURES, '../../shapes-bases/models');
     for (const b of ['shapesworld/lm', 'shapesworld/vision', 'shapesworld/multiway', 'shapesworld-sceneqa/lm', 'shapesworld-sceneqa/vision']) dirs.push(path.join(bases, b));
     for (const d of dirs) validateConfigFields(JSON.parse(readFileSync(path.join(d, 'config.json'), 'utf8')) as Record<string, unknown>, d);
     // excerpts of published configs (DeepSeek-V2-Lite, Phi-3-mini-128k, Gemma 3 4B, CLIP ViT-B/32 with generation keys)
