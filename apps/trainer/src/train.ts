@@ -19,12 +19,12 @@ import { assertRunLockHeld, withRunFolder } from './run/folder.js';
 import { repairMetrics } from './run/metrics.js';
 import { signalExitCode, watchStopSignals, writeJsonSyncAtomic } from './run/signals.js';
 import { errorDetail, recordRunEnd } from './run/status.js';
-import { trainLoop } from './loop.js';
+import { trainLoop } from '@adaptorkit/core';
 import { methodByName, type Bases, type TrainSystem } from './methods/index.js';
 import { isRetrievalRun, maskSeed, runRetrievalTrain } from './retrieval.js';
 import type { EvalLine, EvalResult, MachineInfo, RunInfo, RunSummary, StepLine } from './run-format.js';
 import { makeProgress, type Progress } from './progress.js';
-import { basePath, isShippedBase, loadBases } from './shapes/store.js';
+import { basePath, isShippedBase, loadBases } from '@adaptorkit/shapes-bases';
 import { defaultNormalization, llavaSource, shapesWorldSource, type DataSource, type SourceExample } from './sources.js';
 import { buildBatch, padRight } from './vl/batch.js';
 
