@@ -186,6 +186,47 @@ describe.skipIf(!hasRedis || !built)('sweeps on a Redis queue', () => {
     }
   }, 240_000);
 
+  it('the DAMC composition as a flow: the two modality models train as children, the composition runs after them and equals a one-process run', async () => {
+    const flags = ['--task', 'count', '--mode', 'decoupled', '--steps', '2', '--batch', '2', '--train', '8', '--test', '6', '--joint', '6', '--search', 'no'];
+    const q = (xs: string[]) => `[${xs.map((x) => JSON.stringify(x)).join(', ')}]`;
+    writeFileSync(
+      path.join(dir, 'damc.yaml'),
+      [
+        'name: damc-flow',
+        'outputDir: out',
+        'commands:',
+        `  - { name: image, command: ${q(['compose', ...flags, '--train-only', 'image', '--save', '{dir}/image'])} }`,
+        `  - { name: sound, command: ${q(['compose', ...flags, '--train-only', 'sound', '--save', '{dir}/sound'])} }`,
+        'after:',
+        `  - { name: compose, command: ${q(['compose', ...flags, '--from', '{dir}/image,{dir}/sound', '--json', '{dir}/rows.json'])} }`,
+      ].join('\n'),
+    );
+    const s = await loadSweep(path.join(dir, 'damc.yaml'));
+    const ids = await enqueueSweep(s, parseRedisUrl(url()));
+    expect(ids).toEqual(['damc-flow__cmd-image', 'damc-flow__cmd-sound', 'damc-flow__after-compose']);
+    const w1 = worker('D1');
+    const w2 = worker('D2');
+    const queue = new Queue<JobData>('adaptorkit', { connection: parseRedisUrl(url()).connection });
+    try {
+      let parent = await queue.getJob('damc-flow__after-compose');
+      for (let i = 0; i < 900 && !(await parent?.isCompleted()) && !(await parent?.isFailed()); i++) {
+        await sleep(200);
+        parent = await queue.getJob('damc-flow__after-compose');
+      }
+      expect(parent?.failedReason, [...w1.log, ...w2.log].join('\n')).toBeUndefined();
+      const kids = await Promise.all(['damc-flow__cmd-image', 'damc-flow__cmd-sound'].map((id) => queue.getJob(id)));
+      for (const k of kids) expect(parent!.processedOn!).toBeGreaterThanOrEqual(k!.finishedOn!);
+    } finally {
+      await queue.close();
+    }
+    const local = spawnSync(process.execPath, [CLI, 'compose', ...flags, '--json', path.join(dir, 'local-rows.json')], { encoding: 'utf8', env: { ...process.env, ADAPTORKIT_NATIVE_THREADS: '1' } });
+    expect(local.status, local.stderr).toBe(0);
+    const rows = (f: string) => (JSON.parse(readFileSync(f, 'utf8')) as { rows: { name: string; metrics: Record<string, number> }[] }).rows.map((r) => [r.name, r.metrics]);
+    expect(rows(path.join(dir, 'out', 'damc-flow', 'rows.json'))).toEqual(rows(path.join(dir, 'local-rows.json')));
+    w1.p.kill('SIGTERM');
+    w2.p.kill('SIGTERM');
+  }, 240_000);
+
   it('a worker of another adaptorkit version is refused with a clear message', async () => {
     const q = new Queue('vq', { connection: parseRedisUrl(url()).connection });
     await (await q.client).set(versionKey('vq'), '0.0.1-other');
