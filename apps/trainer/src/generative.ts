@@ -14,8 +14,9 @@ import { writeJsonAtomic } from './fsutil.js';
 import { methodByName } from './registry.js';
 import type { EvalLine, EvalResult, RunInfo } from './run-format.js';
 import { makeProgress } from './progress.js';
-import { batchExamples, maskSeed, prepareRunDir, runFolderTraining, type TrainOptions } from './run/lifecycle.js';
-import { basePath, isShippedBase, loadBases } from './shapes/store.js';
+import { withRunFolder } from './run/folder.js';
+import { batchExamples, maskSeed, runFolderTraining, type TrainOptions } from './run/lifecycle.js';
+import { basePath, isShippedBase, loadBases } from '@adaptorkit/shapes-bases';
 import { defaultNormalization, llavaSource, shapesWorldSource, type DataSource, type SourceExample } from './sources.js';
 import { buildBatch, padRight } from './vl/batch.js';
 
@@ -149,38 +150,39 @@ export function trainExamples(source: DataSource, cfg: RunConfig): SourceExample
 /** Train a generative method: one run folder (run/lifecycle.ts) over instruction batches. */
 export async function runGenerativeTrain(cfg: RunConfig, o: TrainOptions = {}): Promise<{ dir: string; info: RunInfo; eval?: EvalResult }> {
   const { progress, log } = makeProgress(o.log);
-  const dir = await prepareRunDir(cfg, o);
-  const env = await setup(cfg, log);
-  const { system, source } = env;
-  const examples = trainExamples(source, cfg);
-  const t = cfg.train;
-  return runFolderTraining(
-    {
-      cfg,
-      dir,
-      log,
-      progress,
-      backend: env.backend,
-      named: system.trainable(),
-      totalParams: system.totalParameters(),
-      what: cfg.data.source === 'llava' ? 'LLaVA data' : cfg.data.task,
-      beforeStep: async (step) => {
-        for (let m = 0; m < Math.max(1, t.accumulation); m++) await source.prefetch(batchExamples(examples, cfg.seed, step, m, t.batchSize));
+  return withRunFolder(cfg, { ...o, log }, async (dir) => {
+    const env = await setup(cfg, log);
+    const { system, source } = env;
+    const examples = trainExamples(source, cfg);
+    const t = cfg.train;
+    return runFolderTraining(
+      {
+        cfg,
+        dir,
+        log,
+        progress,
+        backend: env.backend,
+        named: system.trainable(),
+        totalParams: system.totalParameters(),
+        what: cfg.data.source === 'llava' ? 'LLaVA data' : cfg.data.task,
+        beforeStep: async (step) => {
+          for (let m = 0; m < Math.max(1, t.accumulation); m++) await source.prefetch(batchExamples(examples, cfg.seed, step, m, t.batchSize));
+        },
+        loss: (step, micro, meter) => {
+          const batch = buildBatch(source, batchExamples(examples, cfg.seed, step, micro, t.batchSize), { tokensPerInput: system.tokensPerInput });
+          meter.tokens += batch.lengths.reduce((a, b) => a + b, 0);
+          return system.loss(batch, true, maskSeed(cfg.seed, step, micro));
+        },
+        evalVal: async () => (await evaluate(env, cfg.data.task, 'val', Math.min(cfg.data.evalExamples, 100))).metrics,
+        finish: async (step) => {
+          await system.save(path.join(dir, 'final'), { basePath: basePath(cfg.base.lm, 'lm') });
+          if (o.noEval) return {};
+          return { result: await finalEval(env, cfg, dir, { step }, log), extras: methodExtras(env) };
+        },
       },
-      loss: (step, micro, meter) => {
-        const batch = buildBatch(source, batchExamples(examples, cfg.seed, step, micro, t.batchSize), { tokensPerInput: system.tokensPerInput });
-        meter.tokens += batch.lengths.reduce((a, b) => a + b, 0);
-        return system.loss(batch, true, maskSeed(cfg.seed, step, micro));
-      },
-      evalVal: async () => (await evaluate(env, cfg.data.task, 'val', Math.min(cfg.data.evalExamples, 100))).metrics,
-      finish: async (step) => {
-        await system.save(path.join(dir, 'final'), { basePath: basePath(cfg.base.lm, 'lm') });
-        if (o.noEval) return {};
-        return { result: await finalEval(env, cfg, dir, { step }, log), extras: methodExtras(env) };
-      },
-    },
-    o,
-  );
+      o,
+    );
+  });
 }
 
 /**

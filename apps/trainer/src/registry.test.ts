@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { argmax, initBackend, manualSeed, tf, type GenerativeBase, type GenerativeModel, type MethodBatch, type Parameter } from '@adaptorkit/core';
 import { tinyCausalLM, tinyVisionEncoder } from '@adaptorkit/core/testing';
 import { ShapesWorld } from '@adaptorkit/data';
-import { MultiwayTransformer, saveMultiway, shapesWorldMultiwayShape } from '@adaptorkit/mwa';
+import { MultiwayTransformer, saveMultiway, shapesWorldMultiwayShape } from '@adaptorkit/shapes-bases';
 import { METHODS } from './registry.js';
 
 const IMG = 5; // image placeholder id in the tiny vocab (64)

@@ -1,6 +1,7 @@
 /**
  * `adaptorkit train`: one config -> one run folder (see run-format.ts). The rooms:
- *   run/lifecycle.ts   the run folder, optimizer, resume, SIGINT, checkpoints, status, summary
+ *   run/folder.ts      the run folder, locked for the whole run (run/lock.ts)
+ *   run/lifecycle.ts   optimizer, resume, stop signals, checkpoints (run/checkpoints.ts), status, summary
  *   generative.ts      instruction batches, generation scoring, text skill (IAA, MMA, DAMC, baselines)
  *   retrieval.ts       image-caption pairs, R@K scoring (MWA)
  * This file only reads the config and hands the run to its path.
@@ -15,6 +16,8 @@ import type { TrainOptions } from './run/lifecycle.js';
 
 export { evaluate, finalEval, setup, textSkill, trainExamples, type Env } from './generative.js';
 export { writeSummary, type TrainOptions } from './run/lifecycle.js';
+export { latestCheckpoint, loadCheckpoint, saveCheckpoint } from './run/checkpoints.js';
+export { runDirOf, withRunFolder } from './run/folder.js';
 
 export async function loadRunConfig(file: string, overrides: readonly string[] = []): Promise<RunConfig> {
   const cfg = parseWith(RunConfigSchema, applyOverrides(await readYaml(file), overrides), file);

@@ -5,7 +5,7 @@
 export * as tf from '@tensorflow/tfjs-core';
 export * from './errors.js';
 export * from './backend/init.js';
-export { registerMissingKernels } from './backend/kernels.js';
+export { registerMissingKernels, ADAMW, SPARSE_SOFTMAX_CE, SPARSE_SOFTMAX_CE_GRAD, KERNEL_NAMES, type AdamWAttrs } from './backend/kernels.js';
 
 export { Parameter, manualSeed, shapeOnly, isShapeOnly, shapesEqual, externalShapeOf, fromExternalLayout, toExternalLayout } from './nn/parameter.js';
 export type { Init, ParamLayout } from './nn/parameter.js';

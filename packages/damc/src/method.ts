@@ -37,7 +37,7 @@ function attach(name: string, mode: DamcConfig['mode'], base: GenerativeBase, ra
     throw new AdaptorkitError(
       'UNSUPPORTED',
       `method.config.modality: '${parsed.modality}': the trainer's ShapesWorld tasks have single-modality training data for images only; ` +
-        'train a sound or points model with packages/damc/scripts/shapesworld-compose.mjs',
+        'train a sound or points model with `adaptorkit compose` (apps/trainer/src/compose/)',
     );
   }
   const placeholderId = base.placeholderIds.image;

@@ -2,12 +2,9 @@
 import { z } from 'zod';
 import { parseMethodConfig, withAdapterFiles, type BaseLocator, type RetrievalEncoder, type RetrievalMethod, type RetrievalModel } from '@adaptorkit/core';
 import type { RetrievalPair, ShapesWorld } from '@adaptorkit/data';
+import { contrastiveLoss, encodeImages, encodeTexts, loadMultiway, shapesWorldRetrievalBatch, type MultiwayTransformer } from '@adaptorkit/shapes-bases';
 import { mwaConfigSchema } from './config.js';
 import { attachMwa } from './attach.js';
-import { loadMultiway } from './base.js';
-import type { MultiwayTransformer } from './multiway.js';
-import { contrastiveLoss, encodeImages, encodeTexts } from './retrieval.js';
-import { shapesWorldRetrievalBatch } from './shapesworld.js';
 
 /** MWA's config plus where its base is and the full fine-tune baseline switch. */
 export const mwaMethodConfigSchema = mwaConfigSchema.extend({

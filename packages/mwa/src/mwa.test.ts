@@ -5,8 +5,8 @@ import { AlignmentEnhancer, NewKnowledgeExtractor } from './adapters.js';
 import { attachMwa } from './attach.js';
 import { parseMwaConfig, type MwaConfigInput } from './config.js';
 import { mwaMethod } from './method.js';
-import { contrastiveLoss, trainContrastive } from './retrieval.js';
-import { tinyMultiway, toyBatch } from './test-util.js';
+import { contrastiveLoss, trainContrastive } from '@adaptorkit/shapes-bases';
+import { tinyMultiway, toyBatch } from '@adaptorkit/shapes-bases/testing';
 
 beforeAll(async () => {
   await initBackend('cpu', { log: false });

@@ -8,13 +8,18 @@ import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { stringify as toYaml } from 'yaml';
-import { AdamW, AdaptorkitError, defaultParamGroups, Rng, tf, trainLoop } from '@adaptorkit/core';
+import { AdamW, defaultParamGroups, Rng, tf, trainLoop } from '@adaptorkit/core';
 import type { BackendInfo, Parameter } from '@adaptorkit/core';
 import type { RunConfig } from '../config.js';
-import { exists, readJson, writeFileAtomic, writeJsonAtomic } from '../fsutil.js';
+import { exists, writeFileAtomic, writeJsonAtomic } from '../fsutil.js';
 import type { EvalLine, EvalResult, MachineInfo, RunInfo, RunSummary, StepLine } from '../run-format.js';
 import type { Progress } from '../progress.js';
-import { latestCheckpoint, loadCheckpoint, saveCheckpoint } from './checkpoint.js';
+import { checkpointName, latestCheckpoint, loadCheckpoint, pruneCheckpoints, saveCheckpoint } from './checkpoints.js';
+import { readRunInfo } from './files.js';
+import { assertRunLockHeld } from './folder.js';
+import { repairMetrics } from './metrics.js';
+import { signalExitCode, watchStopSignals, writeJsonSyncAtomic } from './signals.js';
+import { errorDetail, recordRunEnd } from './status.js';
 
 export interface TrainOptions {
   resume?: boolean;
@@ -54,16 +59,6 @@ function median(xs: number[]): number {
   return s.length ? s[Math.floor(s.length / 2)]! : 0;
 }
 
-/** The run folder for `cfg`, refusing one that already holds a run unless resuming. */
-export async function prepareRunDir(cfg: RunConfig, o: TrainOptions): Promise<string> {
-  const dir = path.resolve(cfg.outputDir, cfg.name);
-  if ((await exists(path.join(dir, 'run.json'))) && !o.resume) {
-    throw new AdaptorkitError('INVALID_ARGUMENT', `run folder ${dir} already holds a run: pass --resume to continue it, or choose another name`);
-  }
-  await fs.mkdir(dir, { recursive: true });
-  return dir;
-}
-
 /** What differs between kinds of runs (instruction batches vs retrieval pairs); runFolderTraining does the rest. */
 export interface RunSpec<R extends EvalResult> {
   cfg: RunConfig;
@@ -93,53 +88,65 @@ export interface RunSpec<R extends EvalResult> {
 
 /**
  * The one training run every method kind uses: optimizer and resume, run.json / config.yaml /
- * metrics.jsonl, progress, SIGINT, periodic and final checkpoints, NaN stop (via trainLoop), status,
+ * metrics.jsonl, progress, SIGINT/SIGTERM/SIGHUP, periodic and final checkpoints, NaN stop (via trainLoop), status,
  * summary.json.
  */
 export async function runFolderTraining<R extends EvalResult>(spec: RunSpec<R>, o: TrainOptions): Promise<{ dir: string; info: RunInfo; eval?: R }> {
-  const { cfg, dir, log, progress, backend, named } = spec;
+  const { cfg, dir, log, backend, named } = spec;
   const runJson = path.join(dir, 'run.json');
   const trainableParams = named.reduce((s, [, p]) => s + p.size, 0);
   const t = cfg.train;
   const opt = new AdamW(defaultParamGroups(named, t.weightDecay), { lr: t.lr, betas: t.betas });
   let startStep = 0;
-  const ckpt = o.resume ? await latestCheckpoint(dir) : undefined;
-  if (ckpt) {
-    startStep = await loadCheckpoint(ckpt, named, opt);
-    log(`resuming ${cfg.name} from ${path.relative(process.cwd(), ckpt)} (step ${startStep})`);
+  let info: RunInfo | undefined;
+  try {
+    const ckpt = o.resume ? await latestCheckpoint(dir) : undefined;
+    if (ckpt) {
+      startStep = await loadCheckpoint(ckpt, named, opt, t.steps);
+      log(`resuming ${cfg.name} from ${path.relative(process.cwd(), ckpt)} (step ${startStep})`);
+    }
+    const prevInfo = o.resume && (await exists(runJson)) ? await readRunInfo(runJson) : undefined;
+    info = {
+      name: cfg.name,
+      method: cfg.method.name,
+      status: 'running',
+      backend: { name: backend.name, package: backend.package, gpu: backend.gpu, ...(backend.detail ? { detail: backend.detail } : {}) },
+      machine: machineInfo(),
+      seed: cfg.seed,
+      startedAt: prevInfo?.startedAt ?? new Date().toISOString(),
+      step: startStep,
+      totalSteps: t.steps,
+      trainableParams,
+      totalParams: spec.totalParams,
+      trainablePercent: (100 * trainableParams) / spec.totalParams,
+      trainSeconds: prevInfo?.trainSeconds ?? 0,
+      ...(spec.extras ? { extras: spec.extras } : {}),
+    };
+    if (o.resume) {
+      const r = await repairMetrics(path.join(dir, 'metrics.jsonl'), startStep);
+      if (r.partialBytes || r.droppedLines) log(`metrics.jsonl: dropped ${r.droppedLines} line(s) after step ${startStep} and ${r.partialBytes} byte(s) of a partial line`);
+    }
+    await writeFileAtomic(path.join(dir, 'config.yaml'), toYaml(cfg));
+    await writeJsonAtomic(runJson, info);
+    return await trainInFolder(spec, o, opt, info, startStep);
+  } catch (err) {
+    opt.dispose();
+    if (info) await recordRunEnd(runJson, info, 'failed', errorDetail(err), log);
+    throw err;
   }
-  const prevInfo = o.resume && (await exists(runJson)) ? await readJson<RunInfo>(runJson) : undefined;
-  const info: RunInfo = {
-    name: cfg.name,
-    method: cfg.method.name,
-    status: 'running',
-    backend: { name: backend.name, package: backend.package, gpu: backend.gpu, ...(backend.detail ? { detail: backend.detail } : {}) },
-    machine: machineInfo(),
-    seed: cfg.seed,
-    startedAt: prevInfo?.startedAt ?? new Date().toISOString(),
-    step: startStep,
-    totalSteps: t.steps,
-    trainableParams,
-    totalParams: spec.totalParams,
-    trainablePercent: (100 * trainableParams) / spec.totalParams,
-    trainSeconds: prevInfo?.trainSeconds ?? 0,
-    ...(spec.extras ? { extras: spec.extras } : {}),
-  };
-  await writeFileAtomic(path.join(dir, 'config.yaml'), toYaml(cfg));
-  await writeJsonAtomic(runJson, info);
-  log(`${cfg.name}: ${cfg.method.name} on ${spec.what}, ${trainableParams.toLocaleString()} of ${spec.totalParams.toLocaleString()} parameters trainable (${info.trainablePercent.toFixed(2)}%)`);
+}
+
+async function trainInFolder<R extends EvalResult>(spec: RunSpec<R>, o: TrainOptions, opt: AdamW, info: RunInfo, startStep: number): Promise<{ dir: string; info: RunInfo; eval?: R }> {
+  const { cfg, dir, log, progress, named } = spec;
+  const runJson = path.join(dir, 'run.json');
+  const t = cfg.train;
+  log(`${cfg.name}: ${cfg.method.name} on ${spec.what}, ${info.trainableParams.toLocaleString()} of ${spec.totalParams.toLocaleString()} parameters trainable (${info.trainablePercent.toFixed(2)}%)`);
 
   const metricsFile = path.join(dir, 'metrics.jsonl');
   const lines: string[] = [];
   const flush = async (): Promise<void> => {
     if (lines.length) await fs.appendFile(metricsFile, lines.splice(0).join(''));
   };
-  let interrupted = false;
-  const onSigint = (): void => {
-    interrupted = true;
-    log('interrupt: finishing this step, then writing a checkpoint');
-  };
-  process.once('SIGINT', onSigint);
   const stepMs: number[] = [];
   const stepTps: number[] = [];
   const meter = { tokens: 0 };
@@ -147,6 +154,21 @@ export async function runFolderTraining<R extends EvalResult>(spec: RunSpec<R>, 
   let lastSaved = startStep;
   const trainStart = performance.now();
   let stepsThisRun = 0;
+  const save = async (step: number): Promise<void> => {
+    await saveCheckpoint(dir, step, named, opt);
+    lastSaved = step;
+    await pruneCheckpoints(dir, t.keepCheckpoints);
+  };
+  const stopDetail = (why: string): string => `${why} at step ${info.step}; checkpoint ${checkpointName(lastSaved)} holds step ${lastSaved}: rerun with --resume`;
+  const signals = watchStopSignals(
+    (sig) => log(`${sig}: finishing this step, then writing a checkpoint`),
+    (sig) => {
+      info.status = 'interrupted';
+      info.statusDetail = stopDetail(`stopped by a second ${sig}`);
+      info.finishedAt = new Date().toISOString();
+      writeJsonSyncAtomic(runJson, info);
+    },
+  );
   try {
     await trainLoop({
       named,
@@ -162,6 +184,7 @@ export async function runFolderTraining<R extends EvalResult>(spec: RunSpec<R>, 
       beforeStep: spec.beforeStep,
       loss: (step, micro) => spec.loss(step, micro, meter),
       onStep: async ({ step, loss, lr, gradNorm, ms }) => {
+        assertRunLockHeld(dir);
         stepsThisRun++;
         stepMs.push(ms);
         const tokens = meter.tokens;
@@ -177,26 +200,18 @@ export async function runFolderTraining<R extends EvalResult>(spec: RunSpec<R>, 
           log(`eval step ${step}: ${JSON.stringify(metrics)}`);
         }
         await flush();
-        const stop = interrupted || (o.stopAfter !== undefined && stepsThisRun >= o.stopAfter);
-        if ((t.saveEvery > 0 && step % t.saveEvery === 0) || stop) {
-          await saveCheckpoint(dir, step, named, opt);
-          lastSaved = step;
-        }
+        const stop = signals.signal !== undefined || (o.stopAfter !== undefined && stepsThisRun >= o.stopAfter);
+        if ((t.saveEvery > 0 && step % t.saveEvery === 0) || stop) await save(step);
         info.step = step;
         return stop;
       },
     });
   } catch (err) {
-    await flush();
-    opt.dispose();
-    info.status = 'failed';
-    info.statusDetail = (err as Error).message;
-    info.finishedAt = new Date().toISOString();
-    await writeJsonAtomic(runJson, info);
+    await flush().catch((e: unknown) => log(`could not append to ${metricsFile}: ${errorDetail(e)}`));
     throw err;
   } finally {
     progress.done();
-    process.removeListener('SIGINT', onSigint);
+    signals.dispose();
   }
   info.trainSeconds = (info.trainSeconds ?? 0) + (performance.now() - trainStart) / 1000;
   info.medianStepMs = median(stepMs);
@@ -204,20 +219,20 @@ export async function runFolderTraining<R extends EvalResult>(spec: RunSpec<R>, 
   info.peakRssMB = Math.round(peakRss / 2 ** 20);
   if (info.step < t.steps) {
     opt.dispose();
-    info.status = 'interrupted';
-    info.statusDetail = `stopped at step ${info.step}; checkpoint step-${String(lastSaved).padStart(6, '0')} holds it: rerun with --resume`;
-    await writeJsonAtomic(runJson, info);
-    log(info.statusDetail);
+    const sig = signals.signal;
+    await recordRunEnd(runJson, info, 'interrupted', stopDetail(sig ? `stopped by ${sig}` : 'stopped'), log);
+    log(info.statusDetail!);
+    if (sig) process.exitCode = signalExitCode(sig);
     return { dir, info };
   }
-  if (lastSaved !== t.steps) await saveCheckpoint(dir, t.steps, named, opt);
+  if (lastSaved !== t.steps) await save(t.steps);
   opt.dispose();
   const { result, extras } = await spec.finish(info.step);
   if (extras) info.extras = extras;
-  info.status = 'completed';
   info.finishedAt = new Date().toISOString();
+  await writeSummary(dir, { ...info, status: 'completed' }, result, result && spec.summaryExtra ? spec.summaryExtra(result) : {});
+  info.status = 'completed';
   await writeJsonAtomic(runJson, info);
-  await writeSummary(dir, info, result, result && spec.summaryExtra ? spec.summaryExtra(result) : {});
   return { dir, info, eval: result };
 }
 
