@@ -32,7 +32,7 @@ if (runs.length === 0) {
 
 await initBackend('auto', { log: false });
 
-/** The trainer's method glue for frozen / full / iaa (apps/trainer/src/methods/iaa.ts), rebuilt. */
+/** The trainer's method glue for frozen / full / iaa (now packages/iaa/src/method.ts and core's baselines), rebuilt. */
 function build(bases, method, cfg, imageTokenId) {
   const withTok = { imageTokenId, ...cfg };
   if (method === 'iaa') return attachIaa(bases, withTok);

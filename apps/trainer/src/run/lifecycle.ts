@@ -1,7 +1,8 @@
 /**
- * The run lifecycle every kind of run shares (generative.ts, retrieval.ts): the run folder (see
- * ../run-format.ts), optimizer and resume, run.json / config.yaml / metrics.jsonl, progress, SIGINT,
- * periodic and final checkpoints, NaN stop, status, summary.json. Batches are drawn from a per-step
+ * The run lifecycle every kind of run shares (generative.ts, retrieval.ts), inside the locked run
+ * folder of folder.ts (see ../run-format.ts): optimizer and resume, run.json / config.yaml /
+ * metrics.jsonl (repaired on resume), progress, SIGINT/SIGTERM/SIGHUP, periodic and final checkpoints
+ * (pruned to train.keepCheckpoints), NaN stop, status (every exit path recorded), summary.json. Batches are drawn from a per-step
  * seeded RNG, so a run resumed from a checkpoint continues exactly as an uninterrupted one.
  */
 import { promises as fs } from 'node:fs';
