@@ -68,6 +68,10 @@ export const RunConfigSchema = z.object({
     .object({
       lm: z.string().default('shapesworld').describe("'shapesworld' (the shipped ShapesWorld LM), 'shapesworld-sceneqa' (the shipped LM that also answers VQA from a caption) or a local HF model folder."),
       vision: z.string().default('shapesworld').describe("'shapesworld' (the shipped ShapesWorld vision encoder), 'shapesworld-sceneqa' (the shipped encoder trained with a per-cell loss) or a local HF CLIP/SigLIP folder."),
+      weightsDtype: z
+        .enum(['f32', 'bf16'])
+        .default('f32')
+        .describe("How the frozen base LM's Linear/Embedding weights are held: 'f32' (upcast at load) or 'bf16' (a BF16 checkpoint's bits kept as they are: half the memory, products through block-converting kernels; native backend only, refused elsewhere). Trainable weights are float32 either way."),
     })
     .prefault({}),
   method: z.object({

@@ -31,6 +31,8 @@ export interface RunInfo {
   /** Human-readable reason for failed / interrupted. */
   statusDetail?: string;
   backend: { name: string; package: string; gpu: boolean; detail?: string };
+  /** How the frozen base LM's matrices were held (base.weightsDtype); absent in runs before it existed (f32). */
+  weightsDtype?: 'f32' | 'bf16';
   machine: MachineInfo;
   seed: number;
   startedAt: string;

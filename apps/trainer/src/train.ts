@@ -111,7 +111,7 @@ export async function setup(cfg: RunConfig, log: (l: string) => void): Promise<E
   // process, and its LoRA row scored 32.0% there against 26.7% on its own).
   manualSeed(cfg.seed);
   const sw = new ShapesWorld({ seed: cfg.data.worldSeed });
-  const { lm, vision } = await loadBases(cfg.base.lm, cfg.base.vision);
+  const { lm, vision } = await loadBases(cfg.base.lm, cfg.base.vision, { weightsDtype: cfg.base.weightsDtype });
   const source = await makeSource(cfg, sw, lm, vision, log);
   const tok = source.tokenizer;
   const eosId = tok.eosId ?? tok.padId;
@@ -300,6 +300,7 @@ export async function runFolderTraining<R extends EvalResult>(spec: RunSpec<R>, 
     method: cfg.method.name,
     status: 'running',
     backend: { name: backend.name, package: backend.package, gpu: backend.gpu, ...(backend.detail ? { detail: backend.detail } : {}) },
+    weightsDtype: cfg.base.weightsDtype,
     machine: machineInfo(),
     seed: cfg.seed,
     startedAt: prevInfo?.startedAt ?? new Date().toISOString(),

@@ -1490,6 +1490,8 @@ static napi_value with_fp_mode(napi_env env, napi_callback_info info) {
   return r;
 }
 
+#include "bf16.c" /* bf16-stored frozen weights: bf16mm, bf16gather */
+
 NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
   const char *dn = getenv("ADAPTORKIT_NATIVE_DENORMALS");
   g_flush = !(dn && strcmp(dn, "keep") == 0);
@@ -1507,6 +1509,7 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
       {"adamwOut", js_adamw_out}, {"flushesDenormals", js_flushes},
       {"rmsnorm", js_rmsnorm}, {"rmsnormGrad", js_rmsnorm_grad}, {"layernorm", js_layernorm}, {"layernormGrad", js_layernorm_grad}, {"swiglu", js_swiglu}, {"swigluGrad", js_swiglu_grad},
       {"rope", js_rope}, {"attnSoftmax", js_attn_softmax}, {"attnSoftmaxGrad", js_attn_softmax_grad},
+      {"bf16mm", js_bf16mm}, {"bf16gather", js_bf16gather},
   };
   for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
     napi_value f;

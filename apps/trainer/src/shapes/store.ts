@@ -4,7 +4,7 @@
  */
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { loadCausalLM, loadVisionEncoder, saveWeights } from '@adaptorkit/core';
+import { AdaptorkitError, bf16Supported, loadCausalLM, loadVisionEncoder, saveWeights, tf, type WeightsDtype } from '@adaptorkit/core';
 import type { CausalLM, VisionEncoder } from '@adaptorkit/core';
 import { writeJsonAtomic } from '../fsutil.js';
 
@@ -74,8 +74,11 @@ export function basePath(spec: string, part: 'lm' | 'vision'): string {
   return isShippedBase(spec) ? path.join(shippedBasesDir(spec), part) : path.resolve(spec);
 }
 
-export async function loadBases(lmSpec: string, visionSpec: string): Promise<{ lm: CausalLM; vision: VisionEncoder }> {
-  const lm = await loadCausalLM(basePath(lmSpec, 'lm'));
+export async function loadBases(lmSpec: string, visionSpec: string, opts: { weightsDtype?: WeightsDtype } = {}): Promise<{ lm: CausalLM; vision: VisionEncoder }> {
+  if (opts.weightsDtype === 'bf16' && !bf16Supported()) {
+    throw new AdaptorkitError('INVALID_CONFIG', `base.weightsDtype: bf16 needs the native backend (the active one, '${tf.getBackend()}', has no bf16 kernels); set backend: native, or base.weightsDtype: f32`);
+  }
+  const lm = await loadCausalLM(basePath(lmSpec, 'lm'), { weightsDtype: opts.weightsDtype });
   const vision = await loadVisionEncoder(basePath(visionSpec, 'vision'));
   return { lm, vision };
 }

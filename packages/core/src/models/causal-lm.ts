@@ -13,6 +13,7 @@ import type { KVSlot, RopeTables } from '../nn/attention.js';
 import { DecoderLayer } from '../nn/blocks.js';
 import type { ForwardContext } from '../nn/context.js';
 import { Embedding, Linear, RMSNorm } from '../nn/layers.js';
+import { bf16Linear } from '../nn/bf16.js';
 import { Module, ModuleList } from '../nn/module.js';
 import { RotaryTables } from '../nn/rope.js';
 import { newDecoderLayer, resolveCausalLMConfig, type CausalLMConfig, type ResolvedCausalLMConfig } from './lm-config.js';
@@ -161,7 +162,10 @@ export class CausalLM extends Module {
       if (this.lm_head) logits = this.lm_head.forward(hNormed);
       else {
         const [B, T, d] = hNormed.shape as [number, number, number];
-        const flat = tf.matMul(tf.reshape(hNormed, [B * T, d]) as tf.Tensor2D, this.model.embed_tokens.weight.value as tf.Tensor2D, false, true);
+        const w = this.model.embed_tokens.weight;
+        const h2 = tf.reshape(hNormed, [B * T, d]);
+        // tied head: logits = h E^T; a bf16-stored E [V, d] is already the [out, in] layout its kernel takes
+        const flat = w.storage === 'bf16' ? bf16Linear(h2, w.packed, this.config.vocabSize, d) : tf.matMul(h2 as tf.Tensor2D, w.value as tf.Tensor2D, false, true);
         logits = tf.reshape(flat, [B, T, this.config.vocabSize]);
       }
       return this.softcapLogits(logits) as tf.Tensor3D;
