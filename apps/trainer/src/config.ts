@@ -23,6 +23,10 @@ export const TrainSchema = z
     clipNorm: z.number().positive().optional().describe('Clip gradients to this global norm.'),
     evalEvery: z.number().int().min(0).default(0).describe('Evaluate on the val split every N steps (0 = only at the end).'),
     saveEvery: z.number().int().min(0).default(100).describe('Checkpoint every N steps (0 = only at the end).'),
+    recompute: z
+      .enum(['none', 'layers'])
+      .default('none')
+      .describe("'layers': recompute each base LM decoder layer's activations in the backward pass (only its input is kept), so activation memory grows with one layer; same gradients, about one extra forward of compute."),
   })
   .prefault({});
 

@@ -33,6 +33,8 @@ export interface RunInfo {
   backend: { name: string; package: string; gpu: boolean; detail?: string };
   /** How the frozen base LM's matrices were held (base.weightsDtype); absent in runs before it existed (f32). */
   weightsDtype?: 'f32' | 'bf16';
+  /** train.recompute of the run; absent in runs before it existed (none). */
+  recompute?: 'none' | 'layers';
   machine: MachineInfo;
   seed: number;
   startedAt: string;

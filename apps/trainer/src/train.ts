@@ -117,6 +117,7 @@ export async function setup(cfg: RunConfig, log: (l: string) => void): Promise<E
   const eosId = tok.eosId ?? tok.padId;
   const bases: Bases = { lm, vision, placeholderIds: source.placeholderIds, padId: tok.padId, eosId };
   const system = methodByName(cfg.method.name).build(bases, cfg.method.config);
+  lm.recompute = cfg.train.recompute;
   return { sw, source, bases, system, backend };
 }
 
@@ -301,6 +302,7 @@ export async function runFolderTraining<R extends EvalResult>(spec: RunSpec<R>, 
     status: 'running',
     backend: { name: backend.name, package: backend.package, gpu: backend.gpu, ...(backend.detail ? { detail: backend.detail } : {}) },
     weightsDtype: cfg.base.weightsDtype,
+    recompute: cfg.train.recompute,
     machine: machineInfo(),
     seed: cfg.seed,
     startedAt: prevInfo?.startedAt ?? new Date().toISOString(),

@@ -7,6 +7,7 @@ import type { Init, Parameter } from './parameter.js';
 import type { Rng } from '../train/rng.js';
 import { layerNormalize, rmsNormalize, silu } from './fused.js';
 import { bf16Gather, bf16Linear } from './bf16.js';
+import { dropoutMask } from './recompute.js';
 
 export interface LinearOptions {
   bias?: boolean;
@@ -148,9 +149,12 @@ export function dropout(x: tf.Tensor, p: number, ctx: ForwardContext | undefined
   if (!ctx?.training || p <= 0) return x;
   return tf.tidy(() => {
     const n = x.size;
-    const keep = new Float32Array(n);
     const scale = 1 / (1 - p);
-    for (let i = 0; i < n; i++) keep[i] = rng.next() >= p ? scale : 0;
+    const keep = dropoutMask(n, () => {
+      const k = new Float32Array(n);
+      for (let i = 0; i < n; i++) k[i] = rng.next() >= p ? scale : 0;
+      return k;
+    });
     return tf.mul(x, tf.tensor(keep, x.shape, 'float32'));
   });
 }
