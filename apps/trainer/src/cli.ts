@@ -77,9 +77,12 @@ program
   .argument('<config>', 'HF config.json (or YAML)')
   .option('--batch <n>', 'batch size', (v) => Number(v), 1)
   .option('--seq <n>', 'sequence length', (v) => Number(v), 2048)
-  .action(async (file: string, o: { batch: number; seq: number }) => {
+  .option('--weights-dtype <d>', 'f32 | bf16: how frozen Linear/Embedding weights are held (base.weightsDtype)', 'f32')
+  .option('--recompute <m>', 'none | layers (train.recompute)', 'none')
+  .action(async (file: string, o: { batch: number; seq: number; weightsDtype: string; recompute: string }) => {
     const cfg = file.endsWith('.json') ? JSON.parse(await (await import('node:fs/promises')).readFile(file, 'utf8')) : await readYaml(file);
-    const p = plan(cfg as never, { batchSize: o.batch, seqLen: o.seq });
+    if (!['f32', 'bf16'].includes(o.weightsDtype) || !['none', 'layers'].includes(o.recompute)) throw new AdaptorkitError('INVALID_ARGUMENT', 'plan: --weights-dtype takes f32 or bf16, --recompute none or layers');
+    const p = plan(cfg as never, { batchSize: o.batch, seqLen: o.seq, weightsDtype: o.weightsDtype as 'f32' | 'bf16', recompute: o.recompute as 'none' | 'layers' });
     console.log(p.summary);
   });
 
