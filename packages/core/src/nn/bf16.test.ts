@@ -19,6 +19,8 @@ import { valueAndGrads } from '../train/grad.js';
 import { maskedCrossEntropy } from '../train/losses.js';
 import { AdamW } from '../train/optim.js';
 import { BF16_MATMUL, bf16Gather, packBf16 } from './bf16.js';
+import type { Linear } from './layers.js';
+import { LoraLinear } from './lora.js';
 import { Parameter } from './parameter.js';
 import { weightStorage } from './weight-storage.js';
 
@@ -144,6 +146,23 @@ describe.skipIf(why !== undefined)('bf16-stored frozen weights (native backend)'
         expect(a[4]!).toBeLessThan(a[0]!);
         for (let i = 0; i < a.length; i++) expect(Math.abs(b[i]! - a[i]!), `step ${i}: ${b[i]} vs ${a[i]}`).toBeLessThan(1e-4 * Math.max(1, Math.abs(a[i]!)));
         ids.dispose();
+      });
+
+      it('a LoRA over a bf16-stored base Linear computes what it computes over the float32 one', () => {
+        const wrap = (m: CausalLM) => {
+          const l = new LoraLinear(m.model.layers.at(0).self_attn.getChild<Linear>('q_proj'));
+          const a = l.addAdapter('x', 4, 2);
+          a.A.weight.assign(tf.tensor2d(seeded(21, 32 * 4), [32, 4]));
+          a.B.weight.assign(tf.tensor2d(seeded(22, 4 * 32), [4, 32]));
+          l.active = ['x'];
+          return l;
+        };
+        const x = tf.tensor3d(seeded(23, 3 * 32), [1, 3, 32]);
+        const ya = wrap(f32).forward(x);
+        const yb = wrap(b16).forward(x);
+        const c = compareClose(yb, ya, { atol: 1e-5, rtol: 1e-4 });
+        expect(c.ok, c.message).toBe(true);
+        tf.dispose([x, ya, yb]);
       });
 
       it('refuses to make a bf16-stored weight trainable, and saves it back exactly', async () => {

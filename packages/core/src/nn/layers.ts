@@ -31,8 +31,13 @@ export class Linear extends Module {
   }
 
   forward(x: tf.Tensor, _ctx?: ForwardContext): tf.Tensor {
-    if (this.weight.storage === 'bf16') return bf16Linear(x, this.weight.packed, this.outFeatures, this.inFeatures, this.bias?.value);
-    return linear(x, this.weight.value, this.bias?.value);
+    return this.project(x, this.bias?.value);
+  }
+
+  /** x W + b with another bias (or none), whichever way the weight is stored (float32 or bf16). */
+  project(x: tf.Tensor, b: tf.Tensor | undefined): tf.Tensor {
+    if (this.weight.storage === 'bf16') return bf16Linear(x, this.weight.packed, this.outFeatures, this.inFeatures, b);
+    return linear(x, this.weight.value, b);
   }
 }
 
