@@ -134,15 +134,17 @@ params = [p for p in model.parameters() if p.requires_grad]
 opt = torch.optim.AdamW(params, lr=1e-4, weight_decay=0.0)
 g = torch.Generator().manual_seed(1)
 ids = torch.randint(10, 31000, (1, seq), generator=g)
-step_s, losses = [], []
+step_s, cpu_s, losses = [], [], []
 for i in range(steps):
     t0 = time.perf_counter()
+    c0 = time.process_time()
     logits = model(ids)
     loss = F.cross_entropy(logits[0, :-1], ids[0, 1:])
     opt.zero_grad()
     loss.backward()
     opt.step()
     step_s.append(time.perf_counter() - t0)
+    cpu_s.append(time.process_time() - c0)
     losses.append(loss.item())
     print(f"[pytorch] step {i}: {step_s[-1]:.2f} s, loss {losses[-1]:.4f}", file=sys.stderr)
-print(json.dumps({"who": "pytorch", "torch": torch.__version__, "threads": threads, "trainable": sum(p.numel() for p in params), "stepS": step_s, "losses": losses, "peakRssGiB": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20}))
+print(json.dumps({"who": "pytorch", "torch": torch.__version__, "threads": threads, "trainable": sum(p.numel() for p in params), "stepS": step_s, "cpuS": cpu_s, "losses": losses, "peakRssGiB": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20}))
