@@ -19,10 +19,14 @@ export const TrainSchema = z
     schedule: z.enum(['cosine', 'linear', 'constant']).default('cosine'),
     minLrRatio: z.number().min(0).max(1).default(0.1).describe('Final lr as a fraction of the peak.'),
     weightDecay: z.number().min(0).default(0).describe('Decoupled weight decay (not applied to biases and 1-D tensors).'),
-    betas: z.tuple([z.number(), z.number()]).default([0.9, 0.999]),
+    betas: z
+      .tuple([z.number().min(0).lt(1), z.number().min(0).lt(1)])
+      .default([0.9, 0.999])
+      .describe("AdamW's moment decays (beta1, beta2), each in [0, 1)."),
     clipNorm: z.number().positive().optional().describe('Clip gradients to this global norm.'),
     evalEvery: z.number().int().min(0).default(0).describe('Evaluate on the val split every N steps (0 = only at the end).'),
     saveEvery: z.number().int().min(0).default(100).describe('Checkpoint every N steps (0 = only at the end).'),
+    keepCheckpoints: z.number().int().min(0).default(3).describe('Keep the newest N checkpoints (0 = keep all).'),
     recompute: z
       .enum(['none', 'layers'])
       .default('none')
@@ -64,6 +68,7 @@ export const RunConfigSchema = z.object({
   name: z
     .string()
     .regex(/^[A-Za-z0-9._-]+$/, 'use letters, digits, dot, dash and underscore (it names the run folder)')
+    .refine((n) => !/^\.+$/.test(n), "'.' and '..' are not folder names: use letters or digits too (it names the run folder)")
     .describe('Run name; the run folder is <outputDir>/<name>.'),
   seed: z.number().int().min(0).default(0),
   backend: z.enum(BACKEND_PREFERENCES as unknown as ['auto', ...string[]]).default('auto'),
@@ -94,7 +99,7 @@ export const PretrainConfigSchema = z
   .object({
     seed: z.number().int().min(0).default(0).describe('ShapesWorld seed and init seed.'),
     backend: z.enum(BACKEND_PREFERENCES as unknown as ['auto', ...string[]]).default('auto'),
-    out: z.string().optional().describe("Output folder holding lm/ and vision/ (default: the trainer's shipped models/shapesworld)."),
+    out: z.string().optional().describe("Output folder holding lm/ and vision/ (default: the shipped packages/shapes-bases/models/shapesworld)."),
     only: z.enum(['lm', 'vision']).optional().describe('Train only one of the two.'),
     lm: z
       .object({

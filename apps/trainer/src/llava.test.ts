@@ -13,7 +13,7 @@ import { writeImagePng } from '@adaptorkit/data';
 import { ask, readImagePixels } from './ask.js';
 import { openRun } from './open-run.js';
 import type { RunSummary } from './run-format.js';
-import { saveLM, saveVision } from './shapes/store.js';
+import { saveLM, saveVision } from '@adaptorkit/shapes-bases';
 import { loadRunConfig, runTrain } from './train.js';
 
 const require = createRequire(import.meta.url);

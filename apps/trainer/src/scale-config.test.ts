@@ -2,7 +2,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '@adaptorkit/core';
 import { RunConfigSchema } from './config.js';
-import { loadBases } from './shapes/store.js';
+import { loadBases } from '@adaptorkit/shapes-bases';
 
 beforeAll(async () => {
   await initBackend('cpu', { log: false });

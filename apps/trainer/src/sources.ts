@@ -30,7 +30,7 @@ import {
   type Split,
   type TextTokenizer,
 } from '@adaptorkit/data';
-import { SHAPES_PIXEL_MEAN, SHAPES_PIXEL_STD } from './shapes/pretrain.js';
+import { SHAPES_PIXEL_MEAN, SHAPES_PIXEL_STD } from '@adaptorkit/shapes-bases';
 
 /** An input read from a file (LLaVA images). */
 export interface FileInput {
@@ -217,7 +217,7 @@ export async function llavaSource(tok: HFTokenizer, o: LlavaSourceOptions): Prom
       for (const ex of examples) {
         for (const input of ex.inputs) {
           if (!('file' in input) || cache.has(input.file)) continue;
-          const img = await loadImage(input.file, { size: o.imageSize, fit: 'pad', normalize: o.normalize });
+          const img = await loadImage(input.file, { size: o.imageSize, fit: 'pad', normalize: o.normalize, root: o.imageRoot }); // re-checked at each read
           cache.set(input.file, img.data);
           while (cache.size > Math.max(o.cacheImages, examples.length)) cache.delete(cache.keys().next().value!);
         }
