@@ -118,8 +118,6 @@ static napi_value with_fp_mode(napi_env env, napi_callback_info info) {
   return r;
 }
 
-#include "bf16.c" /* bf16-stored frozen weights: bf16mm, bf16gather */
-
 NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
   const char *dn = getenv("ADAPTORKIT_NATIVE_DENORMALS");
   g_flush = !(dn && strcmp(dn, "keep") == 0);

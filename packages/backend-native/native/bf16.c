@@ -1,5 +1,5 @@
 /*
- * bf16-stored frozen weights (included by addon.c, which owns the thread pool and argument helpers).
+ * bf16-stored frozen weights (its own unit: the thread pool and argument helpers come from common.h).
  *
  * A frozen weight W [R, C] is kept as its checkpoint's bf16 bits (two per int32 element of a tfjs
  * int32 tensor, little-endian: element i is the low half of int32 i/2 when i is even). Products
@@ -10,6 +10,7 @@
  *   bf16gather(W, ids [N], y [N, C]):       y[i] = W[ids[i]]   (an Embedding's rows)
  * Blocks are split over the addon's pool; OpenBLAS itself stays single-threaded (addon.c).
  */
+#include "common.h"
 
 /* Floats per conversion buffer: ~1 MiB, so a block stays in L2 while sgemm packs it. */
 #define BF16_BLOCK_FLOATS (1 << 18)
@@ -55,7 +56,7 @@ static void bf16mm_task(void *vc, int64_t b, int64_t e) {
 }
 
 /* bf16mm(mode, N, R, C, x: Float32Array, w: Int32Array (packed bf16 [R, C]), y: Float32Array) */
-static napi_value js_bf16mm(napi_env env, napi_callback_info info) {
+napi_value js_bf16mm(napi_env env, napi_callback_info info) {
   napi_value argv[7];
   if (!get_args(env, info, 7, argv)) return NULL;
   bf16mm_ctx c;
@@ -110,7 +111,7 @@ static void bf16gather_task(void *vc, int64_t b, int64_t e) {
 }
 
 /* bf16gather(R, C, w: Int32Array (packed bf16 [R, C]), ids: Int32Array [N], y: Float32Array [N, C]) */
-static napi_value js_bf16gather(napi_env env, napi_callback_info info) {
+napi_value js_bf16gather(napi_env env, napi_callback_info info) {
   napi_value argv[5];
   if (!get_args(env, info, 5, argv)) return NULL;
   bf16gather_ctx c;

@@ -154,7 +154,7 @@ export async function loadCausalLM(dir: string, opts: LoadModelOptions = {}): Pr
   let lm: CausalLM | undefined;
   try {
     const tied = config.tieWordEmbeddings ?? false;
-    const weightOpts: LoadWeightsOptions = { strict: opts.strict ?? true, ignore: (n) => isBuffer(n) || (tied && n === 'lm_head.weight') };
+    const weightOpts: LoadWeightsOptions = { strict: opts.strict ?? true, ignore: (n) => isBuffer(n) || (tied && n === 'lm_head.weight'), weightsDtype: opts.weightsDtype };
     await preflightWeights(loadWeights, () => new CausalLM(config), reader, weightOpts, hfConfig, path.join(dir, 'config.json')); // checked shape-only before allocating
     lm = skipInit(() => new CausalLM(config));
     const { skipped } = await loadWeights(lm, reader, weightOpts);
