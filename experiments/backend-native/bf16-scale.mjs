@@ -27,6 +27,7 @@ const SHAPES = {
   // LLaMA-7B, 6,738,415,616
   '7b': { hidden_size: 4096, intermediate_size: 11008, num_hidden_layers: 32, num_attention_heads: 32 },
 };
+/** @type {import('@adaptorkit/core').VisionConfig} */
 const VIT_L14 = { kind: 'clip', imageSize: 224, patchSize: 14, hiddenSize: 1024, intermediateSize: 4096, numLayers: 24, numHeads: 16 };
 
 const argv = process.argv.slice(2);
@@ -50,6 +51,7 @@ function writeCheckpoint(dir) {
   if (existsSync(file)) return file;
   mkdirSync(dir, { recursive: true });
   const d = hf.hidden_size, I = hf.intermediate_size, V = hf.vocab_size;
+  /** @type {[string, number[]][]} */
   const t = [['model.embed_tokens.weight', [V, d]], ['model.norm.weight', [d]], ['lm_head.weight', [V, d]]];
   for (let l = 0; l < hf.num_hidden_layers; l++) {
     const p = `model.layers.${l}`;
