@@ -3,6 +3,7 @@
 import * as path from 'node:path';
 import { Command } from 'commander';
 import { AdaptorkitError, initBackend, plan } from '@adaptorkit/core';
+import { mmaOnFrozenLM } from './plan-mma.js';
 import type { BackendPreference } from '@adaptorkit/core';
 import { ShapesWorld } from '@adaptorkit/data';
 import { readYaml } from './config-util.js';
@@ -82,10 +83,11 @@ program
   .option('--seq <n>', 'sequence length', (v) => Number(v), 2048)
   .option('--weights-dtype <d>', 'f32 | bf16: how frozen Linear/Embedding weights are held (base.weightsDtype)', 'f32')
   .option('--recompute <m>', 'none | layers (train.recompute)', 'none')
-  .action(async (file: string, o: { batch: number; seq: number; weightsDtype: string; recompute: string }) => {
+  .option('--mma', "a frozen base with LaVIN's MMA adapters in its LM layers (vision tower not counted) instead of full fine-tuning")
+  .action(async (file: string, o: { batch: number; seq: number; weightsDtype: string; recompute: string; mma?: boolean }) => {
     const cfg = file.endsWith('.json') ? JSON.parse(await (await import('node:fs/promises')).readFile(file, 'utf8')) : await readYaml(file);
     if (!['f32', 'bf16'].includes(o.weightsDtype) || !['none', 'layers'].includes(o.recompute)) throw new AdaptorkitError('INVALID_ARGUMENT', 'plan: --weights-dtype takes f32 or bf16, --recompute none or layers');
-    const p = plan(cfg as never, { batchSize: o.batch, seqLen: o.seq, weightsDtype: o.weightsDtype as 'f32' | 'bf16', recompute: o.recompute as 'none' | 'layers' });
+    const p = plan(cfg as never, { batchSize: o.batch, seqLen: o.seq, weightsDtype: o.weightsDtype as 'f32' | 'bf16', recompute: o.recompute as 'none' | 'layers', ...(o.mma ? { trainable: mmaOnFrozenLM } : {}) });
     console.log(p.summary);
   });
 
