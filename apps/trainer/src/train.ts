@@ -7,7 +7,7 @@ import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { stringify as toYaml } from 'yaml';
-import { AdamW, AdaptorkitError, defaultParamGroups, initBackend, loadTokenizer, manualSeed, Rng, saveAdapter, tf } from '@adaptorkit/core';
+import { AdamW, AdaptorkitError, defaultParamGroups, describeWeightStorage, initBackend, loadTokenizer, manualSeed, Rng, saveAdapter, tf } from '@adaptorkit/core';
 import type { BackendInfo, CausalLM, Parameter, VisionEncoder } from '@adaptorkit/core';
 import { IMAGE_TOKEN, ShapesWorld, type Split } from '@adaptorkit/data';
 import { applyOverrides, parseWith, readYaml } from './config-util.js';
@@ -118,6 +118,7 @@ export async function setup(cfg: RunConfig, log: (l: string) => void): Promise<E
   manualSeed(cfg.seed);
   const sw = new ShapesWorld({ seed: cfg.data.worldSeed });
   const { lm, vision } = await loadBases(cfg.base.lm, cfg.base.vision, { weightsDtype: cfg.base.weightsDtype });
+  if (cfg.base.weightsDtype === 'bf16') log(`base.lm ${describeWeightStorage(lm)}`);
   const source = await makeSource(cfg, sw, lm, vision, log);
   const tok = source.tokenizer;
   const eosId = tok.eosId ?? tok.padId;

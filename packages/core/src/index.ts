@@ -14,7 +14,7 @@ export type { Forward, ForwardContext } from './nn/context.js';
 export { Linear, linear, Embedding, RMSNorm, LayerNorm, activate, activationFromHF, dropout, ACTIVATIONS } from './nn/layers.js';
 export type { Activation, LinearOptions } from './nn/layers.js';
 export { BF16_MATMUL, BF16_GATHER, bf16Supported, assertBf16Supported, bf16Linear, bf16Gather, packBf16, unpackBf16, type WeightsDtype } from './nn/bf16.js';
-export { weightStorage, type WeightStorage } from './nn/weight-storage.js';
+export { weightStorage, describeWeightStorage, type WeightStorage } from './nn/weight-storage.js';
 export { recomputed, dropoutMask, type RecomputeMode } from './nn/recompute.js';
 export { RotaryTables, applyRope, ropeInvFreq } from './nn/rope.js';
 export { rmsNormalize, layerNormalize, silu, swiglu, attentionSoftmax, setFusedKernels, hasFused, RMS_NORM, RMS_NORM_GRAD, LAYER_NORM, LAYER_NORM_GRAD, SWIGLU, SWIGLU_GRAD, ROPE, ATTN_SOFTMAX, ATTN_SOFTMAX_GRAD } from './nn/fused.js';
