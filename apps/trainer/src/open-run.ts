@@ -1,10 +1,8 @@
 /** Open a finished run folder: its resolved config, the bases, the method with the trained adapter loaded. */
-import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import { parse as parseYaml } from 'yaml';
 import { AdaptorkitError, loadAdapter } from '@adaptorkit/core';
 import { RunConfigSchema, TASKS, type RunConfig } from './config.js';
-import { parseWith } from './config-util.js';
+import { parseWith, readYaml } from './config-util.js';
 import { exists, readJson } from './fsutil.js';
 import type { RunInfo } from './run-format.js';
 import { setup, type Env } from './train.js';
@@ -23,7 +21,7 @@ export async function openRun(dir: string, o: { task?: string; evalExamples?: nu
   if (!(await exists(adapterDir))) {
     throw new AdaptorkitError('INVALID_ARGUMENT', `run ${dir} has no final adapter (final/): it did not complete; continue it with \`adaptorkit train ${cfgFile} --resume\``);
   }
-  const cfg = parseWith(RunConfigSchema, parseYaml(await fs.readFile(cfgFile, 'utf8')), cfgFile);
+  const cfg = parseWith(RunConfigSchema, await readYaml(cfgFile), cfgFile);
   if (o.task !== undefined) {
     if (!(TASKS as readonly string[]).includes(o.task)) throw new AdaptorkitError('INVALID_ARGUMENT', `--task '${o.task}' is not a task (allowed: ${TASKS.join(', ')})`);
     cfg.data.task = o.task as RunConfig['data']['task'];

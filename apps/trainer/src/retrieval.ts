@@ -12,7 +12,7 @@ import * as path from 'node:path';
 import { AdaptorkitError, initBackend, loadAdapter, manualSeed, saveAdapter, tf } from '@adaptorkit/core';
 import type { BackendInfo } from '@adaptorkit/core';
 import { ShapesWorld, type Split } from '@adaptorkit/data';
-import { parseWith } from './config-util.js';
+import { parseWith, readYaml } from './config-util.js';
 import { RunConfigSchema, type RunConfig } from './config.js';
 import { exists, readJson, writeJsonAtomic } from './fsutil.js';
 import { METHODS, retrievalMethod, type RetrievalEncoder, type RetrievalMethodEntry, type RetrievalSystem } from './methods/index.js';
@@ -132,8 +132,7 @@ export async function finalRetrievalEval(env: RetrievalEnv, cfg: RunConfig, dir:
 export async function isRetrievalRunFolder(dir: string): Promise<boolean> {
   const file = path.join(dir, 'config.yaml');
   if (!(await exists(file))) return false;
-  const { parse } = await import('yaml');
-  const name = (parse(await fs.readFile(file, 'utf8')) as { method?: { name?: unknown } } | null)?.method?.name;
+  const name = ((await readYaml(file)) as { method?: { name?: unknown } } | null)?.method?.name;
   return typeof name === 'string' && METHODS.some((m) => m.name === name && m.kind === 'retrieval');
 }
 
@@ -145,9 +144,8 @@ export async function evalRetrievalRun(dir: string, o: { task?: string; n?: numb
   const log = o.log ?? ((l: string) => console.log(l));
   if (o.task !== undefined && o.task !== 'retrieval') throw new AdaptorkitError('INVALID_ARGUMENT', `--task '${o.task}': a retrieval run is scored on retrieval only`);
   if (o.n !== undefined && (!Number.isInteger(o.n) || o.n <= 0)) throw new AdaptorkitError('INVALID_ARGUMENT', `--n must be a positive integer, got ${o.n}`);
-  const { parse } = await import('yaml');
   const cfgFile = path.join(dir, 'config.yaml');
-  const cfg = parseWith(RunConfigSchema, parse(await fs.readFile(cfgFile, 'utf8')), cfgFile);
+  const cfg = parseWith(RunConfigSchema, await readYaml(cfgFile), cfgFile);
   const adapterDir = path.join(dir, 'final');
   if (!(await exists(adapterDir))) {
     throw new AdaptorkitError('INVALID_ARGUMENT', `run ${dir} has no final adapter (final/): it did not complete; continue it with \`adaptorkit train ${cfgFile} --resume\``);

@@ -10,7 +10,9 @@ import { stringify as toYaml } from 'yaml';
 import { AdamW, AdaptorkitError, defaultParamGroups, initBackend, loadTokenizer, manualSeed, readSafetensors, Rng, saveAdapter, tf, writeSafetensors } from '@adaptorkit/core';
 import type { BackendInfo, CausalLM, Parameter, VisionEncoder } from '@adaptorkit/core';
 import { IMAGE_TOKEN, ShapesWorld, type Split } from '@adaptorkit/data';
-import { applyOverrides, parseWith, readYaml } from './config-util.js';
+import { parseWith, readYaml } from './config-util.js';
+import { checkResumeConfig } from './config/resume.js';
+import { loadRunConfigFile } from './config/run-config.js';
 import { RunConfigSchema, type RunConfig } from './config.js';
 import { exists, readJson, writeFileAtomic, writeJsonAtomic } from './fsutil.js';
 import { trainLoop } from './loop.js';
@@ -37,17 +39,9 @@ export function machineInfo(): MachineInfo {
   };
 }
 
+/** Read a run YAML: validated, paths absolute (see config/run-config.ts). */
 export async function loadRunConfig(file: string, overrides: readonly string[] = []): Promise<RunConfig> {
-  const cfg = parseWith(RunConfigSchema, applyOverrides(await readYaml(file), overrides), file);
-  // Data files are relative to the config file; the run's config.yaml records them absolute.
-  const l = cfg.data.llava;
-  if (l) {
-    const dir = path.dirname(path.resolve(file));
-    l.json = path.resolve(dir, l.json);
-    l.imageRoot = path.resolve(dir, l.imageRoot);
-    if (l.evalJson) l.evalJson = path.resolve(dir, l.evalJson);
-  }
-  return cfg;
+  return loadRunConfigFile(file, overrides);
 }
 
 export interface TrainOptions {
@@ -243,13 +237,18 @@ function median(xs: number[]): number {
   return s.length ? s[Math.floor(s.length / 2)]! : 0;
 }
 
-/** The run folder for `cfg`, refusing one that already holds a run unless resuming. */
+/**
+ * The run folder for `cfg`, refusing one that already holds a run unless resuming, and a resume
+ * whose config changed in a key that may not change (config/resume.ts). Creates nothing: the
+ * folder is made when training starts, so a config refused before then leaves no folder behind.
+ */
 export async function prepareRunDir(cfg: RunConfig, o: TrainOptions): Promise<string> {
   const dir = path.resolve(cfg.outputDir, cfg.name);
   if ((await exists(path.join(dir, 'run.json'))) && !o.resume) {
     throw new AdaptorkitError('INVALID_ARGUMENT', `run folder ${dir} already holds a run: pass --resume to continue it, or choose another name`);
   }
-  await fs.mkdir(dir, { recursive: true });
+  const savedFile = path.join(dir, 'config.yaml');
+  if (o.resume && (await exists(savedFile))) checkResumeConfig(parseWith(RunConfigSchema, await readYaml(savedFile), savedFile), cfg, dir);
   return dir;
 }
 
@@ -284,6 +283,7 @@ export interface RunSpec<R extends EvalResult> {
  */
 export async function runFolderTraining<R extends EvalResult>(spec: RunSpec<R>, o: TrainOptions): Promise<{ dir: string; info: RunInfo; eval?: R }> {
   const { cfg, dir, log, progress, backend, named } = spec;
+  await fs.mkdir(dir, { recursive: true });
   const runJson = path.join(dir, 'run.json');
   const trainableParams = named.reduce((s, [, p]) => s + p.size, 0);
   const t = cfg.train;
