@@ -105,8 +105,11 @@ describe('adaptorkit merge', () => {
     const r = await runMerge(path.join(dir, 'linear.yaml'), path.join(dir, 'out-linear'));
     expect(r.report.merged).toBe(1);
     expect(r.report.passedThrough).toEqual(['mm_projector.weight']);
-    expect(JSON.parse(await fs.readFile(r.config!, 'utf8')).name).toBe('a'); // no base_model: the first model's config
-    const { tensors } = await readSafetensors(r.file);
+    expect(r.files).toEqual(['model.safetensors', 'config.json', 'mergekit_config.yml']);
+    const outCfg = JSON.parse(await fs.readFile(path.join(r.out, 'config.json'), 'utf8'));
+    expect(outCfg.name).toBe('a'); // no base_model: the first model's config
+    expect(outCfg.torch_dtype).toBe('float32');
+    const { tensors } = await readSafetensors(path.join(r.out, 'model.safetensors'));
     expect(Array.from(tensors.get('model.layers.0.mlp.up_proj.weight')!.dataSync())).toEqual([2, 0, -1, 4]);
     expect(Array.from(tensors.get('mm_projector.weight')!.dataSync())).toEqual([7, 8]);
     tf.dispose([...tensors.values()]);
@@ -114,8 +117,8 @@ describe('adaptorkit merge', () => {
     // ties, density 1: elected sign per element, mean of the agreeing deltas
     await fs.writeFile(path.join(dir, 'ties.yaml'), yaml('ties', `base_model: ${path.join(dir, 'base')}\nparameters: { density: 1 }\n`));
     const t = await runMerge(path.join(dir, 'ties.yaml'), path.join(dir, 'ties.safetensors'));
-    expect(t.config).toBeUndefined();
-    const { tensors: tt } = await readSafetensors(t.file);
+    expect(t.files).toEqual([path.join(dir, 'ties.safetensors')]);
+    const { tensors: tt } = await readSafetensors(t.out);
     expect(Array.from(tt.get('model.layers.0.mlp.up_proj.weight')!.dataSync())).toEqual([2, 2, -3, 4]);
     tf.dispose([...tt.values()]);
     // refuses to overwrite, and a bad config names its field

@@ -9,3 +9,6 @@ export * from './merge/methods.js';
 export * from './merge/config.js';
 export * from './merge/io.js';
 export * from './merge/merge.js';
+export * from './merge/sparsify.js';
+export * from './merge/plan.js';
+export * from './merge/folder.js';

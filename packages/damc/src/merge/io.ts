@@ -271,3 +271,92 @@ export function safetensorsSink(file: string): TensorSink {
     },
   };
 }
+
+// ---------------------------------------------------------------- sharded HF folder
+
+/** HF's shard file name: model-00001-of-00003.safetensors. */
+export function shardFileName(i: number, n: number): string {
+  return `model-${String(i + 1).padStart(5, '0')}-of-${String(n).padStart(5, '0')}.safetensors`;
+}
+
+/**
+ * Tensors into a folder as HF writes them: one `model.safetensors`, or shards of at most
+ * `maxShardElements` elements each (a tensor larger than that gets a shard of its own) with
+ * `model.safetensors.index.json` (metadata.total_size in bytes, weight_map). Shards are cut in
+ * announced order; each shard file is atomic (temp + rename), the index is written last.
+ */
+export function shardedFolderSink(dir: string, maxShardElements: number): TensorSink & { files: string[] } {
+  if (!(maxShardElements >= 1)) throw new AdaptorkitError('INVALID_ARGUMENT', `shard size must be at least 1 element, got ${maxShardElements}`);
+  let groups: SinkEntry[][] = [];
+  let current: TensorSink | undefined;
+  let g = 0;
+  let inGroup = 0;
+  let meta: Record<string, string> | undefined;
+  const files: string[] = [];
+  const fileOf = (i: number): string => (groups.length === 1 ? 'model.safetensors' : shardFileName(i, groups.length));
+  return {
+    files,
+    async begin(entries, metadata) {
+      meta = metadata;
+      groups = [];
+      let size = 0;
+      for (const e of entries) {
+        const n = e.shape.reduce((a, b) => a * b, 1);
+        const last = groups[groups.length - 1];
+        if (!last || (size + n > maxShardElements && last.length > 0)) {
+          groups.push([e]);
+          size = n;
+        } else {
+          last.push(e);
+          size += n;
+        }
+      }
+      if (groups.length === 0) groups.push([]);
+      await fsp.mkdir(dir, { recursive: true });
+      g = 0;
+      inGroup = 0;
+      current = safetensorsSink(path.join(dir, fileOf(0)));
+      await current.begin(groups[0]!, meta);
+    },
+    async write(name, data) {
+      if (!current) throw new AdaptorkitError('INVALID_ARGUMENT', `shardedFolderSink: write('${name}') before begin()`);
+      if (inGroup === groups[g]!.length) {
+        await current.end();
+        files.push(fileOf(g));
+        g++;
+        inGroup = 0;
+        if (g >= groups.length) throw new AdaptorkitError('INVALID_ARGUMENT', `shardedFolderSink: '${name}' was not announced`);
+        current = safetensorsSink(path.join(dir, fileOf(g)));
+        await current.begin(groups[g]!, meta);
+      }
+      await current.write(name, data);
+      inGroup++;
+    },
+    async end() {
+      if (!current) throw new AdaptorkitError('INVALID_ARGUMENT', 'shardedFolderSink: end() before begin()');
+      if (g !== groups.length - 1 || inGroup !== groups[g]!.length) throw new AdaptorkitError('INVALID_ARGUMENT', 'shardedFolderSink: announced tensors were not all written');
+      await current.end();
+      files.push(fileOf(g));
+      current = undefined;
+      if (groups.length > 1) {
+        const weightMap: Record<string, string> = {};
+        let total = 0;
+        groups.forEach((grp, i) => {
+          for (const e of grp) {
+            weightMap[e.name] = fileOf(i);
+            total += e.shape.reduce((a, b) => a * b, 1) * SIZE[e.dtype];
+          }
+        });
+        const idx = path.join(dir, 'model.safetensors.index.json');
+        const tmp = `${idx}.tmp-${process.pid}`;
+        await fsp.writeFile(tmp, JSON.stringify({ metadata: { total_size: total }, weight_map: weightMap }, null, 2) + '\n');
+        await fsp.rename(tmp, idx);
+        files.push('model.safetensors.index.json');
+      }
+    },
+    async abort() {
+      await current?.abort();
+      current = undefined;
+    },
+  };
+}

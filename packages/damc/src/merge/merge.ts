@@ -1,23 +1,32 @@
 /**
- * Merge whole state dicts tensor by tensor: check names and shapes from headers, announce the
- * output, then for each name read that tensor from every model, merge, write, and let it go.
- * Peak memory is a few copies of the largest single tensor, whatever the model size: the inputs
- * (base + N models, decoded to f32), one scratch for TIES' magnitude selection, the output written
- * into an input's buffer, and a small conversion buffer.
+ * Merge whole state dicts tensor by tensor: plan names and shapes from headers, announce the
+ * output, then for each output tensor read its inputs, merge, write, and let them go.
+ *
+ * Memory bound: the inputs of one output tensor decoded to f32 (base + N models), the output
+ * written into an input's buffer, and per-method scratch of at most one tensor-sized buffer
+ * (model_stock's output; TIES' and breadcrumbs' selections use two 64 K counters and a byte mask;
+ * della's keep probabilities, f32) plus an 8 MiB conversion buffer for half-precision output;
+ * whatever the model size. Measured: bench/merge-rss.mjs (README).
  */
+import { existsSync } from 'node:fs';
 import { AdaptorkitError, Rng } from '@adaptorkit/core';
-import { countLayers, depthFraction, parseMergeYaml, resolveParam, type MergeConfig } from './config.js';
+import { boolParam, numParam, parseMergeYaml, type MergeConfig, type MergeDtype } from './config.js';
 import { memorySink, memorySource, openCheckpoint, safetensorsSink, type MemoryTensor, type OutDtype, type SinkEntry, type TensorSink, type TensorSource } from './io.js';
-import { mergeDareLinear, mergeDareTies, mergeLinear, mergeSlerp, mergeTaskArithmetic, mergeTies, type ModelTensor } from './methods.js';
+import { GTA_METHODS, mergeGta, mergeLinear, mergeModelStock, mergePassthrough, mergeSlerp, type ModelTensor } from './methods.js';
+import { planMerge, referencedModels, type PlannedTensor } from './plan.js';
 
-const DTYPE: Record<MergeConfig['dtype'], OutDtype> = { float32: 'F32', float16: 'F16', bfloat16: 'BF16' };
+export const OUT_DTYPE: Record<MergeDtype, OutDtype> = { float32: 'F32', float16: 'F16', bfloat16: 'BF16' };
 
 export interface MergeReport {
   tensors: number;
   merged: number;
   passedThrough: string[];
+  /** Numbered layers in the output. */
+  numLayers: number;
   /** Largest tensor handled, in elements. */
   largest: number;
+  /** Rows of the output's token embedding (…embed_tokens.weight), when it has one. */
+  embedRows?: number;
   seconds: number;
 }
 
@@ -31,92 +40,36 @@ function hashString(s: string): number {
   return h;
 }
 
-/** The DARE mask stream of model `i` for tensor `name`: independent of tensor order. */
+/** The random mask stream of input `i` for output tensor `name`: independent of tensor order. */
 export function dareRng(seed: number, name: string, i: number): Rng {
   return new Rng((hashString(`${seed}:${i}:${name}`) ^ Math.imul(seed, 0x9e3779b1)) >>> 0);
 }
 
-function sameShape(a: readonly number[], b: readonly number[]): boolean {
-  return a.length === b.length && a.every((d, i) => d === b[i]);
-}
-
 /**
- * Run a merge over open sources. `sources` maps every model reference in the config (models and
- * base_model) to its source. Returns what was done; the sink receives every output tensor.
+ * Run a merge over open sources. `sources` maps every model reference in the config to its
+ * source. Returns what was done; the sink receives every output tensor.
  */
 export async function mergeSources(cfg: MergeConfig, sources: ReadonlyMap<string, TensorSource>, sink: TensorSink, opts: { metadata?: Record<string, string> } = {}): Promise<MergeReport> {
   const t0 = Date.now();
-  const method = cfg.merge_method;
-  const baseRef = cfg.base_model;
-  const src = (ref: string): TensorSource => {
-    const s = sources.get(ref);
-    if (!s) throw new AdaptorkitError('INVALID_ARGUMENT', `no source opened for model '${ref}'`);
-    return s;
-  };
-  // the models whose task vectors are merged (the base is not one of them, even when listed)
-  const usesBase = method !== 'linear';
-  const modelIdx = cfg.models.map((_, i) => i).filter((i) => !(usesBase && cfg.models[i]!.model === baseRef));
-  if (method === 'slerp' && modelIdx.length !== 1) {
-    throw new AdaptorkitError('INVALID_CONFIG', `merge config: models: slerp merges base_model with exactly one other model, got ${modelIdx.length}`);
-  }
-  if (modelIdx.length === 0) throw new AdaptorkitError('INVALID_CONFIG', 'merge config: models: nothing to merge besides base_model');
-  const refs = [...(usesBase && baseRef ? [baseRef] : []), ...modelIdx.map((i) => cfg.models[i]!.model)];
-  const all = refs.map(src);
-
-  // names and shapes, from headers only
-  const holders = new Map<string, number[]>(); // name -> indices into `all`
-  all.forEach((s, k) => {
-    for (const n of s.names()) {
-      const h = holders.get(n);
-      if (h) h.push(k);
-      else holders.set(n, [k]);
-    }
-  });
-  const names = [...holders.keys()].sort();
-  const numLayers = countLayers(names);
-  const entries: SinkEntry[] = [];
-  const passed: string[] = [];
-  for (const name of names) {
-    const h = holders.get(name)!;
-    if (h.length < all.length) {
-      if (h.length === 1 && cfg.passthrough_unique) passed.push(name);
-      else {
-        const missing = all.map((s, k) => (h.includes(k) ? undefined : s.label)).filter((x) => x !== undefined);
-        throw new AdaptorkitError(
-          'MISSING_TENSOR',
-          `tensor '${name}' is missing from ${missing.join(', ')} (present in ${h.map((k) => all[k]!.label).join(', ')})` +
-            (h.length === 1 ? '; set passthrough_unique: true to copy tensors found in one model only' : ''),
-        );
-      }
-    }
-    const metas = h.map((k) => all[k]!.meta(name));
-    const m0 = metas[0]!;
-    for (const [j, m] of metas.entries()) {
-      if (!sameShape(m.shape, m0.shape)) {
-        throw new AdaptorkitError('SHAPE_MISMATCH', `tensor '${name}': ${all[h[0]!]!.label} has [${m0.shape.join(', ')}] but ${all[h[j]!]!.label} has [${m.shape.join(', ')}]`);
-      }
-    }
-    entries.push({ name, shape: m0.shape, dtype: m0.isFloat ? DTYPE[cfg.dtype] : 'I32' });
-  }
-
+  const plan = planMerge(cfg, sources);
+  const outDtype = OUT_DTYPE[cfg.out_dtype ?? cfg.dtype];
+  const entries: SinkEntry[] = plan.tensors.map((p) => ({ name: p.name, shape: p.meta.shape, dtype: p.meta.isFloat ? outDtype : 'I32' }));
+  const read = async (ref: string, name: string): Promise<Float32Array | Int32Array | Uint8Array> => sources.get(ref)!.read(name);
   let largest = 0;
   let merged = 0;
   await sink.begin(entries, opts.metadata);
   try {
-    for (const e of entries) {
-      const h = holders.get(e.name)!;
-      const size = e.shape.reduce((a, b) => a * b, 1);
-      largest = Math.max(largest, size);
-      if (h.length === 1 || e.dtype === 'I32') {
-        await sink.write(e.name, await all[h[0]!]!.read(e.name));
+    for (const p of plan.tensors) {
+      largest = Math.max(largest, p.meta.shape.reduce((a, b) => a * b, 1));
+      const all = [...(p.base ? [p.base] : []), ...p.inputs];
+      if (p.unique || !p.meta.isFloat) {
+        await sink.write(p.name, await read(all[0]!.ref, all[0]!.name));
         continue;
       }
-      const x = depthFraction(e.name, numLayers);
-      const datas = [] as Float32Array[];
-      for (const k of h) datas.push((await all[k]!.read(e.name)) as Float32Array);
-      const out = mergeOne(cfg, e.name, x, usesBase, datas, modelIdx);
-      datas.length = 0;
-      await sink.write(e.name, out);
+      const base = p.base ? ((await read(p.base.ref, p.base.name)) as Float32Array) : undefined;
+      const datas: Float32Array[] = [];
+      for (const x of p.inputs) datas.push((await read(x.ref, x.name)) as Float32Array);
+      await sink.write(p.name, mergeOne(cfg, p, base, datas));
       merged++;
     }
     await sink.end();
@@ -124,43 +77,82 @@ export async function mergeSources(cfg: MergeConfig, sources: ReadonlyMap<string
     await sink.abort();
     throw err;
   }
-  return { tensors: entries.length, merged, passedThrough: passed, largest, seconds: (Date.now() - t0) / 1000 };
+  const passedThrough = plan.tensors.filter((p) => p.unique).map((p) => p.name);
+  const embedRows = plan.tensors.find((p) => /embed_tokens\.weight$/.test(p.name))?.meta.shape[0];
+  return { tensors: entries.length, merged, passedThrough, numLayers: plan.numLayers, largest, ...(embedRows !== undefined ? { embedRows } : {}), seconds: (Date.now() - t0) / 1000 };
 }
 
-/** Merge one tensor; datas[0] is the base when the method uses one. */
-function mergeOne(cfg: MergeConfig, name: string, x: number, usesBase: boolean, datas: Float32Array[], modelIdx: number[]): Float32Array {
+/** Merge one output tensor from its base (methods that use one) and its other inputs. */
+function mergeOne(cfg: MergeConfig, p: PlannedTensor, base: Float32Array | undefined, datas: Float32Array[]): Float32Array {
   const method = cfg.merge_method;
-  const base = usesBase ? datas[0]! : undefined;
-  const rest = usesBase ? datas.slice(1) : datas;
-  const models: ModelTensor[] = rest.map((data, j) => ({
-    data,
-    weight: resolveParam(cfg, modelIdx[j], 'weight', x, 1),
-    density: resolveParam(cfg, modelIdx[j], 'density', x, 1),
-  }));
-  const lambda = resolveParam(cfg, undefined, 'lambda', x, 1);
-  const normalize = cfg.parameters.normalize;
+  const { scope, name } = p;
+  const need = (what: string): Float32Array => {
+    if (!base) throw new AdaptorkitError('MISSING_TENSOR', `tensor '${name}': ${method} needs it in the base model (${what})`);
+    return base;
+  };
+  // per-input parameters are read with the input's own tensor name, global ones with the output's (as mergekit)
+  const models: ModelTensor[] = p.inputs.map((x, j) => {
+    const m: ModelTensor = {
+      data: datas[j]!,
+      weight: numParam(scope, 'weight', x.name, 1, x.source),
+      density: numParam(scope, 'density', x.name, 1, x.source),
+    };
+    if (method === 'breadcrumbs' || method === 'breadcrumbs_ties') m.gamma = numParam(scope, 'gamma', x.name, 0.01, x.source);
+    if (method === 'della' || method === 'della_linear') m.epsilon = numParam(scope, 'epsilon', x.name, 0.15, x.source);
+    if (!(m.density > 0 && m.density <= 1)) throw new AdaptorkitError('INVALID_CONFIG', `merge config: density must be in (0, 1], got ${m.density} for tensor '${x.name}'`);
+    return m;
+  });
   switch (method) {
     case 'linear':
-      return mergeLinear(models, { normalize: normalize ?? true, inPlace: true });
-    case 'task_arithmetic':
-      return mergeTaskArithmetic(base!, models, { lambda, normalize: normalize ?? false, inPlace: true });
-    case 'ties':
-      return mergeTies(base!, models, { lambda, normalize: normalize ?? true, inPlace: true });
-    case 'dare_linear':
-      return mergeDareLinear(base!, models, modelIdx.map((i) => dareRng(cfg.seed, name, i)), { lambda, normalize: normalize ?? false, inPlace: true });
-    case 'dare_ties':
-      return mergeDareTies(base!, models, modelIdx.map((i) => dareRng(cfg.seed, name, i)), { lambda, normalize: normalize ?? true, inPlace: true });
-    case 'slerp':
-      return mergeSlerp(base!, rest[0]!, resolveParam(cfg, modelIdx[0], 't', x, 0.5));
+      return mergeLinear(models, { normalize: boolParam(scope, 'normalize', name, true), inPlace: true });
+    case 'slerp': {
+      if (models.length !== 1) throw new AdaptorkitError('INVALID_CONFIG', `merge config: slerp merges the base with exactly one other model for tensor '${name}', got ${models.length}`);
+      const t = numParam(scope, 't', name, 0.5);
+      return mergeSlerp(need('the t = 0 end'), models[0]!.data, t);
+    }
+    case 'model_stock':
+      return mergeModelStock(need('w0'), datas, { filterWise: boolParam(scope, 'filter_wise', name, false), shape: p.meta.shape });
+    case 'passthrough': {
+      if (datas.length !== 1 || base) throw new AdaptorkitError('INVALID_CONFIG', `merge config: passthrough takes exactly one tensor for '${name}'`);
+      const x = p.inputs[0]!;
+      const scale = numParam(scope, 'scale', x.name, Number.NaN, x.source);
+      return mergePassthrough(datas[0]!, Number.isNaN(scale) ? undefined : scale);
+    }
+    default: {
+      const kind = GTA_METHODS[method];
+      return mergeGta(kind, need('task vectors are taken against it'), models, {
+        lambda: numParam(scope, 'lambda', name, 1),
+        normalize: boolParam(scope, 'normalize', name, kind.defaultNormalize),
+        rescale: boolParam(scope, 'rescale', name, kind.defaultRescale),
+        rngs: p.inputs.map((x, j) => dareRng(cfg.seed, name, x.source ?? j)),
+        shape: p.meta.shape,
+        inPlace: true,
+      });
+    }
   }
+}
+
+/** Open every checkpoint a config reads (closing what was opened when one fails). */
+export async function openSources(cfg: MergeConfig): Promise<Map<string, TensorSource>> {
+  const sources = new Map<string, TensorSource>();
+  try {
+    for (const r of referencedModels(cfg)) {
+      if (r.includes('+') && !existsSync(r)) {
+        throw new AdaptorkitError('UNSUPPORTED', `merge config: model '${r}': LoRA references (model+lora) are not supported; merge the adapter into its base first (adaptorkit merge-adapter)`);
+      }
+      sources.set(r, await openCheckpoint(r));
+    }
+  } catch (e) {
+    for (const s of sources.values()) await s.close();
+    throw e;
+  }
+  return sources;
 }
 
 /** Merge checkpoints on disk into one safetensors file (HF names in, HF names out). */
 export async function mergeCheckpoints(cfg: MergeConfig, outFile: string, opts: { metadata?: Record<string, string> } = {}): Promise<MergeReport> {
-  const refs = [...new Set([...(cfg.base_model ? [cfg.base_model] : []), ...cfg.models.map((m) => m.model)])];
-  const sources = new Map<string, TensorSource>();
+  const sources = await openSources(cfg);
   try {
-    for (const r of refs) sources.set(r, await openCheckpoint(r));
     return await mergeSources(cfg, sources, safetensorsSink(outFile), { metadata: { merge_method: cfg.merge_method, ...opts.metadata } });
   } finally {
     for (const s of sources.values()) await s.close();

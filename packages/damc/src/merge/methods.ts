@@ -2,18 +2,22 @@
  * Merge methods, one small pure function each, over one tensor at a time (flat Float32Arrays of
  * equal length; shapes are checked by the caller). Definitions follow mergekit's (d_i = theta_i - base):
  *
- *   linear           theta = sum w_i theta_i / sum w_i              (normalize, default true)
- *   task_arithmetic  theta = base + lambda * sum w_i d_i
- *   ties             trim each d_i to its top `density` fraction by |d_i|; elected sign
- *                    s = sign(sum w_i d_i) (0 -> +); theta = base + lambda * sum(w_i d_i [sgn d_i = s]) / sum(w_i [sgn d_i = s])
- *   dare_linear      d_i <- d_i * Bernoulli(density) / density, then task arithmetic
- *   dare_ties        the DARE mask, then TIES' sign consensus and normalisation
- *   slerp            spherical interpolation of two tensors by t; linear when |cos| > 0.9995
+ *   linear            theta = sum w_i theta_i / sum w_i                    (normalize, default true)
+ *   generalized task arithmetic (task_arithmetic, ties, dare_*, breadcrumbs*, della*):
+ *                     d_i sparsified (sparsify.ts); e_i = w_i d_i; with sign consensus the elected
+ *                     sign is s = sign(sum e_i) (0 -> +) and only e_i with sign s count;
+ *                     m = sum e_i [/ sum w_i, over the counted ones, when normalize]; theta = base + lambda m
+ *   model_stock       t = N cos / (1 + (N - 1) cos), cos the mean pairwise cosine of the d_i (whole
+ *                     tensor, or per row with filter_wise); theta = t mean(theta_i) + (1 - t) base
+ *   slerp             spherical interpolation of two tensors by t; linear when |cos| > 0.9995
+ *   passthrough       one tensor, times `scale` when given
  *
  * Arithmetic is in float64 (JS numbers) per element; results are float32.
  */
-import { AdaptorkitError, Rng } from '@adaptorkit/core';
+import { AdaptorkitError, type Rng } from '@adaptorkit/core';
+import { sparsify, sparsifyMagnitude, type SparsifyMethod } from './sparsify.js';
 
+export { kthLargest, kthLargestMagnitude } from './select.js';
 export type Vec = Float32Array;
 
 /** Per-model values for one tensor: the tensor and its resolved parameters. */
@@ -21,8 +25,12 @@ export interface ModelTensor {
   data: Vec;
   /** Weight w_i (default 1). */
   weight: number;
-  /** Fraction of d_i kept by ties / dare (default 1). */
+  /** Fraction of d_i kept by sparsification (default 1). */
   density: number;
+  /** breadcrumbs: fraction of the largest |d_i| dropped (default 0.01). */
+  gamma?: number;
+  /** della: half-width of the keep probabilities (default 0.15). */
+  epsilon?: number;
 }
 
 export interface MergeOpts {
@@ -30,9 +38,30 @@ export interface MergeOpts {
   lambda?: number;
   /** Divide by the (agreeing) weight sum. */
   normalize?: boolean;
+  /** Rescale a sparsified delta to its L1 norm before sparsification. */
+  rescale?: boolean;
   /** The inputs' arrays may be overwritten (saves one tensor-sized buffer per model when streaming). */
   inPlace?: boolean;
 }
+
+/** The generalized task arithmetic family, as mergekit's registry defines each member. */
+export interface GtaKind {
+  sparsify?: SparsifyMethod;
+  consensus: boolean;
+  defaultNormalize: boolean;
+  defaultRescale: boolean;
+}
+export const GTA_METHODS = {
+  task_arithmetic: { consensus: false, defaultNormalize: false, defaultRescale: false },
+  ties: { sparsify: 'magnitude', consensus: true, defaultNormalize: true, defaultRescale: false },
+  dare_linear: { sparsify: 'random', consensus: false, defaultNormalize: false, defaultRescale: true },
+  dare_ties: { sparsify: 'random', consensus: true, defaultNormalize: false, defaultRescale: true },
+  breadcrumbs: { sparsify: 'magnitude_outliers', consensus: false, defaultNormalize: false, defaultRescale: false },
+  breadcrumbs_ties: { sparsify: 'magnitude_outliers', consensus: true, defaultNormalize: false, defaultRescale: false },
+  della: { sparsify: 'della_magprune', consensus: true, defaultNormalize: true, defaultRescale: true },
+  della_linear: { sparsify: 'della_magprune', consensus: false, defaultNormalize: false, defaultRescale: true },
+} as const satisfies Record<string, GtaKind>;
+export type GtaMethodName = keyof typeof GTA_METHODS;
 
 function checkLengths(what: string, base: Vec | undefined, ms: readonly { data: Vec }[]): number {
   const n = base?.length ?? ms[0]?.data.length;
@@ -41,10 +70,6 @@ function checkLengths(what: string, base: Vec | undefined, ms: readonly { data: 
     if (m.data.length !== n) throw new AdaptorkitError('SHAPE_MISMATCH', `${what}: model ${i} has ${m.data.length} elements, expected ${n}`);
   }
   return n;
-}
-
-function checkDensity(what: string, d: number): void {
-  if (!(d > 0 && d <= 1)) throw new AdaptorkitError('INVALID_ARGUMENT', `${what}: density must be in (0, 1], got ${d}`);
 }
 
 /** theta = sum w_i theta_i / sum w_i (or the plain weighted sum when normalize is false). */
@@ -63,188 +88,129 @@ export function mergeLinear(models: readonly ModelTensor[], opts: { normalize?: 
   return out;
 }
 
-/** theta = base + lambda * sum w_i (theta_i - base) (divided by sum w_i when normalize). */
-export function mergeTaskArithmetic(base: Vec, models: readonly ModelTensor[], opts: { lambda?: number; normalize?: boolean; inPlace?: boolean } = {}): Vec {
-  const n = checkLengths('task_arithmetic', base, models);
+/**
+ * Generalized task arithmetic over one tensor. `rngs[i]` drives model i's random mask (dare,
+ * della); `shape` is the tensor's (della ranks along dim 1).
+ */
+export function mergeGta(kind: GtaKind, base: Vec, models: readonly ModelTensor[], opts: MergeOpts & { rngs?: readonly Rng[]; shape?: readonly number[] } = {}): Vec {
+  const n = checkLengths('task arithmetic', base, models);
+  const inPlace = opts.inPlace ?? false;
+  const rescale = opts.rescale ?? kind.defaultRescale;
+  const normalize = opts.normalize ?? kind.defaultNormalize;
   const lambda = opts.lambda ?? 1;
-  let wsum = 0;
-  for (const m of models) wsum += m.weight;
-  const div = opts.normalize ? (Math.abs(wsum) < 1e-12 ? 1 : wsum) : 1;
-  const out = opts.inPlace ? base : new Float32Array(n);
-  for (let j = 0; j < n; j++) {
-    const b = base[j]!;
-    let s = 0;
-    for (const m of models) s += m.weight * (m.data[j]! - b);
-    out[j] = b + (lambda * s) / div;
-  }
-  return out;
-}
-
-/**
- * The k-th largest value of `a` (1-based k), by in-place quickselect on a scratch copy: O(n), no sort.
- */
-export function kthLargest(values: Vec, k: number): number {
-  return kthLargestInPlace(Float32Array.from(values), k);
-}
-
-/**
- * The k-th largest |v| of `d` without a tensor-sized scratch: a two-pass radix select over the bits
- * of |v| (for non-negative floats the bit patterns order like the values), 2 x 65536 counters.
- * Returns the same value as kthLargest over the magnitudes.
- */
-export function kthLargestMagnitude(d: Vec, k: number): number {
-  const n = d.length;
-  if (k < 1 || k > n) throw new AdaptorkitError('INVALID_ARGUMENT', `kthLargest: k=${k} outside 1..${n}`);
-  const bits = new Uint32Array(d.buffer, d.byteOffset, n);
-  const count = new Uint32Array(65536);
-  for (let j = 0; j < n; j++) count[(bits[j]! & 0x7fffffff) >>> 16]!++;
-  let rem = k;
-  let hi = 32767; // the sign bit is cleared, so the top half is at most 0x7fff
-  for (; hi > 0 && count[hi]! < rem; hi--) rem -= count[hi]!;
-  count.fill(0);
-  for (let j = 0; j < n; j++) {
-    const u = bits[j]! & 0x7fffffff;
-    if (u >>> 16 === hi) count[u & 0xffff]!++;
-  }
-  let lo = 65535;
-  for (; lo > 0 && count[lo]! < rem; lo--) rem -= count[lo]!;
-  const out = new Float32Array(new Uint32Array([((hi << 16) | lo) >>> 0]).buffer);
-  return out[0]!;
-}
-
-/** kthLargest on a scratch array it may reorder. */
-function kthLargestInPlace(a: Vec, k: number): number {
-  const n = a.length;
-  if (k < 1 || k > n) throw new AdaptorkitError('INVALID_ARGUMENT', `kthLargest: k=${k} outside 1..${n}`);
-  const target = n - k; // index in ascending order
-  let lo = 0;
-  let hi = n - 1;
-  while (lo < hi) {
-    // median of three pivot
-    const mid = (lo + hi) >>> 1;
-    const x = a[lo]!, y = a[mid]!, z = a[hi]!;
-    const pivot = x < y ? (y < z ? y : x < z ? z : x) : x < z ? x : y < z ? z : y;
-    let i = lo;
-    let j = hi;
-    while (i <= j) {
-      while (a[i]! < pivot) i++;
-      while (a[j]! > pivot) j--;
-      if (i <= j) {
-        const t = a[i]!;
-        a[i] = a[j]!;
-        a[j] = t;
-        i++;
-        j--;
-      }
-    }
-    if (target <= j) hi = j;
-    else if (target >= i) lo = i;
-    else return a[target]!;
-  }
-  return a[target]!;
-}
-
-/**
- * TIES trim: keep the top `density` fraction (k = round(density * n), at least 1) of d by |d|,
- * zero the rest. Entries tied with the k-th magnitude are all kept (so at most a few more than k).
- */
-export function trimToDensity(d: Vec, density: number, inPlace = false): Vec {
-  checkDensity('ties', density);
-  const n = d.length;
-  if (density >= 1 || n === 0) return d;
-  const k = Math.max(1, Math.round(density * n));
-  const thr = kthLargestMagnitude(d, k); // no |d| copy: the streaming merge holds only its inputs
-  const out = inPlace ? d : new Float32Array(n);
-  for (let j = 0; j < n; j++) {
-    const v = d[j]!;
-    const keep = Math.abs(v) >= thr && v !== 0;
-    out[j] = keep ? v : 0;
-  }
-  return out;
-}
-
-/** DARE: keep each entry with probability `density`, rescale the kept ones by 1/density. */
-export function dareMask(d: Vec, density: number, rng: Rng, inPlace = false): Vec {
-  checkDensity('dare', density);
-  if (density >= 1) return d;
-  const out = inPlace ? d : new Float32Array(d.length);
-  const scale = 1 / density;
-  for (let j = 0; j < d.length; j++) out[j] = rng.next() < density ? d[j]! * scale : 0;
-  return out;
-}
-
-/**
- * Sign consensus over (already sparsified) deltas: elected sign s = sign(sum w_i d_i), 0 counts
- * as +; result = sum(w_i d_i [sgn d_i = s]) / sum(w_i [sgn d_i = s]) when normalize (0 where no
- * delta agrees), else the plain agreeing sum.
- */
-export function signConsensus(deltas: readonly Vec[], weights: readonly number[], normalize: boolean, into?: Vec): Vec {
-  const n = deltas[0]?.length ?? 0;
-  const out = into ?? new Float32Array(n); // may be deltas[0]: element j is read from every delta before it is written
-  for (let j = 0; j < n; j++) {
-    let total = 0;
-    for (let i = 0; i < deltas.length; i++) total += weights[i]! * deltas[i]![j]!;
-    const s = total >= 0 ? 1 : -1;
-    let num = 0;
-    let den = 0;
-    for (let i = 0; i < deltas.length; i++) {
-      const v = deltas[i]![j]!;
-      if ((v > 0 && s > 0) || (v < 0 && s < 0)) {
-        num += weights[i]! * v;
-        den += weights[i]!;
-      }
-    }
-    out[j] = normalize ? (Math.abs(den) < 1e-12 ? 0 : num / den) : num;
-  }
-  return out;
-}
-
-/** d_i = theta_i - base; with inPlace the model arrays are overwritten (the streaming merge owns them). */
-function deltasOf(base: Vec, models: readonly ModelTensor[], inPlace = false): Vec[] {
-  return models.map((m) => {
-    const d = inPlace ? m.data : new Float32Array(base.length);
-    for (let j = 0; j < base.length; j++) d[j] = m.data[j]! - base[j]!;
-    return d;
+  const deltas = models.map((m, i) => {
+    const d = inPlace ? m.data : new Float32Array(n);
+    for (let j = 0; j < n; j++) d[j] = m.data[j]! - base[j]!;
+    if (!kind.sparsify) return d;
+    return sparsify(d, kind.sparsify, {
+      density: m.density, rescale, inPlace: true, ...(m.gamma !== undefined ? { gamma: m.gamma } : {}),
+      ...(m.epsilon !== undefined ? { epsilon: m.epsilon } : {}), ...(opts.rngs?.[i] ? { rng: opts.rngs[i] } : {}), shape: opts.shape ?? [n],
+    });
   });
-}
-
-function addScaled(base: Vec, delta: Vec, lambda: number, inPlace = false): Vec {
-  const out = inPlace ? base : new Float32Array(base.length);
-  for (let j = 0; j < base.length; j++) out[j] = base[j]! + lambda * delta[j]!;
+  const w = models.map((m) => m.weight);
+  const out = inPlace ? base : new Float32Array(n);
+  for (let j = 0; j < n; j++) {
+    let mixed = 0;
+    let div = 0;
+    if (kind.consensus) {
+      let total = 0;
+      for (let i = 0; i < deltas.length; i++) total += w[i]! * deltas[i]![j]!;
+      const s = total >= 0 ? 1 : -1;
+      for (let i = 0; i < deltas.length; i++) {
+        const e = w[i]! * deltas[i]![j]!;
+        if (Math.sign(e) === s) {
+          mixed += e;
+          div += w[i]!;
+        }
+      }
+      if (div === 0) div = 1;
+    } else {
+      for (let i = 0; i < deltas.length; i++) {
+        mixed += w[i]! * deltas[i]![j]!;
+        div += w[i]!;
+      }
+      if (Math.abs(div) < 1e-8) div = 1;
+    }
+    if (normalize) mixed /= div;
+    out[j] = base[j]! + lambda * mixed;
+  }
   return out;
 }
 
-/** TIES-merging: trim, elect sign, disjoint (weighted) mean. normalize defaults to true. */
+/** theta = base + lambda * sum w_i (theta_i - base) (divided by sum w_i when normalize). */
+export function mergeTaskArithmetic(base: Vec, models: readonly ModelTensor[], opts: MergeOpts = {}): Vec {
+  return mergeGta(GTA_METHODS.task_arithmetic, base, models, opts);
+}
+
+/** TIES-merging: trim to the top density by magnitude, elect sign, disjoint (weighted) mean. */
 export function mergeTies(base: Vec, models: readonly ModelTensor[], opts: MergeOpts = {}): Vec {
-  checkLengths('ties', base, models);
-  const deltas = deltasOf(base, models, opts.inPlace).map((d, i) => trimToDensity(d, models[i]!.density, opts.inPlace));
-  const merged = signConsensus(deltas, models.map((m) => m.weight), opts.normalize ?? true, opts.inPlace ? deltas[0] : undefined);
-  return addScaled(base, merged, opts.lambda ?? 1, opts.inPlace);
+  return mergeGta(GTA_METHODS.ties, base, models, opts);
 }
 
 /** DARE + task arithmetic. `rngs[i]` drives model i's mask (seeded by the caller per tensor). */
 export function mergeDareLinear(base: Vec, models: readonly ModelTensor[], rngs: readonly Rng[], opts: MergeOpts = {}): Vec {
-  checkLengths('dare_linear', base, models);
-  const deltas = deltasOf(base, models, opts.inPlace).map((d, i) => dareMask(d, models[i]!.density, rngs[i]!, opts.inPlace));
-  const n = base.length;
-  let wsum = 0;
-  for (const m of models) wsum += m.weight;
-  const div = opts.normalize ? (Math.abs(wsum) < 1e-12 ? 1 : wsum) : 1;
-  const sum = opts.inPlace ? deltas[0]! : new Float32Array(n);
-  for (let j = 0; j < n; j++) {
-    let s = 0;
-    for (let i = 0; i < deltas.length; i++) s += models[i]!.weight * deltas[i]![j]!;
-    sum[j] = s / div;
-  }
-  return addScaled(base, sum, opts.lambda ?? 1, opts.inPlace);
+  return mergeGta(GTA_METHODS.dare_linear, base, models, { ...opts, rngs });
 }
 
-/** DARE + TIES' sign consensus. normalize defaults to true. */
+/** DARE + TIES' sign consensus. */
 export function mergeDareTies(base: Vec, models: readonly ModelTensor[], rngs: readonly Rng[], opts: MergeOpts = {}): Vec {
-  checkLengths('dare_ties', base, models);
-  const deltas = deltasOf(base, models, opts.inPlace).map((d, i) => dareMask(d, models[i]!.density, rngs[i]!, opts.inPlace));
-  const merged = signConsensus(deltas, models.map((m) => m.weight), opts.normalize ?? true, opts.inPlace ? deltas[0] : undefined);
-  return addScaled(base, merged, opts.lambda ?? 1, opts.inPlace);
+  return mergeGta(GTA_METHODS.dare_ties, base, models, { ...opts, rngs });
+}
+
+/** TIES' trim alone: keep the floor(density * n) largest magnitudes (ties broken by index). */
+export function trimToDensity(d: Vec, density: number, inPlace = false): Vec {
+  return sparsifyMagnitude(d, density, false, inPlace);
+}
+
+/**
+ * Model Stock: base w0 and N >= 2 fine-tuned models; cos = mean pairwise cosine of their offsets
+ * (clamped to [-1, 1], norms product clamped at 1e-6), t = N cos / (1 + (N - 1) cos),
+ * theta = t * mean(theta_i) + (1 - t) * w0. With filterWise the cosine is taken per row (dim 0).
+ */
+export function mergeModelStock(base: Vec, models: readonly Vec[], opts: { filterWise?: boolean; shape?: readonly number[] } = {}): Vec {
+  const n = checkLengths('model_stock', base, models.map((data) => ({ data })));
+  if (models.length < 2) throw new AdaptorkitError('INVALID_ARGUMENT', `model_stock needs at least two models besides the base, got ${models.length}`);
+  const shape = opts.shape ?? [n];
+  const rows = opts.filterWise && shape.length >= 2 ? shape[0]! : 1;
+  const width = n / rows;
+  const N = models.length;
+  const out = new Float32Array(n);
+  for (let r = 0; r < rows; r++) {
+    const lo = r * width;
+    const hi = lo + width;
+    let cosSum = 0;
+    let pairs = 0;
+    for (let a = 0; a < N; a++) {
+      for (let b = a + 1; b < N; b++) {
+        let dot = 0, na = 0, nb = 0;
+        for (let j = lo; j < hi; j++) {
+          const x = models[a]![j]! - base[j]!;
+          const y = models[b]![j]! - base[j]!;
+          dot += x * y;
+          na += x * x;
+          nb += y * y;
+        }
+        cosSum += Math.min(1, Math.max(-1, dot / Math.max(1e-6, Math.sqrt(na) * Math.sqrt(nb))));
+        pairs++;
+      }
+    }
+    const cos = cosSum / pairs;
+    const t = (N * cos) / (1 + (N - 1) * cos);
+    for (let j = lo; j < hi; j++) {
+      let avg = 0;
+      for (const m of models) avg += m[j]!;
+      out[j] = t * (avg / N) + (1 - t) * base[j]!;
+    }
+  }
+  return out;
+}
+
+/** Passthrough: the one tensor, times `scale` when given. */
+export function mergePassthrough(data: Vec, scale?: number): Vec {
+  if (scale === undefined) return data;
+  const out = new Float32Array(data.length);
+  for (let j = 0; j < data.length; j++) out[j] = data[j]! * scale;
+  return out;
 }
 
 /** |cos| above this and slerp falls back to linear interpolation (mergekit's DOT_THRESHOLD). */
