@@ -10,6 +10,7 @@
  *     checkpoints/step-NNNNNN/   adapter + optimizer state, written atomically
  *     final/             the trained adapter (adapter_model.safetensors + adapter_config.json)
  */
+import type { DataCounts } from './data/length.js';
 
 export type RunStatus = 'running' | 'completed' | 'failed' | 'interrupted';
 
@@ -52,6 +53,8 @@ export interface RunInfo {
   trainSeconds?: number;
   /** Method-specific extras a report can show, e.g. { routing: { text: number[][], image: number[][] } }. */
   extras?: Record<string, unknown>;
+  /** LLaVA data: the template used, records per split, and what data.maxLength / data.onTooLong did. */
+  data?: DataCounts;
 }
 
 /** A training step line. */

@@ -7,9 +7,9 @@ import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { stringify as toYaml } from 'yaml';
-import { AdamW, AdaptorkitError, defaultParamGroups, initBackend, loadTokenizer, manualSeed, readSafetensors, Rng, saveAdapter, tf, writeSafetensors } from '@adaptorkit/core';
+import { AdamW, AdaptorkitError, defaultParamGroups, initBackend, manualSeed, readSafetensors, Rng, saveAdapter, tf, writeSafetensors } from '@adaptorkit/core';
 import type { BackendInfo, CausalLM, Parameter, VisionEncoder } from '@adaptorkit/core';
-import { IMAGE_TOKEN, ShapesWorld, type Split } from '@adaptorkit/data';
+import { ShapesWorld, type Split } from '@adaptorkit/data';
 import { parseWith, readYaml } from './config-util.js';
 import { checkResumeConfig } from './config/resume.js';
 import { loadRunConfigFile } from './config/run-config.js';
@@ -20,8 +20,10 @@ import { methodByName, type Bases, type TrainSystem } from './methods/index.js';
 import { isRetrievalRun, maskSeed, runRetrievalTrain } from './retrieval.js';
 import type { EvalLine, EvalResult, MachineInfo, RunInfo, RunSummary, StepLine } from './run-format.js';
 import { makeProgress, type Progress } from './progress.js';
-import { basePath, isShippedBase, loadBases } from './shapes/store.js';
-import { defaultNormalization, llavaSource, shapesWorldSource, type DataSource, type SourceExample } from './sources.js';
+import { basePath, loadBases } from './shapes/store.js';
+import { shapesWorldSource, type DataSource, type SourceExample } from './sources.js';
+import { makeLlavaSource } from './data/llava-source.js';
+import { limitLengths, type DataCounts } from './data/length.js';
 import { buildBatch, padRight } from './vl/batch.js';
 
 export const MAX_NEW_TOKENS: Record<string, number> = { vqa: 6, grounding: 24, caption: 48, common: 3, instruct: 24, text: 8 };
@@ -61,6 +63,8 @@ export interface Env {
   bases: Bases;
   system: TrainSystem;
   backend: BackendInfo;
+  /** LLaVA data: records per split and how many were too long (run.json `data`). */
+  dataCounts?: DataCounts;
 }
 
 async function makeSource(cfg: RunConfig, sw: ShapesWorld, lm: CausalLM, vision: VisionEncoder, log: (l: string) => void): Promise<DataSource> {
@@ -70,32 +74,7 @@ async function makeSource(cfg: RunConfig, sw: ShapesWorld, lm: CausalLM, vision:
     }
     return shapesWorldSource(sw);
   }
-  const l = cfg.data.llava;
-  if (!l) throw new AdaptorkitError('INVALID_CONFIG', 'data.llava: required when data.source is llava ({ json, imageRoot })');
-  if (isShippedBase(cfg.base.lm)) throw new AdaptorkitError('INVALID_CONFIG', `base.lm: LLaVA data needs a real HF model folder (with tokenizer.json), not the ShapesWorld LM '${cfg.base.lm}'`);
-  const lmDir = basePath(cfg.base.lm, 'lm');
-  const tok = await loadTokenizer(lmDir);
-  if (tok.vocabSize > lm.config.vocabSize) throw new AdaptorkitError('INVALID_CONFIG', `${lmDir}: the tokenizer has ${tok.vocabSize} ids but the model's vocabulary is ${lm.config.vocabSize}`);
-  const imageTokenId = l.imageTokenId ?? tok.tokenToId(IMAGE_TOKEN);
-  if (imageTokenId === undefined) {
-    throw new AdaptorkitError('INVALID_CONFIG', `data.llava.imageTokenId: the tokenizer in ${lmDir} has no single ${IMAGE_TOKEN} token; set imageTokenId to an id it never produces for text (e.g. a reserved special token)`);
-  }
-  if (imageTokenId === tok.padId || imageTokenId < 0 || imageTokenId >= lm.config.vocabSize) {
-    throw new AdaptorkitError('INVALID_CONFIG', `data.llava.imageTokenId: ${imageTokenId} must be in [0, ${lm.config.vocabSize}) and differ from the pad id ${tok.padId}`);
-  }
-  const resolve = (p: string): string => path.resolve(p);
-  return llavaSource(tok, {
-    json: resolve(l.json),
-    imageRoot: resolve(l.imageRoot),
-    evalJson: l.evalJson ? resolve(l.evalJson) : undefined,
-    heldOut: l.heldOut,
-    onError: l.onError,
-    imageSize: vision.config.imageSize,
-    normalize: l.normalize ?? defaultNormalization(vision.config.kind),
-    imageTokenId,
-    cacheImages: l.cacheImages,
-    log,
-  });
+  return makeLlavaSource(cfg, lm, vision, log); // data/llava-source.ts
 }
 
 export async function setup(cfg: RunConfig, log: (l: string) => void): Promise<Env> {
@@ -106,12 +85,13 @@ export async function setup(cfg: RunConfig, log: (l: string) => void): Promise<E
   manualSeed(cfg.seed);
   const sw = new ShapesWorld({ seed: cfg.data.worldSeed });
   const { lm, vision } = await loadBases(cfg.base.lm, cfg.base.vision);
-  const source = await makeSource(cfg, sw, lm, vision, log);
-  const tok = source.tokenizer;
-  const eosId = tok.eosId ?? tok.padId;
-  const bases: Bases = { lm, vision, placeholderIds: source.placeholderIds, padId: tok.padId, eosId };
+  const raw = await makeSource(cfg, sw, lm, vision, log);
+  const tok = raw.tokenizer;
+  const eosId = raw.stopIds?.[0] ?? tok.eosId ?? tok.padId; // a chat template's end-of-turn token ends answers
+  const bases: Bases = { lm, vision, placeholderIds: raw.placeholderIds, padId: tok.padId, eosId };
   const system = methodByName(cfg.method.name).build(bases, cfg.method.config);
-  return { sw, source, bases, system, backend };
+  const { source, counts } = limitLengths(raw, cfg, lm.config.maxPositionEmbeddings, system.tokensPerInput, log); // data/length.ts
+  return { sw, source, bases, system, backend, ...(counts ? { dataCounts: counts } : {}) };
 }
 
 /** Decode generated ids to answer strings. */
@@ -265,6 +245,8 @@ export interface RunSpec<R extends EvalResult> {
   what: string;
   /** Method facts known before training (run.json extras). */
   extras?: Record<string, unknown>;
+  /** What the data length rule kept (run.json data). */
+  data?: RunInfo['data'];
   beforeStep?: (step: number) => Promise<void>;
   /** Loss of micro-batch `micro` of step `step` (inside the loop's tidy); adds its non-padding tokens to meter.tokens. */
   loss: (step: number, micro: number, meter: { tokens: number }) => tf.Scalar;
@@ -310,6 +292,7 @@ export async function runFolderTraining<R extends EvalResult>(spec: RunSpec<R>, 
     trainablePercent: (100 * trainableParams) / spec.totalParams,
     trainSeconds: prevInfo?.trainSeconds ?? 0,
     ...(spec.extras ? { extras: spec.extras } : {}),
+    ...(spec.data ? { data: spec.data } : {}),
   };
   await writeFileAtomic(path.join(dir, 'config.yaml'), toYaml(cfg));
   await writeJsonAtomic(runJson, info);
@@ -424,6 +407,7 @@ export async function runTrain(cfg: RunConfig, o: TrainOptions = {}): Promise<{ 
       named: system.trainable(),
       totalParams: system.totalParameters(),
       what: cfg.data.source === 'llava' ? 'LLaVA data' : cfg.data.task,
+      data: env.dataCounts,
       beforeStep: async (step) => {
         for (let m = 0; m < Math.max(1, t.accumulation); m++) await source.prefetch(batchExamples(examples, cfg.seed, step, m, t.batchSize));
       },
