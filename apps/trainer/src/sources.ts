@@ -7,19 +7,12 @@
  * constants the vision encoder was trained with.
  */
 import * as path from 'node:path';
-import { AdaptorkitError, type HFTokenizer } from '@adaptorkit/core';
+import { AdaptorkitError } from '@adaptorkit/core';
 import {
   encodeExample,
-  encodeSegments,
   IMAGE_TOKEN,
-  loadImage,
   MODALITY_TOKENS,
-  normalizationConstants,
-  normalizeImage,
-  readLlava,
-  scoreExact,
   scoreTask,
-  turnsToSegments,
   type EncodedExample,
   type Example,
   type Modality,
