@@ -13,6 +13,7 @@ import { METHODS } from './methods/index.js';
 import { finalEval, loadRunConfig, runTrain, writeSummary } from './train.js';
 import { PretrainConfigSchema, TASKS } from './config.js';
 import { ask, chat, readImagePixels } from './ask.js';
+import { samplingOf, type SamplingFlags } from './config/sampling.js';
 import { runDemo, writeIntoReadme } from './demo.js';
 import { openRun } from './open-run.js';
 import { registerMergeCommand } from './merge-cmd.js';
@@ -117,22 +118,32 @@ program
   .requiredOption('--prompt <text>', 'the question or instruction')
   .option('--image <file>', 'an image file (PNG/JPEG; resized and padded to the encoder size)')
   .option('--max-new-tokens <n>', 'longest answer', (v) => Number(v), 32)
-  .action(async (dir: string, o: { prompt: string; image?: string; maxNewTokens: number }) => {
+  .option('--temperature <t>', 'sampling temperature (0 = greedy, the default)', Number)
+  .option('--top-k <k>', 'sample from the k most likely tokens', Number)
+  .option('--top-p <p>', 'sample from the smallest set of tokens whose probability reaches p', Number)
+  .option('--seed <n>', 'sampling seed (same seed, same answer)', Number)
+  .action(async (dir: string, o: { prompt: string; image?: string; maxNewTokens: number } & SamplingFlags) => {
+    const sampling = samplingOf(o);
     const { env } = await openRun(dir);
     const image = o.image ? await readImagePixels(env, o.image) : undefined;
-    console.log(ask(env, o.prompt, image, o.maxNewTokens));
+    console.log(ask(env, o.prompt, image, o.maxNewTokens, sampling));
   });
 
 program
   .command('chat')
-  .description("Talk to a run's trained adapter line by line (/image <file> attaches an image, /text drops it, /quit leaves).")
+  .description("Talk to a run's trained adapter: one conversation through the model's chat template, oldest rounds dropped to fit the context (/image <file> starts one about an image, /text one without, /reset starts over, /quit leaves).")
   .argument('<run>', 'run folder')
   .option('--image <file>', 'start with this image attached')
   .option('--max-new-tokens <n>', 'longest answer', (v) => Number(v), 32)
-  .action(async (dir: string, o: { image?: string; maxNewTokens: number }) => {
+  .option('--temperature <t>', 'sampling temperature (0 = greedy, the default)', Number)
+  .option('--top-k <k>', 'sample from the k most likely tokens', Number)
+  .option('--top-p <p>', 'sample from the smallest set of tokens whose probability reaches p', Number)
+  .option('--seed <n>', 'sampling seed (turn i uses seed + i)', Number)
+  .action(async (dir: string, o: { image?: string; maxNewTokens: number } & SamplingFlags) => {
+    const sampling = samplingOf(o);
     const { env } = await openRun(dir);
     const image = o.image ? await readImagePixels(env, o.image) : undefined;
-    await chat(env, { input: process.stdin, output: process.stdout, maxNewTokens: o.maxNewTokens, image });
+    await chat(env, { input: process.stdin, output: process.stdout, maxNewTokens: o.maxNewTokens, image, sampling });
   });
 
 program

@@ -10,7 +10,8 @@ import * as path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { CausalLM, initBackend, loadTokenizer, manualSeed, VisionEncoder } from '@adaptorkit/core';
 import { writeImagePng } from '@adaptorkit/data';
-import { ask, readImagePixels } from './ask.js';
+import { Readable, Writable } from 'node:stream';
+import { ask, chat, fitConversation, readImagePixels } from './ask.js';
 import { openRun } from './open-run.js';
 import type { RunSummary } from './run-format.js';
 import { saveLM, saveVision } from './shapes/store.js';
@@ -94,6 +95,28 @@ describe('LLaVA-format data in adaptorkit train', () => {
       expect(Math.min(...px)).toBeLessThan(0); // CLIP-normalised, not 0..1
       const answer = ask(opened.env, 'What colour is this?', px, 3);
       expect(typeof answer).toBe('string');
+
+      // generate refuses a prompt longer than the context (256) before any forward
+      expect(() => ask(opened.env, 'word '.repeat(400), px, 3)).toThrow(/the prompt is \d+ tokens \(image tokens included\) but the model's context is 256/);
+      // sampling: seeded, repeatable, and not the greedy answer on a near-uniform random model
+      const greedy = ask(opened.env, 'Say hi.', undefined, 6);
+      const s1 = ask(opened.env, 'Say hi.', undefined, 6, { temperature: 1, seed: 1 });
+      expect(ask(opened.env, 'Say hi.', undefined, 6, { temperature: 1, seed: 1 })).toBe(s1);
+      expect(s1).not.toBe(greedy);
+
+      // chat: one conversation through the chat template, oldest rounds dropped to fit the context
+      const fit = fitConversation(opened.env, [{ role: 'user', text: 'First question?' }, { role: 'assistant', text: 'First answer.' }], 'Second?', true, 8);
+      expect(fit.dropped).toBe(0);
+      expect(fit.prompt).toContain('<|start_header_id|>user<|end_header_id|>\n\n<image>\nFirst question?<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\nFirst answer.<|eot_id|>');
+      expect(fit.prompt.endsWith('Second?<|eot_id|><|start_header_id|>assistant<|end_header_id|>\n\n')).toBe(true);
+      const long = 'tell me more about the colour '.repeat(12).trim(); // ~70 tokens a line: three rounds overflow 256
+      const input = Readable.from([`${long}\n`, `${long}\n`, `${long}\n`, `${long}\n`, '/quit\n']);
+      let said = '';
+      const output = new Writable({ write(chunk: Buffer, _e, cb) { said += chunk.toString(); cb(); } });
+      await chat(opened.env, { input, output, maxNewTokens: 4, image: px, sampling: { temperature: 0.7, topK: 20, seed: 3 } });
+      expect(said).toMatch(/\(dropped the 1 oldest round to stay within the 256-token context\)/);
+      expect(said.match(/^> /gm)).toHaveLength(4);
+      expect(said).not.toContain('error:');
     }
   }, 240_000);
 
