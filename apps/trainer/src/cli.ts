@@ -2,10 +2,11 @@
 /** The `adaptorkit` command line. */
 import * as path from 'node:path';
 import { Command } from 'commander';
-import { AdaptorkitError, initBackend, plan } from '@adaptorkit/core';
+import { AdaptorkitError, initBackend } from '@adaptorkit/core';
 import type { BackendPreference } from '@adaptorkit/core';
 import { ShapesWorld } from '@adaptorkit/data';
 import { readYaml } from './config-util.js';
+import { planTarget } from './plan-cmd.js';
 import { readRun, writeReport } from './report/index.js';
 import { pretrainLM, pretrainVision } from './shapes/pretrain.js';
 import { saveLM, saveVision, shippedBasesDir } from './shapes/store.js';
@@ -69,14 +70,15 @@ program
 
 program
   .command('plan')
-  .description('Trainable / total parameters and a memory estimate from a model config (HF config.json or a run config), no weights allocated.')
-  .argument('<config>', 'HF config.json (or YAML)')
-  .option('--batch <n>', 'batch size', (v) => Number(v), 1)
-  .option('--seq <n>', 'sequence length', (v) => Number(v), 2048)
-  .action(async (file: string, o: { batch: number; seq: number }) => {
-    const cfg = file.endsWith('.json') ? JSON.parse(await (await import('node:fs/promises')).readFile(file, 'utf8')) : await readYaml(file);
-    const p = plan(cfg as never, { batchSize: o.batch, seqLen: o.seq });
-    console.log(p.summary);
+  .description("Parameters (the method's trainable ones for a run) and a memory estimate, no weights loaded: an HF model folder, its config.json, or a run YAML.")
+  .argument('<target>', 'HF model folder, config.json, or run YAML (then the method on its bases)')
+  .option('--batch <n>', 'batch size (default 1; a run: train.batchSize)', (v) => Number(v))
+  .option('--seq <n>', "sequence length (default 2048; a run: data.maxLength or the model's context, at most 2048)", (v) => Number(v))
+  .action(async (target: string, o: { batch?: number; seq?: number }) => {
+    for (const [flag, v] of [['--batch', o.batch], ['--seq', o.seq]] as const) {
+      if (v !== undefined && !(Number.isInteger(v) && v > 0)) throw new AdaptorkitError('INVALID_ARGUMENT', `${flag} must be a positive integer, got ${v}`);
+    }
+    console.log(await planTarget(target, o));
   });
 
 const collect = (v: string, prev: string[]): string[] => [...prev, v];
