@@ -18,6 +18,11 @@ import { samplingOf, type SamplingFlags } from './config/sampling.js';
 import { runDemo, writeIntoReadme } from './demo.js';
 import { openRun } from './open-run.js';
 import { registerMergeCommand } from './merge-cmd.js';
+import { exitWithParent } from './sweep/child.js';
+import { registerSweepCommands } from './sweep/cli.js';
+import { sweepRunDirs } from './sweep/run.js';
+
+exitWithParent(); // a run started by a sweep worker stops when its worker is gone
 import { evalRetrievalRun, isRetrievalRunFolder } from './retrieval.js';
 import { applyOverrides, parseWith } from './config-util.js';
 
@@ -158,11 +163,12 @@ program
 program
   .command('report')
   .description('Write a self-contained HTML page comparing runs (loss and metric curves, trainable %, step time, memory).')
-  .argument('<runs...>', 'run folders')
+  .argument('<runs...>', 'run folders (a sweep folder stands for its runs)')
   .option('-o, --out <file>', 'output HTML file', 'report.html')
   .option('--png', 'also write PNG charts beside it (needs Chromium)')
   .action(async (runs: string[], o: { out: string; png?: boolean }) => {
-    const loaded = await Promise.all(runs.map((r) => readRun(r)));
+    const dirs = (await Promise.all(runs.map(async (r) => (await sweepRunDirs(r)) ?? [r]))).flat();
+    const loaded = await Promise.all(dirs.map((r) => readRun(r)));
     const r = await writeReport(loaded, o.out, { png: o.png ?? false });
     for (const e of r.pageErrors ?? []) console.error(`page error: ${String(e)}`);
     console.log(`wrote ${o.out}`);
@@ -193,6 +199,7 @@ program
   });
 
 registerMergeCommand(program);
+registerSweepCommands(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   if (err instanceof AdaptorkitError) {
