@@ -17,10 +17,9 @@
  */
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { AdaptorkitError } from '@adaptorkit/core';
-import { parseWith } from '../config-util.js';
+import { parseWith, readYaml } from '../config-util.js';
 import { writeJsonAtomic } from '../fsutil.js';
 
 const overrideValue = z.union([z.string(), z.number(), z.boolean(), z.null(), z.array(z.unknown()), z.record(z.string(), z.unknown())]);
@@ -103,18 +102,7 @@ export function expandSweep(s: Sweep): SweepRun[] {
 
 /** Read, validate and expand a sweep file. */
 export async function loadSweep(file: string): Promise<ResolvedSweep> {
-  let text: string;
-  try {
-    text = await fs.readFile(file, 'utf8');
-  } catch (e) {
-    throw new AdaptorkitError('IO_ERROR', `cannot read sweep ${file}: ${(e as Error).message}`);
-  }
-  let raw: unknown;
-  try {
-    raw = parseYaml(text, { maxAliasCount: 100 }) ?? {};
-  } catch (e) {
-    throw new AdaptorkitError('INVALID_CONFIG', `${file} is not valid YAML: ${(e as Error).message}`);
-  }
+  const raw = await readYaml(file); // the one safe loader (config-util.ts)
   const sweep = parseWith(SweepSchema, raw, file);
   if (!SAFE.test(sweep.name)) throw new AdaptorkitError('INVALID_CONFIG', `${file}: name '${sweep.name}' must be a safe folder name (letters, digits, . _ -)`);
   const here = path.dirname(path.resolve(file));
