@@ -9,3 +9,5 @@ export { shapesLMConfig, shapesVisionConfig, TextTower } from './shapes/bases.js
 export { pretrainLM, pretrainVision, sceneQALoss, lmPretrainStream, pixelsTensor, SHAPES_PIXEL_MEAN, SHAPES_PIXEL_STD } from './shapes/pretrain.js';
 export { loadBases, saveLM, saveVision, shippedBasesDir, basePath, isShippedBase, SHIPPED_BASES } from './shapes/store.js';
 export * from './report/index.js';
+export { writeTinyHF, TINY_FAMILIES, type TinyFamily, type TinyHF } from './tiny-hf.js';
+export { planTarget, planRun } from './plan-cmd.js';

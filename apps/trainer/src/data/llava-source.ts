@@ -3,6 +3,7 @@
  * conversations turned into text by data.template (conversation.ts) with loss on assistant turns,
  * images decoded from disk on demand into a bounded cache.
  */
+import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { AdaptorkitError, type CausalLM, type HFTokenizer, type VisionEncoder, loadTokenizer } from '@adaptorkit/core';
 import {
@@ -39,6 +40,29 @@ export interface LlavaSourceOptions {
   /** How much each image is checked when the file is read (default 'decode'). */
   checkImages?: 'decode' | 'header' | 'exists';
   log?: (line: string) => void;
+}
+
+const tokenizers = new Map<string, Promise<HFTokenizer>>();
+
+/**
+ * loadTokenizer with a small per-process cache keyed by the files' paths, sizes and times: a
+ * tokenizer.json of a real model takes seconds to build, and one process (train then eval, chat,
+ * the demo, tests) reads the same folder several times.
+ */
+export async function loadTokenizerCached(dir: string): Promise<HFTokenizer> {
+  const stamp = async (f: string): Promise<string> => {
+    const st = await fs.stat(path.join(dir, f)).catch(() => undefined);
+    return st ? `${st.size}:${st.mtimeMs}` : '-';
+  };
+  const key = `${path.resolve(dir)}|${await stamp('tokenizer.json')}|${await stamp('tokenizer_config.json')}`;
+  let hit = tokenizers.get(key);
+  if (!hit) {
+    hit = loadTokenizer(dir);
+    hit.catch(() => tokenizers.delete(key));
+    tokenizers.set(key, hit);
+    while (tokenizers.size > 4) tokenizers.delete(tokenizers.keys().next().value!);
+  }
+  return hit;
 }
 
 /** Placeholder tokens a tokenizer may already have for images, tried in order when data.llava.imageTokenId is not set. */
@@ -151,7 +175,7 @@ export async function makeLlavaSource(cfg: RunConfig, lm: CausalLM, vision: Visi
   if (!l) throw new AdaptorkitError('INVALID_CONFIG', 'data.llava: required when data.source is llava ({ json, imageRoot })');
   if (isShippedBase(cfg.base.lm)) throw new AdaptorkitError('INVALID_CONFIG', `base.lm: LLaVA data needs a real HF model folder (with tokenizer.json), not the ShapesWorld LM '${cfg.base.lm}'`);
   const lmDir = basePath(cfg.base.lm, 'lm');
-  const tok = await loadTokenizer(lmDir);
+  const tok = await loadTokenizerCached(lmDir);
   if (tok.vocabSize > lm.config.vocabSize) throw new AdaptorkitError('INVALID_CONFIG', `${lmDir}: the tokenizer has ${tok.vocabSize} ids but the model's vocabulary is ${lm.config.vocabSize}`);
   let imageTokenId = l.imageTokenId;
   for (const t of IMAGE_TOKEN_CANDIDATES) imageTokenId ??= tok.tokenToId(t);
