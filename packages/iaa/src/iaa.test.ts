@@ -166,6 +166,20 @@ describe('wiring', () => {
     tf.dispose([ids, got, ref]);
     m.dispose();
   });
+
+  it('identity init on a Gemma-2-shaped base (scaled embeddings, (1 + w) norms, soft-capped logits, sliding layers) equals the base too', () => {
+    const lm = tinyCausalLM(4, {
+      modelType: 'gemma2', numLayers: 3, unitOffsetNorms: true, sandwichNorms: true, embedScale: 8, attnScale: 0.3, attnLogitSoftcap: 5,
+      finalLogitSoftcap: 3, hiddenAct: 'gelu_tanh', slidingWindow: 3, layerTypes: ['sliding_attention', 'full_attention', 'sliding_attention'],
+    });
+    const m = attachIaa({ lm, vision: tinyVisionEncoder(104) }, { depths: 'every:1', init: 'identity' });
+    const ids = randomIds(2, 7, 64, 9);
+    const got = m.logits(ids, 'mm');
+    const ref = lm.logits(ids);
+    expectClose(got, ref, { atol: 1e-5 });
+    tf.dispose([ids, got, ref]);
+    m.dispose();
+  });
 });
 
 describe('trainable set', () => {

@@ -248,14 +248,14 @@ export class IaaModel extends Module {
     const set = this.taskSet(task);
     return tf.tidy(() => {
       const [, T] = ids.shape as [number, number];
-      let h = set.embed_tokens.forward(ids) as tf.Tensor3D; // [B, T, d]
+      let h = this.lm.scaleEmbeddings(set.embed_tokens.forward(ids)); // [B, T, d] (Gemma: x sqrt(d), as the base)
       h = this.spliceImages(set, h, ids, input);
       const offset = input.positionOffset ?? input.cache?.length ?? 0;
       const rope = this.lm.rope(offset, T);
       h = this.runStack(set, h, { rope, cache: input.cache, mask: input.mask, ctx: input.ctx }); // [B, T, d]
       const lastHidden = set.norm.forward(h) as tf.Tensor3D;
       const out: IaaForwardOutput = { lastHidden };
-      if (!input.skipHead) out.logits = set.lm_head.forward(lastHidden) as tf.Tensor3D; // [B, T, V]
+      if (!input.skipHead) out.logits = this.lm.softcapLogits(set.lm_head.forward(lastHidden)) as tf.Tensor3D; // [B, T, V] (gemma2: soft-capped as the base)
       return out as unknown as tf.TensorContainer;
     }) as unknown as IaaForwardOutput;
   }
@@ -347,7 +347,7 @@ export class IaaModel extends Module {
       const { lastHidden } = this.forward({ ...input, skipHead: true }); // [B, T, d]
       const [B, T, d] = lastHidden.shape;
       const h = tf.slice(lastHidden, [0, T - 1, 0], [B, 1, d]); // [B, 1, d]
-      const logits = input.task === TEXT_TASK ? this.lm.head(h) : (this.taskSet(input.task).lm_head.forward(h) as tf.Tensor3D); // [B, 1, V]
+      const logits = input.task === TEXT_TASK ? this.lm.head(h) : (this.lm.softcapLogits(this.taskSet(input.task).lm_head.forward(h)) as tf.Tensor3D); // [B, 1, V]
       return tf.reshape(logits, [B, logits.shape[2]]) as tf.Tensor2D;
     });
   }

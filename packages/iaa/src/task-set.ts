@@ -5,7 +5,7 @@
  * `mm_projector.0.weight`, `embed_tokens.weight`, `layers.3.self_attn.q_proj.weight`,
  * `norm.weight`, `lm_head.weight`.
  */
-import { DecoderLayer, Embedding, Linear, MLPProjector, Module, ModuleList, newDecoderLayer, RMSNorm, type CausalLM } from '@adaptorkit/core';
+import { DecoderLayer, Embedding, Linear, MLPProjector, Module, ModuleList, newDecoderLayer, newFinalNorm, type RMSNorm, type CausalLM } from '@adaptorkit/core';
 
 export interface TaskSetShape {
   /** Vision feature width (projector input). */
@@ -29,7 +29,7 @@ export class IaaTaskSet extends Module {
     this.mm_projector = this.child('mm_projector', new MLPProjector(shape.visionDim, c.hiddenSize, shape.projectorDepth, 'gelu'));
     this.embed_tokens = this.child('embed_tokens', new Embedding(c.vocabSize, c.hiddenSize));
     this.layers = this.child('layers', new ModuleList(Array.from({ length: shape.numInserted }, () => newDecoderLayer(c))));
-    this.norm = this.child('norm', new RMSNorm(c.hiddenSize, c.rmsNormEps));
+    this.norm = this.child('norm', newFinalNorm(c)); // the base's final norm (Gemma: x (1 + w))
     this.lm_head = this.child('lm_head', new Linear(c.hiddenSize, c.vocabSize));
   }
 }

@@ -7,6 +7,7 @@ import { existsSync, promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import type * as tf from '@tensorflow/tfjs-core';
 import { AdaptorkitError } from '../errors.js';
+import { readRegularText } from './regular-file.js';
 import { SafetensorsFile, safeJoin, type TensorInfo } from './safetensors.js';
 
 export class CheckpointReader {
@@ -110,8 +111,9 @@ export class CheckpointReader {
 async function readIndex(file: string): Promise<Map<string, string>> {
   let json: unknown;
   try {
-    json = JSON.parse(await fsp.readFile(file, 'utf8'));
+    json = JSON.parse(await readRegularText(file, 'checkpoint index'));
   } catch (e) {
+    if (e instanceof AdaptorkitError) throw e;
     throw new AdaptorkitError('BAD_FILE', `${file} is not valid JSON: ${(e as Error).message}`);
   }
   const wm = (json as { weight_map?: unknown } | null)?.weight_map;

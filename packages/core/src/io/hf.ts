@@ -7,7 +7,6 @@
  * right (HF-layout) shape, and every checkpoint tensor belonging to the model must be used. The
  * error names the tensors and both shapes.
  */
-import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { AdaptorkitError, formatShape } from '../errors.js';
@@ -18,6 +17,8 @@ import { shapesEqual, skipInit } from '../nn/parameter.js';
 import { CheckpointReader } from './checkpoint.js';
 import { causalLMConfigFromHF, visionConfigFromHF, type HFConfig } from './hf-config.js';
 import { writeSafetensors } from './safetensors.js';
+import { readRegularText } from './regular-file.js';
+import { preflightWeights, validateConfigFields } from './validate-config.js';
 
 /** Where a loaded model came from (recorded by the loaders; read by saveAdapter). */
 export interface CheckpointSource {
@@ -37,12 +38,7 @@ export function checkpointSource(m: Module): CheckpointSource | undefined {
 }
 
 export async function readJson(file: string, what = 'file'): Promise<HFConfig> {
-  let text: string;
-  try {
-    text = await fsp.readFile(file, 'utf8');
-  } catch (e) {
-    throw new AdaptorkitError('IO_ERROR', `cannot read ${what} ${file}: ${(e as Error).message}`, { cause: e });
-  }
+  const text = await readRegularText(file, what); // regular files only, size-capped (regular-file.ts)
   let json: unknown;
   try {
     json = JSON.parse(text);
@@ -135,16 +131,16 @@ export interface LoadModelOptions {
  */
 export async function loadCausalLM(dir: string, opts: LoadModelOptions = {}): Promise<CausalLM> {
   const hfConfig = await readJson(path.join(dir, 'config.json'), 'config.json');
+  validateConfigFields(hfConfig, path.join(dir, 'config.json')); // bounds first (validate-config.ts)
   const config = causalLMConfigFromHF(hfConfig, path.join(dir, 'config.json'));
   const reader = await CheckpointReader.open(dir);
   let lm: CausalLM | undefined;
   try {
+    const tied = config.tieWordEmbeddings ?? false;
+    const weightOpts: LoadWeightsOptions = { strict: opts.strict ?? true, ignore: (n) => isBuffer(n) || (tied && n === 'lm_head.weight') };
+    await preflightWeights(() => new CausalLM(config), reader, weightOpts, hfConfig, path.join(dir, 'config.json')); // checked shape-only before allocating
     lm = skipInit(() => new CausalLM(config));
-    const tied = lm.config.tieWordEmbeddings;
-    const { skipped } = await loadWeights(lm, reader, {
-      strict: opts.strict ?? true,
-      ignore: (n) => isBuffer(n) || (tied && n === 'lm_head.weight'),
-    });
+    const { skipped } = await loadWeights(lm, reader, weightOpts);
     sources.set(lm, { path: path.resolve(dir), kind: 'causal-lm', hfConfig, ignored: skipped });
     return lm;
   } catch (e) {
@@ -161,16 +157,15 @@ export async function loadCausalLM(dir: string, opts: LoadModelOptions = {}): Pr
  */
 export async function loadVisionEncoder(dir: string, opts: LoadModelOptions = {}): Promise<VisionEncoder> {
   const hfConfig = await readJson(path.join(dir, 'config.json'), 'config.json');
+  validateConfigFields(hfConfig, path.join(dir, 'config.json')); // bounds first (validate-config.ts)
   const config = visionConfigFromHF(hfConfig, path.join(dir, 'config.json'));
   const reader = await CheckpointReader.open(dir);
   let enc: VisionEncoder | undefined;
   try {
+    const weightOpts: LoadWeightsOptions = { strict: opts.strict ?? true, belongs: (n) => n.startsWith('vision_model.'), ignore: isBuffer };
+    await preflightWeights(() => new VisionEncoder(config), reader, weightOpts, hfConfig, path.join(dir, 'config.json')); // checked shape-only before allocating
     enc = skipInit(() => new VisionEncoder(config));
-    const { skipped } = await loadWeights(enc, reader, {
-      strict: opts.strict ?? true,
-      belongs: (n) => n.startsWith('vision_model.'),
-      ignore: isBuffer,
-    });
+    const { skipped } = await loadWeights(enc, reader, weightOpts);
     sources.set(enc, { path: path.resolve(dir), kind: 'vision', hfConfig, ignored: skipped });
     return enc;
   } catch (e) {

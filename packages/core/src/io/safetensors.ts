@@ -16,9 +16,16 @@ import * as tf from '@tensorflow/tfjs-core';
 import { AdaptorkitError, formatShape } from '../errors.js';
 import { DTYPE_SIZE, bf16ToF32, f16ToF32, f32ToBf16, f32ToF16, isDtype, type SafetensorsDtype } from './dtypes.js';
 import { writeFileAtomic } from './atomic.js';
+import { openRegular } from './regular-file.js';
 
 /** Headers larger than this are refused (the format's own reference implementation uses 100 MB). */
 export const MAX_HEADER_BYTES = 100_000_000;
+/**
+ * Entries (tensors) one file may hold. The 100 MB header cap alone admits ~1.6M minimal entries
+ * (13 s and 1.4 GB to parse here); real checkpoints hold at most a few tens of thousands of tensors
+ * in all their shards, so 100,000 per file leaves room and keeps parsing under a second.
+ */
+export const MAX_TENSORS = 100_000;
 
 export interface TensorInfo {
   readonly name: string;
@@ -33,8 +40,11 @@ function bad(file: string, what: string): never {
   throw new AdaptorkitError('BAD_FILE', `${file}: ${what} (not a valid safetensors file; re-export it, e.g. with safetensors.torch.save_file)`);
 }
 
-/** Top-level keys of a JSON object text, in order, including duplicates (JSON.parse keeps the last silently). */
-function topLevelKeys(text: string): string[] {
+/**
+ * Top-level keys of a JSON object text, in order, including duplicates (JSON.parse keeps the last
+ * silently). Throws once more than `limit` keys are seen (before anything else is parsed).
+ */
+function topLevelKeys(text: string, limit: number, file: string): string[] {
   const keys: string[] = [];
   let depth = 0;
   let i = 0;
@@ -55,7 +65,17 @@ function topLevelKeys(text: string): string[] {
       if (depth === 1) {
         let j = i;
         while (j < n && /\s/.test(text[j]!)) j++;
-        if (text[j] === ':') keys.push(JSON.parse(text.slice(start, end)) as string);
+        if (text[j] === ':') {
+          if (keys.length >= limit) bad(file, `header holds more than ${MAX_TENSORS} tensors (the limit per file; split the checkpoint into shards)`);
+          const raw = text.slice(start, end);
+          let key = raw; // an invalid string literal is reported by the JSON.parse that follows
+          try {
+            key = JSON.parse(raw) as string;
+          } catch {
+            /* keep raw */
+          }
+          keys.push(key);
+        }
       }
       continue;
     }
@@ -77,6 +97,8 @@ export function parseHeader(
   dataStart: number,
   fileSize: number,
 ): { tensors: Map<string, TensorInfo>; metadata: Record<string, string> } {
+  if (!/^\s*\{/.test(headerText)) bad(file, 'header must be a JSON object');
+  const keys = topLevelKeys(headerText, MAX_TENSORS + 1, file); // +1: __metadata__
   let json: unknown;
   try {
     json = JSON.parse(headerText);
@@ -84,7 +106,6 @@ export function parseHeader(
     bad(file, `header is not valid JSON (${(e as Error).message})`);
   }
   if (typeof json !== 'object' || json === null || Array.isArray(json)) bad(file, 'header must be a JSON object');
-  const keys = topLevelKeys(headerText);
   const seen = new Set<string>();
   for (const k of keys) {
     if (seen.has(k)) bad(file, `duplicate tensor name '${k}' in header`);
@@ -154,14 +175,8 @@ export class SafetensorsFile {
   }
 
   static async open(file: string): Promise<SafetensorsFile> {
-    let fh: fsp.FileHandle;
+    const { fh, size } = await openRegular(file, 'safetensors file');
     try {
-      fh = await fsp.open(file, 'r');
-    } catch (e) {
-      throw new AdaptorkitError('IO_ERROR', `cannot open ${file}: ${(e as Error).message}`, { cause: e });
-    }
-    try {
-      const size = (await fh.stat()).size;
       if (size < 8) bad(file, `file is ${size} bytes, shorter than the 8-byte header length`);
       const lenBuf = new Uint8Array(8);
       await readFully(fh, lenBuf, 0, file);

@@ -1,7 +1,7 @@
 /**
  * HF tokenizers from a local folder: tokenizer.json (+ tokenizer_config.json) through
  * @huggingface/tokenizers, with the special tokens of tokenizer_config.json and its chat template
- * (rendered by adaptorkit's Jinja subset, see chat-template.ts).
+ * (rendered by @huggingface/jinja with transformers' settings, see jinja-template.ts).
  *
  * `HFTokenizer` satisfies @adaptorkit/data's TextTokenizer contract: `encode(text)` adds no
  * BOS/EOS (pass { addSpecialTokens: true } for the tokenizer's own post-processing), `decode(ids)`
@@ -11,13 +11,45 @@ import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { Tokenizer } from '@huggingface/tokenizers';
 import { AdaptorkitError } from '../errors.js';
-import { ChatTemplate } from './chat-template.js';
+import { ChatTemplate } from './jinja-template.js';
 import type { HFConfig } from './hf-config.js';
 import { readJson } from './hf.js';
+import { validateTokenizerFiles } from './validate-tokenizer.js';
 
 export interface ChatMessage {
   role: string;
   content: string;
+}
+
+/**
+ * A message as chat templates read it: content may be a list of parts (`{ type: 'text', text }`,
+ * `{ type: 'image' }`), and templates read other fields (tool_calls, reasoning_content, name ...).
+ */
+export type ChatTemplateMessage = { role: string; content?: unknown; [key: string]: unknown };
+
+export interface ChatTemplateOptions {
+  /** Default true: end with the header of an assistant turn. */
+  addGenerationPrompt?: boolean;
+  /** Tool schemas (JSON-schema function descriptions, as transformers passes them). */
+  tools?: readonly unknown[];
+  /** Documents for retrieval-augmented templates. */
+  documents?: readonly unknown[];
+  /** Other variables the template reads (e.g. Qwen3's enable_thinking). */
+  extra?: Record<string, unknown>;
+}
+
+const SPECIAL_KEYS = ['bos_token', 'eos_token', 'unk_token', 'sep_token', 'pad_token', 'cls_token', 'mask_token'] as const;
+
+/** The special-tokens map transformers passes to chat templates (tokens that are set, additional_special_tokens). */
+export function templateSpecialTokens(config: HFConfig): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const k of SPECIAL_KEYS) {
+    const s = tokenString(config[k]);
+    if (s !== undefined) out[k] = s;
+  }
+  const extra = config.additional_special_tokens;
+  if (Array.isArray(extra)) out.additional_special_tokens = extra.map((t) => tokenString(t) ?? null);
+  return out;
 }
 
 export interface SpecialTokens {
@@ -73,7 +105,8 @@ export class HFTokenizer {
     this.specialIds = specials;
     let tpl = config.chat_template;
     if (Array.isArray(tpl)) tpl = (tpl as { name?: string; template?: string }[]).find((t) => t.name === 'default')?.template;
-    this.chatTemplate = typeof tpl === 'string' ? new ChatTemplate(tpl) : undefined;
+    const where = source === '(memory)' ? 'tokenizer_config.json' : path.join(source, 'tokenizer_config.json');
+    this.chatTemplate = typeof tpl === 'string' ? new ChatTemplate(tpl, where) : undefined;
   }
 
   /** Text -> ids. Default: no special tokens added (the TextTokenizer contract). */
@@ -99,21 +132,22 @@ export class HFTokenizer {
   }
 
   /**
-   * Render messages with the tokenizer's chat template (tokenizer_config.json `chat_template`).
-   * The result is text with the special tokens written out; encode it with encode(text)
-   * (no extra BOS: templates that want one write bos_token themselves).
+   * Render messages with the tokenizer's chat template (tokenizer_config.json `chat_template`),
+   * with the variables transformers passes: messages, tools, documents, add_generation_prompt,
+   * the special tokens, then `extra`. The result is text with the special tokens written out;
+   * encode it with encode(text) (no extra BOS: templates that want one write bos_token themselves).
+   * A template that cannot be parsed is an AdaptorkitError('BAD_FILE') naming tokenizer_config.json.
    */
-  applyChatTemplate(messages: readonly ChatMessage[], opts: { addGenerationPrompt?: boolean; extra?: Record<string, unknown> } = {}): string {
+  applyChatTemplate(messages: readonly (ChatMessage | ChatTemplateMessage)[], opts: ChatTemplateOptions = {}): string {
     if (!this.chatTemplate) {
       throw new AdaptorkitError('UNSUPPORTED', `${this.source}: tokenizer_config.json has no chat_template; format the prompt yourself`);
     }
     return this.chatTemplate.render({
       messages,
+      tools: opts.tools ?? null,
+      documents: opts.documents ?? null,
       add_generation_prompt: opts.addGenerationPrompt ?? true,
-      bos_token: this.specialTokens.bos ?? '',
-      eos_token: this.specialTokens.eos ?? '',
-      pad_token: this.specialTokens.pad ?? '',
-      unk_token: this.specialTokens.unk ?? '',
+      ...templateSpecialTokens(this.config),
       ...opts.extra,
     });
   }
@@ -129,6 +163,7 @@ export async function loadTokenizer(dir: string): Promise<HFTokenizer> {
     .then(() => true)
     .catch(() => false);
   const tc = hasConfig ? await readJson(tcPath, 'tokenizer_config.json') : {};
+  validateTokenizerFiles(tj, tjPath, tc, tcPath); // ids in range, no backtracking regexes (validate-tokenizer.ts)
   let inner: Tokenizer;
   try {
     inner = new Tokenizer(tj, tc);

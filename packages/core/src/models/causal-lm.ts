@@ -1,68 +1,24 @@
 /**
- * CausalLM, the LLaMA family (llama, mistral, qwen2): embed -> N decoder layers -> RMSNorm -> head.
- * Module paths equal HF tensor names (`model.layers.0.self_attn.q_proj.weight`, `lm_head.weight`).
+ * CausalLM, the LLaMA family and its HF cousins (llama, mistral, qwen2, qwen3, gemma, gemma2,
+ * gemma3_text, phi3): embed (x embedScale) -> N decoder layers -> RMSNorm -> head (soft-capped
+ * where the family does). Module paths equal HF tensor names (`model.layers.0.self_attn.q_proj.weight`).
  *
- * Numerics follow HF's LlamaForCausalLM: RMSNorm in float32 with eps, rotate-half RoPE with
- * rope_theta, grouped-query attention (KV head j serves query heads j*rep .. j*rep+rep-1), SwiGLU.
+ * Numerics follow HF's definitions: RMSNorm in float32 with eps (Gemma: x (1 + w)), rotate-half
+ * RoPE with rope_theta (gemma3 sliding layers: their own base), grouped-query attention (KV head j
+ * serves query heads j*rep .. j*rep+rep-1), gated MLP (SwiGLU; Gemma GeGLU with tanh GELU).
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { AdaptorkitError, formatShape } from '../errors.js';
-import type { KVSlot } from '../nn/attention.js';
+import type { KVSlot, RopeTables } from '../nn/attention.js';
 import { DecoderLayer } from '../nn/blocks.js';
 import type { ForwardContext } from '../nn/context.js';
-import { Embedding, Linear, RMSNorm, type Activation } from '../nn/layers.js';
+import { Embedding, Linear, RMSNorm } from '../nn/layers.js';
 import { Module, ModuleList } from '../nn/module.js';
-import { RotaryTables, type RopeScaling } from '../nn/rope.js';
+import { RotaryTables } from '../nn/rope.js';
+import { newDecoderLayer, resolveCausalLMConfig, type CausalLMConfig, type ResolvedCausalLMConfig } from './lm-config.js';
 
-export interface CausalLMConfig {
-  modelType?: 'llama' | 'mistral' | 'qwen2';
-  vocabSize: number;
-  hiddenSize: number;
-  intermediateSize: number;
-  numLayers: number;
-  numHeads: number;
-  numKVHeads?: number;
-  headDim?: number;
-  rmsNormEps?: number;
-  ropeTheta?: number;
-  ropeScaling?: RopeScaling;
-  maxPositionEmbeddings?: number;
-  tieWordEmbeddings?: boolean;
-  /** q/k/v biases (qwen2 sets this). */
-  attentionBias?: boolean;
-  mlpBias?: boolean;
-  hiddenAct?: Activation;
-}
-
-export type ResolvedCausalLMConfig = Required<Omit<CausalLMConfig, 'ropeScaling'>> & { ropeScaling?: RopeScaling };
-
-export function resolveCausalLMConfig(c: CausalLMConfig): ResolvedCausalLMConfig {
-  const out: ResolvedCausalLMConfig = {
-    modelType: c.modelType ?? 'llama',
-    vocabSize: c.vocabSize,
-    hiddenSize: c.hiddenSize,
-    intermediateSize: c.intermediateSize,
-    numLayers: c.numLayers,
-    numHeads: c.numHeads,
-    numKVHeads: c.numKVHeads ?? c.numHeads,
-    headDim: c.headDim ?? c.hiddenSize / c.numHeads,
-    rmsNormEps: c.rmsNormEps ?? 1e-6,
-    ropeTheta: c.ropeTheta ?? 10000,
-    maxPositionEmbeddings: c.maxPositionEmbeddings ?? 2048,
-    tieWordEmbeddings: c.tieWordEmbeddings ?? false,
-    attentionBias: c.attentionBias ?? false,
-    mlpBias: c.mlpBias ?? false,
-    hiddenAct: c.hiddenAct ?? 'silu',
-    ...(c.ropeScaling ? { ropeScaling: c.ropeScaling } : {}),
-  };
-  for (const k of ['vocabSize', 'hiddenSize', 'intermediateSize', 'numLayers', 'numHeads', 'numKVHeads', 'headDim'] as const) {
-    if (!Number.isInteger(out[k]) || out[k] <= 0) throw new AdaptorkitError('INVALID_CONFIG', `CausalLM config ${k} must be a positive integer, got ${out[k]}`);
-  }
-  if (out.numHeads % out.numKVHeads !== 0) {
-    throw new AdaptorkitError('INVALID_CONFIG', `CausalLM config numHeads (${out.numHeads}) must be a multiple of numKVHeads (${out.numKVHeads})`);
-  }
-  return out;
-}
+export { newDecoderLayer, resolveCausalLMConfig, LM_FAMILIES } from './lm-config.js';
+export type { CausalLMConfig, ResolvedCausalLMConfig, LMFamily, LayerType } from './lm-config.js';
 
 /** Keys and values for every layer, grown as tokens are decoded. Dispose when done. */
 export class KVCache {
@@ -110,7 +66,7 @@ export interface LMForwardOutput {
 }
 
 export interface LayerRunOptions {
-  rope: { cos: tf.Tensor; sin: tf.Tensor };
+  rope: RopeTables;
   cache?: KVCache;
   mask?: tf.Tensor;
   ctx?: ForwardContext;
@@ -118,19 +74,9 @@ export interface LayerRunOptions {
   collect?: tf.Tensor3D[];
 }
 
-/** A decoder layer of this model's shape (methods that add layers of the LLM's own shape use it). */
-export function newDecoderLayer(c: ResolvedCausalLMConfig): DecoderLayer {
-  return new DecoderLayer({
-    dim: c.hiddenSize,
-    hidden: c.intermediateSize,
-    numHeads: c.numHeads,
-    numKVHeads: c.numKVHeads,
-    headDim: c.headDim,
-    rmsNormEps: c.rmsNormEps,
-    act: c.hiddenAct,
-    attentionBias: c.attentionBias,
-    mlpBias: c.mlpBias,
-  });
+/** The final norm of this model's family (methods that copy it use this). */
+export function newFinalNorm(c: ResolvedCausalLMConfig): RMSNorm {
+  return new RMSNorm(c.hiddenSize, c.rmsNormEps, { unitOffset: c.unitOffsetNorms });
 }
 
 /** The decoder stack (HF `model.`): embed_tokens, layers, norm. */
@@ -142,8 +88,8 @@ export class LlamaModel extends Module {
     super();
     const c = config;
     this.embed_tokens = this.child('embed_tokens', new Embedding(c.vocabSize, c.hiddenSize));
-    this.layers = this.child('layers', new ModuleList(Array.from({ length: c.numLayers }, () => newDecoderLayer(c))));
-    this.norm = this.child('norm', new RMSNorm(c.hiddenSize, c.rmsNormEps));
+    this.layers = this.child('layers', new ModuleList(Array.from({ length: c.numLayers }, (_, i) => newDecoderLayer(c, i))));
+    this.norm = this.child('norm', newFinalNorm(c));
   }
 }
 
@@ -152,6 +98,7 @@ export class CausalLM extends Module {
   readonly model: LlamaModel;
   readonly lm_head: Linear | undefined;
   private readonly rotary: RotaryTables;
+  private readonly localRotary: RotaryTables | undefined;
 
   constructor(config: CausalLMConfig) {
     super();
@@ -160,6 +107,7 @@ export class CausalLM extends Module {
     this.model = this.child('model', new LlamaModel(c));
     this.lm_head = c.tieWordEmbeddings ? undefined : this.child('lm_head', new Linear(c.hiddenSize, c.vocabSize));
     this.rotary = new RotaryTables(c.headDim, c.ropeTheta, c.ropeScaling);
+    this.localRotary = c.localRopeTheta !== undefined ? new RotaryTables(c.headDim, c.localRopeTheta) : undefined;
   }
 
   get numLayers(): number {
@@ -170,15 +118,25 @@ export class CausalLM extends Module {
     return new KVCache(this.config.numLayers);
   }
 
-  /** int32 ids [B, T] -> [B, T, d] */
+  /**
+   * int32 ids [B, T] -> [B, T, d]: the first layer's input for these tokens (times embedScale for
+   * the Gemma families), which is also what `forward({ embeds })` takes.
+   */
   embed(ids: tf.Tensor): tf.Tensor3D {
     if (ids.rank !== 2) throw new AdaptorkitError('SHAPE_MISMATCH', `CausalLM ids must be [B, T], got ${formatShape(ids.shape)}`);
-    return this.model.embed_tokens.forward(ids) as tf.Tensor3D;
+    return tf.tidy(() => this.scaleEmbeddings(this.model.embed_tokens.forward(ids)));
   }
 
-  /** Rotary tables for positions [offset, offset + length). */
-  rope(offset: number, length: number): { cos: tf.Tensor; sin: tf.Tensor } {
-    return this.rotary.slice(offset, length);
+  /** Raw embedding rows -> first-layer input (x embedScale where the family has one). */
+  scaleEmbeddings(e: tf.Tensor): tf.Tensor3D {
+    const s = this.config.embedScale;
+    return (s === undefined ? e : tf.mul(e, s)) as tf.Tensor3D;
+  }
+
+  /** Rotary tables for positions [offset, offset + length) (+ `local` ones for gemma3 sliding layers). */
+  rope(offset: number, length: number): RopeTables {
+    const g = this.rotary.slice(offset, length);
+    return this.localRotary ? { ...g, local: this.localRotary.slice(offset, length) } : g;
   }
 
   /** Run decoder layers [start, end) on h [B, T, d]; a method can interleave its own layers. */
@@ -196,14 +154,24 @@ export class CausalLM extends Module {
     return x as tf.Tensor3D;
   }
 
-  /** Final norm + head: [B, T, d] -> [B, T, V]. */
+  /** Head on final-normed hidden states: [B, T, d] -> [B, T, V] (soft-capped where the family does). */
   head(hNormed: tf.Tensor): tf.Tensor3D {
     return tf.tidy(() => {
-      if (this.lm_head) return this.lm_head.forward(hNormed) as tf.Tensor3D;
-      const [B, T, d] = hNormed.shape as [number, number, number];
-      const logits = tf.matMul(tf.reshape(hNormed, [B * T, d]) as tf.Tensor2D, this.model.embed_tokens.weight.value as tf.Tensor2D, false, true);
-      return tf.reshape(logits, [B, T, this.config.vocabSize]) as tf.Tensor3D;
+      let logits: tf.Tensor;
+      if (this.lm_head) logits = this.lm_head.forward(hNormed);
+      else {
+        const [B, T, d] = hNormed.shape as [number, number, number];
+        const flat = tf.matMul(tf.reshape(hNormed, [B * T, d]) as tf.Tensor2D, this.model.embed_tokens.weight.value as tf.Tensor2D, false, true);
+        logits = tf.reshape(flat, [B, T, this.config.vocabSize]);
+      }
+      return this.softcapLogits(logits) as tf.Tensor3D;
     });
+  }
+
+  /** cap * tanh(logits / cap) when the family caps its final logits (gemma2), else the logits. */
+  softcapLogits(logits: tf.Tensor): tf.Tensor {
+    const cap = this.config.finalLogitSoftcap;
+    return cap === undefined ? logits : tf.mul(tf.tanh(tf.div(logits, cap)), cap);
   }
 
   forward(input: LMForwardInput): LMForwardOutput {
@@ -239,5 +207,6 @@ export class CausalLM extends Module {
   override dispose(): void {
     super.dispose();
     this.rotary.dispose();
+    this.localRotary?.dispose();
   }
 }

@@ -53,17 +53,21 @@ export class PatchEmbedding extends Module {
     this.weight = this.param('weight', [fanIn, dim], { kind: 'uniform', low: -bound, high: bound }, { layout: 'patch-conv' });
     this.bias = bias ? this.param('bias', [dim], { kind: 'zeros' }) : undefined;
   }
-  /** [B, H, W, 3] -> [B, N, d] with N = (H/p)(W/p), row-major over patches */
+  /**
+   * [B, H, W, 3] -> [B, N, d] with N = floor(H/p) floor(W/p), row-major over patches. Like the
+   * stride-p convolution HF runs, the last H mod p rows and W mod p columns are not seen.
+   */
   forward(pixels: tf.Tensor): tf.Tensor3D {
     const [B, H, W, C] = pixels.shape as [number, number, number, number];
     const p = this.patchSize;
-    if (pixels.rank !== 4 || C !== 3 || H % p !== 0 || W % p !== 0) {
-      throw new AdaptorkitError('SHAPE_MISMATCH', `pixels must be [B, H, W, 3] with H, W multiples of ${p}, got ${formatShape(pixels.shape)}`);
+    if (pixels.rank !== 4 || C !== 3 || H < p || W < p) {
+      throw new AdaptorkitError('SHAPE_MISMATCH', `pixels must be [B, H, W, 3] with H, W at least the patch size ${p}, got ${formatShape(pixels.shape)}`);
     }
     return tf.tidy(() => {
-      const gh = H / p;
-      const gw = W / p;
-      const x = tf.reshape(pixels, [B, gh, p, gw, p, C]);
+      const gh = Math.floor(H / p);
+      const gw = Math.floor(W / p);
+      const cropped = gh * p === H && gw * p === W ? pixels : tf.slice(pixels, [0, 0, 0, 0], [B, gh * p, gw * p, C]);
+      const x = tf.reshape(cropped, [B, gh, p, gw, p, C]);
       const patches = tf.reshape(tf.transpose(x, [0, 1, 3, 2, 4, 5]), [B, gh * gw, p * p * C]); // [B, N, p*p*3]
       return linear(patches, this.weight.value, this.bias?.value) as tf.Tensor3D;
     });
@@ -77,7 +81,7 @@ export class VisionEmbeddings extends Module {
   readonly numPositions: number;
   constructor(c: Required<VisionConfig>) {
     super();
-    const n = (c.imageSize / c.patchSize) ** 2;
+    const n = Math.floor(c.imageSize / c.patchSize) ** 2; // HF's conv floors: so400m-patch14-384 -> 27 x 27
     this.numPositions = c.kind === 'clip' ? n + 1 : n;
     this.class_embedding = c.kind === 'clip' ? this.param('class_embedding', [c.hiddenSize], { kind: 'normal', std: 0.02 }) : undefined;
     this.patch_embedding = this.child('patch_embedding', new PatchEmbedding(c.patchSize, c.hiddenSize, c.kind === 'siglip'));
@@ -221,8 +225,8 @@ export function resolveVisionConfig(c: VisionConfig): Required<VisionConfig> {
     hiddenAct: c.hiddenAct ?? (c.kind === 'clip' ? 'quick_gelu' : 'gelu_tanh'),
     useHead: c.kind === 'siglip' ? (c.useHead ?? true) : false,
   };
-  if (out.imageSize % out.patchSize !== 0) {
-    throw new AdaptorkitError('INVALID_CONFIG', `vision config: imageSize ${out.imageSize} is not a multiple of patchSize ${out.patchSize}`);
+  if (out.imageSize < out.patchSize) {
+    throw new AdaptorkitError('INVALID_CONFIG', `vision config: imageSize ${out.imageSize} is smaller than patchSize ${out.patchSize}`);
   }
   if (out.hiddenSize % out.numHeads !== 0) {
     throw new AdaptorkitError('INVALID_CONFIG', `vision config: hiddenSize ${out.hiddenSize} is not divisible by numHeads ${out.numHeads}`);

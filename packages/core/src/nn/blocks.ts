@@ -12,10 +12,10 @@
 import type * as tf from '@tensorflow/tfjs-core';
 import * as tfc from '@tensorflow/tfjs-core';
 import { AdaptorkitError } from '../errors.js';
-import { Attention, type AttentionInput } from './attention.js';
+import { Attention, type AttentionInput, type AttentionOptions } from './attention.js';
 import type { Forward, ForwardContext } from './context.js';
 import { LayerNorm, RMSNorm, type Activation } from './layers.js';
-import { GatedMLP, MLP } from './mlp.js';
+import { FusedGatedMLP, GatedMLP, MLP } from './mlp.js';
 import { Module } from './module.js';
 
 export type AdapterSlot = 'preAttn' | 'preMlp' | 'mlpParallel' | 'post';
@@ -53,16 +53,19 @@ abstract class SlottedBlock extends Module {
     norm2: Forward,
     mlp: Forward,
     ctx: ForwardContext | undefined,
+    postNorms?: { attn: Forward; mlp: Forward },
   ): tf.Tensor {
     return tfc.tidy(() => {
       let a = norm1.forward(x, ctx);
       const preAttn = this.slots.get('preAttn');
       if (preAttn) a = preAttn.forward(a, ctx);
-      const h = tfc.add(x, attn(a)); // [B, T, d]
+      const attnOut = attn(a);
+      const h = tfc.add(x, postNorms ? postNorms.attn.forward(attnOut, ctx) : attnOut); // [B, T, d]
       let m = norm2.forward(h, ctx);
       const preMlp = this.slots.get('preMlp');
       if (preMlp) m = preMlp.forward(m, ctx);
-      let out = tfc.add(h, mlp.forward(m, ctx));
+      const mlpOut = mlp.forward(m, ctx);
+      let out = tfc.add(h, postNorms ? postNorms.mlp.forward(mlpOut, ctx) : mlpOut);
       const par = this.slots.get('mlpParallel');
       if (par) out = tfc.add(out, par.forward(h, ctx));
       const post = this.slots.get('post');
@@ -82,33 +85,65 @@ export interface DecoderLayerOptions {
   act?: Activation;
   attentionBias?: boolean;
   mlpBias?: boolean;
+  /** Gemma norms: RMSNorm scaling by (1 + w). */
+  unitOffsetNorms?: boolean;
+  /**
+   * Gemma2/3 "sandwich" norms: input_layernorm -> attn -> post_attention_layernorm -> +x, then
+   * pre_feedforward_layernorm -> mlp -> post_feedforward_layernorm -> +h. Otherwise LLaMA's
+   * input_layernorm -> attn -> +x, post_attention_layernorm -> mlp -> +h.
+   */
+  sandwichNorms?: boolean;
+  /** Phi-3: fused qkv_proj and gate_up_proj. */
+  fused?: boolean;
+  /** Attention extras (see AttentionOptions): q/k norm, score scale, soft-cap, sliding window. */
+  qkNorm?: AttentionOptions['qkNorm'];
+  attnScale?: number;
+  attnLogitSoftcap?: number;
+  slidingWindow?: number;
+  /** Use the `local` rope tables when the input has them (gemma3 sliding layers). */
+  localRope?: boolean;
 }
 
-/** LLaMA decoder layer: h = x + attn(norm(x)); out = h + mlp(norm(h)). HF child names. */
+/**
+ * Decoder layer, HF child names. LLaMA: h = x + attn(norm(x)); out = h + mlp(norm(h)); Gemma2/3
+ * add post-norms on the attention and MLP outputs (sandwichNorms).
+ */
 export class DecoderLayer extends SlottedBlock {
   constructor(readonly opts: DecoderLayerOptions) {
     super();
+    const o = opts;
     this.child(
       'self_attn',
-      new Attention({ dim: opts.dim, numHeads: opts.numHeads, numKVHeads: opts.numKVHeads, headDim: opts.headDim, qkvBias: opts.attentionBias ?? false }),
+      new Attention({
+        dim: o.dim, numHeads: o.numHeads, numKVHeads: o.numKVHeads, headDim: o.headDim, qkvBias: o.attentionBias ?? false,
+        fusedQKV: o.fused, qkNorm: o.qkNorm, qkNormEps: o.rmsNormEps, scale: o.attnScale, logitSoftcap: o.attnLogitSoftcap, slidingWindow: o.slidingWindow,
+      }),
     );
-    this.child('mlp', new GatedMLP(opts.dim, opts.hidden, opts.act ?? 'silu', opts.mlpBias ?? false));
-    this.child('input_layernorm', new RMSNorm(opts.dim, opts.rmsNormEps));
-    this.child('post_attention_layernorm', new RMSNorm(opts.dim, opts.rmsNormEps));
+    const act = o.act ?? 'silu';
+    this.child('mlp', o.fused ? new FusedGatedMLP(o.dim, o.hidden, act, o.mlpBias ?? false) : new GatedMLP(o.dim, o.hidden, act, o.mlpBias ?? false));
+    const norm = (): RMSNorm => new RMSNorm(o.dim, o.rmsNormEps, { unitOffset: o.unitOffsetNorms ?? false });
+    this.child('input_layernorm', norm());
+    this.child('post_attention_layernorm', norm());
+    if (o.sandwichNorms) {
+      this.child('pre_feedforward_layernorm', norm());
+      this.child('post_feedforward_layernorm', norm());
+    }
   }
   get self_attn(): Attention { return this.getChild<Attention>('self_attn'); }
   get mlp(): Module & Forward { return this.getChild<Module & Forward>('mlp'); }
 
   /** x [B, T, d] -> [B, T, d] */
   forward(x: tf.Tensor, input: AttentionInput = {}): tf.Tensor {
-    return this.runBlock(
-      x,
-      (a) => this.self_attn.forward(a, input),
-      this.getChild<RMSNorm>('input_layernorm'),
-      this.getChild<RMSNorm>('post_attention_layernorm'),
-      this.mlp,
-      input.ctx,
-    );
+    const rope = this.opts.localRope && input.rope?.local ? input.rope.local : input.rope;
+    const attn = (a: tf.Tensor): tf.Tensor => this.self_attn.forward(a, { ...input, rope });
+    const n = (name: string): RMSNorm => this.getChild<RMSNorm>(name);
+    if (this.opts.sandwichNorms) {
+      return this.runBlock(x, attn, n('input_layernorm'), n('pre_feedforward_layernorm'), this.mlp, input.ctx, {
+        attn: n('post_attention_layernorm'),
+        mlp: n('post_feedforward_layernorm'),
+      });
+    }
+    return this.runBlock(x, attn, n('input_layernorm'), n('post_attention_layernorm'), this.mlp, input.ctx);
   }
 }
 

@@ -62,15 +62,20 @@ export class Embedding extends Module {
   }
 }
 
-/** LLaMA RMSNorm: x * rsqrt(mean(x^2) + eps) * weight (float32 throughout). */
+/**
+ * RMSNorm: x * rsqrt(mean(x^2) + eps) * weight (LLaMA), or * (1 + weight) with `unitOffset`
+ * (Gemma's norms, whose weights are stored as offsets from 1 and start at 0). Float32 throughout.
+ */
 export class RMSNorm extends Module {
   readonly weight: Parameter;
-  constructor(readonly dim: number, readonly eps = 1e-6) {
+  readonly unitOffset: boolean;
+  constructor(readonly dim: number, readonly eps = 1e-6, opts: { unitOffset?: boolean } = {}) {
     super();
-    this.weight = this.param('weight', [dim], { kind: 'ones' });
+    this.unitOffset = opts.unitOffset ?? false;
+    this.weight = this.param('weight', [dim], { kind: this.unitOffset ? 'zeros' : 'ones' });
   }
   forward(x: tf.Tensor, _ctx?: ForwardContext): tf.Tensor {
-    return tf.tidy(() => tf.mul(rmsNormalize(x, this.eps), this.weight.value));
+    return tf.tidy(() => tf.mul(rmsNormalize(x, this.eps), this.unitOffset ? tf.add(this.weight.value, 1) : this.weight.value));
   }
 }
 

@@ -1,4 +1,4 @@
-/** Feed-forward blocks: gated (SwiGLU, LLaMA) and plain two-layer MLPs (ViT, projectors). */
+/** Feed-forward blocks: gated (SwiGLU, LLaMA; GeGLU, Gemma), Phi-3's fused gated MLP, and plain two-layer MLPs (ViT, projectors). */
 import type * as tf from '@tensorflow/tfjs-core';
 import * as tfc from '@tensorflow/tfjs-core';
 import type { Forward, ForwardContext } from './context.js';
@@ -23,6 +23,26 @@ export class GatedMLP extends Module {
     return tfc.tidy(() => {
       const gate = this.gate_proj.forward(x, ctx); // [..., f]
       const up = this.up_proj.forward(x, ctx);
+      const h = this.act === 'silu' ? swiglu(gate, up) : tfc.mul(activate(gate, this.act), up);
+      return this.down_proj.forward(h, ctx);
+    });
+  }
+}
+
+/** Phi-3's fused form: gate_up_proj [d -> 2f] (gate first, then up), down(act(gate) * up). */
+export class FusedGatedMLP extends Module {
+  constructor(readonly dim: number, readonly hidden: number, readonly act: Activation = 'silu', bias = false) {
+    super();
+    this.child('gate_up_proj', new Linear(dim, 2 * hidden, { bias }));
+    this.child('down_proj', new Linear(hidden, dim, { bias }));
+  }
+  get gate_up_proj(): Forward { return this.getChild<Module & Forward>('gate_up_proj'); }
+  get down_proj(): Forward { return this.getChild<Module & Forward>('down_proj'); }
+
+  /** [..., d] -> [..., d] */
+  forward(x: tf.Tensor, ctx?: ForwardContext): tf.Tensor {
+    return tfc.tidy(() => {
+      const [gate, up] = tfc.split(this.gate_up_proj.forward(x, ctx), 2, -1) as [tf.Tensor, tf.Tensor]; // [..., f] each
       const h = this.act === 'silu' ? swiglu(gate, up) : tfc.mul(activate(gate, this.act), up);
       return this.down_proj.forward(h, ctx);
     });

@@ -32,6 +32,8 @@ export interface PlanOptions {
   trainable?: 'all' | 'none' | ((model: Module) => void);
   /** Bytes per stored element (default 4: tfjs float32). */
   bytesPerElement?: number;
+  /** Where the config came from (e.g. the config.json path), named in errors. */
+  source?: string;
 }
 
 export interface MemoryEstimate {
@@ -64,11 +66,11 @@ function isHF(c: object): c is HFConfig {
 const VISION_TYPES = new Set(['clip', 'clip_vision_model', 'siglip', 'siglip_vision_model']);
 
 /** An HF config.json object or an adaptorkit config -> which model and its config. */
-export function normalizeConfig(c: CausalLMConfig | VisionConfig | HFConfig): { kind: 'causal-lm'; config: CausalLMConfig } | { kind: 'vision'; config: VisionConfig } {
+export function normalizeConfig(c: CausalLMConfig | VisionConfig | HFConfig, source = 'config.json'): { kind: 'causal-lm'; config: CausalLMConfig } | { kind: 'vision'; config: VisionConfig } {
   if (typeof c !== 'object' || c === null) throw new AdaptorkitError('INVALID_CONFIG', 'plan: config must be an object');
   if (isHF(c)) {
-    if (VISION_TYPES.has(c.model_type as string)) return { kind: 'vision', config: visionConfigFromHF(c) };
-    return { kind: 'causal-lm', config: causalLMConfigFromHF(c) };
+    if (VISION_TYPES.has(c.model_type as string)) return { kind: 'vision', config: visionConfigFromHF(c, source) };
+    return { kind: 'causal-lm', config: causalLMConfigFromHF(c, source) };
   }
   if ((c as VisionConfig).kind === 'clip' || (c as VisionConfig).kind === 'siglip') return { kind: 'vision', config: c as VisionConfig };
   if (typeof (c as CausalLMConfig).vocabSize === 'number') return { kind: 'causal-lm', config: c as CausalLMConfig };
@@ -76,8 +78,8 @@ export function normalizeConfig(c: CausalLMConfig | VisionConfig | HFConfig): { 
 }
 
 /** Build a model of this config without allocating any weight. */
-export function buildShapeOnly(c: CausalLMConfig | VisionConfig | HFConfig): CausalLM | VisionEncoder {
-  const n = normalizeConfig(c);
+export function buildShapeOnly(c: CausalLMConfig | VisionConfig | HFConfig, source?: string): CausalLM | VisionEncoder {
+  const n = normalizeConfig(c, source);
   return shapeOnly(() => (n.kind === 'causal-lm' ? new CausalLM(n.config) : new VisionEncoder(n.config)));
 }
 
@@ -104,8 +106,8 @@ function llmLayerActivationElems(c: ReturnType<typeof resolveCausalLMConfig>, se
  * without allocating weights.
  */
 export function plan(config: CausalLMConfig | VisionConfig | HFConfig, opts: PlanOptions = {}): Plan {
-  const n = normalizeConfig(config);
-  const model = buildShapeOnly(config);
+  const n = normalizeConfig(config, opts.source);
+  const model = buildShapeOnly(config, opts.source);
   const bpe = opts.bytesPerElement ?? 4;
   const trainable = opts.trainable ?? 'all';
   if (trainable === 'none') model.freeze();
