@@ -21,7 +21,8 @@ import { runTrain } from './train.js';
 
 /** The families trained here, and how each chat template writes the image question's turn into the prompt. */
 const FAMILIES: { family: TinyFamily; userTurn: RegExp }[] = [
-  { family: 'llama', userTurn: /<\|start_header_id\|>user<\|end_header_id\|>\n\n<image>\nWhat colour is this\?<\|eot_id\|><\|start_header_id\|>assistant<\|end_header_id\|>\n\n$/ },
+  { family: 'qwen3', userTurn: /^<\|im_start\|>user\n<image>\nWhat colour is this\?<\|im_end\|>\n<\|im_start\|>assistant\n<think>\n\n<\/think>\n\n$/ },
+  { family: 'gemma3', userTurn: /^<bos><start_of_turn>user\n<image>\nWhat colour is this\?<end_of_turn>\n<start_of_turn>model\n$/ },
 ];
 
 let tmp = '';

@@ -16,7 +16,7 @@ import { loadTokenizerCached } from './data/llava-source.js';
 export const TINY_FAMILIES = {
   llama: { tokenizer: 'llama3_1', config: { model_type: 'llama', architectures: ['LlamaForCausalLM'] }, imageToken: '<|reserved_special_token_0|>' },
   qwen3: { tokenizer: 'qwen3', config: { model_type: 'qwen3', architectures: ['Qwen3ForCausalLM'], rope_theta: 1000000 } },
-  gemma3: { tokenizer: 'gemma3', config: { model_type: 'gemma3_text', architectures: ['Gemma3ForCausalLM'], query_pre_attn_scalar: 8, sliding_window: 16, hidden_activation: 'gelu_pytorch_tanh' } },
+  gemma3: { tokenizer: 'gemma3', config: { model_type: 'gemma3_text', architectures: ['Gemma3ForCausalLM'], query_pre_attn_scalar: 8, sliding_window: 16, sliding_window_pattern: 2, hidden_activation: 'gelu_pytorch_tanh' } },
 } as const;
 export type TinyFamily = keyof typeof TINY_FAMILIES;
 

