@@ -18,6 +18,8 @@ import { samplingOf, type SamplingFlags } from './config/sampling.js';
 import { runDemo, writeIntoReadme } from './demo.js';
 import { openRun } from './open-run.js';
 import { registerMergeCommand } from './merge-cmd.js';
+import { registerMergeAdapterCommand } from './merge-adapter-cmd.js';
+import { adapterGenerateCommand } from './adapters-generate.js';
 import { exitWithParent } from './sweep/child.js';
 import { registerSweepCommands } from './sweep/cli.js';
 import { sweepRunDirs } from './sweep/run.js';
@@ -120,16 +122,22 @@ program
 
 program
   .command('generate')
-  .description("Answer a prompt about an image (or text only) with a run's trained adapter.")
-  .argument('<run>', 'run folder')
-  .requiredOption('--prompt <text>', 'the question or instruction')
+  .description("Answer a prompt about an image (or text only) with a run's trained adapter; or continue a prompt on an HF base with LoRA adapters (--base, --adapter).")
+  .argument('[run]', 'run folder (or give --adapter, and --base)')
+  .option('--prompt <text>', 'the question or instruction')
   .option('--image <file>', 'an image file (PNG/JPEG; resized and padded to the encoder size)')
   .option('--max-new-tokens <n>', 'longest answer', (v) => Number(v), 32)
   .option('--temperature <t>', 'sampling temperature (0 = greedy, the default)', Number)
   .option('--top-k <k>', 'sample from the k most likely tokens', Number)
   .option('--top-p <p>', 'sample from the smallest set of tokens whose probability reaches p', Number)
   .option('--seed <n>', 'sampling seed (same seed, same answer)', Number)
-  .action(async (dir: string, o: { prompt: string; image?: string; maxNewTokens: number } & SamplingFlags) => {
+  .option('--base <hf-folder>', 'HF base model folder for --adapter (default: the base the adapter names)')
+  .option('--adapter <dir[:weight]>', 'LoRA adapter (PEFT folder or a damc run\'s final/), repeatable; all active, or combined with weights', collect, [])
+  .option('--combine <kind>', "how weighted adapters combine: cat (exact weighted sum, default) or linear (PEFT's, same ranks)")
+  .option('--prompt-ids <ids>', 'comma-separated token ids instead of --prompt (bases without a tokenizer)')
+  .action(async (dir: string | undefined, o: { prompt?: string; image?: string; maxNewTokens: number; base?: string; adapter: string[]; combine?: string; promptIds?: string } & SamplingFlags) => {
+    if (o.adapter.length || o.base) return void (await adapterGenerateCommand(o)); // adapters-generate.ts
+    if (!dir || o.prompt === undefined) throw new AdaptorkitError('INVALID_ARGUMENT', 'generate: give a run folder and --prompt (or --adapter for LoRA adapters on an HF base)');
     const sampling = samplingOf(o);
     const { env } = await openRun(dir);
     const image = o.image ? await readImagePixels(env, o.image) : undefined;
@@ -199,6 +207,7 @@ program
   });
 
 registerMergeCommand(program);
+registerMergeAdapterCommand(program);
 registerSweepCommands(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {

@@ -59,7 +59,7 @@ describe('damc in the trainer', () => {
     await loadAdapter(path.join(r.dir, 'final'), env.system.module);
     const again = await evaluate(env, 'vqa', 'test', 4);
     expect(again.samples?.map((x) => x.prediction)).toEqual(first.samples?.map((x) => x.prediction));
-    const { tensors } = await readSafetensors(path.join(r.dir, 'final', 'adapter_model.safetensors'));
+    const { tensors } = await readSafetensors(path.join(r.dir, 'final', 'adaptorkit_adapter.safetensors'));
     const names = [...tensors.keys()];
     expect(names.some((n) => n.includes('lora_A.text'))).toBe(true);
     expect(names.some((n) => n.includes('lora_A.image'))).toBe(true);
@@ -70,7 +70,7 @@ describe('damc in the trainer', () => {
   it('damc-naive trains one shared delta', async () => {
     const r = await runTrain(config('damc-naive', 'damc-naive'), { log: quiet, noEval: true });
     expect(r.info.status).toBe('completed');
-    const { tensors } = await readSafetensors(path.join(r.dir, 'final', 'adapter_model.safetensors'));
+    const { tensors } = await readSafetensors(path.join(r.dir, 'final', 'adaptorkit_adapter.safetensors'));
     expect([...tensors.keys()].some((n) => n.includes('lora_B.shared'))).toBe(true);
     expect([...tensors.keys()].some((n) => n.includes('.text.'))).toBe(false);
     tf.dispose([...tensors.values()]);

@@ -61,7 +61,7 @@ describe('mwa in the trainer (retrieval)', () => {
     expect(steps.map((s) => s.step)).toEqual([1, 2, 3, 4]);
     expect(steps.every((s) => Number.isFinite(s.loss))).toBe(true);
     // adapter-only checkpoint: extractor and enhancer tensors, nothing of the base
-    const adapter = JSON.parse(await fs.readFile(path.join(dir, 'final', 'adapter_config.json'), 'utf8')) as { method: string; tensors: string[] };
+    const adapter = JSON.parse(await fs.readFile(path.join(dir, 'final', 'adaptorkit_adapter.json'), 'utf8')) as { method: string; tensors: string[] };
     expect(adapter.method).toBe('mwa');
     expect(adapter.tensors.length).toBeGreaterThan(0);
     expect(adapter.tensors.every((n) => /\.(extractor|enhancer)\./.test(n))).toBe(true);
@@ -101,7 +101,7 @@ describe('mwa in the trainer (retrieval)', () => {
     expect(info.peakRssMB).toBeGreaterThan(0);
     expect((info.extras as { mwa: { full: boolean; extractors: number } }).mwa).toMatchObject({ full: true, extractors: 0, enhancers: 0, trainable: total });
     // the checkpoint is the whole base, no adapter module
-    const adapter = JSON.parse(await fs.readFile(path.join(dir, 'final', 'adapter_config.json'), 'utf8')) as { method: string; config: { full: boolean }; tensors: string[] };
+    const adapter = JSON.parse(await fs.readFile(path.join(dir, 'final', 'adaptorkit_adapter.json'), 'utf8')) as { method: string; config: { full: boolean }; tensors: string[] };
     expect(adapter.config.full).toBe(true);
     expect([...adapter.tensors].sort()).toEqual(names);
     // it trained: scores moved off the frozen base's, on the same pairs and keys
@@ -125,8 +125,8 @@ describe('mwa in the trainer (retrieval)', () => {
     const part = config('mwa-parts');
     expect((await runTrain(part, { log: quiet, noEval: true, stopAfter: 2 })).info.status).toBe('interrupted');
     expect((await runTrain(part, { log: quiet, noEval: true, resume: true })).info.status).toBe('completed');
-    const a = await fs.readFile(path.join(whole.dir, 'final', 'adapter_model.safetensors'));
-    const b = await fs.readFile(path.join(tmp, 'runs', 'mwa-parts', 'final', 'adapter_model.safetensors'));
+    const a = await fs.readFile(path.join(whole.dir, 'final', 'adaptorkit_adapter.safetensors'));
+    const b = await fs.readFile(path.join(tmp, 'runs', 'mwa-parts', 'final', 'adaptorkit_adapter.safetensors'));
     expect(Buffer.compare(a, b)).toBe(0);
   });
 

@@ -8,7 +8,7 @@
  *     eval.json          EvalResult of the final evaluation (when run)
  *     summary.json       RunSummary: the headline numbers of a completed run
  *     checkpoints/step-NNNNNN/   adapter + optimizer state, written atomically
- *     final/             the trained adapter (adapter_model.safetensors + adapter_config.json)
+ *     final/             the trained adapter (adaptorkit_adapter.safetensors + adaptorkit_adapter.json)
  */
 import type { DataCounts } from './data/length.js';
 

@@ -67,8 +67,8 @@ describe('adaptorkit train', () => {
     const b = await stepLosses(second.dir);
     expect(b.length).toBe(6);
     expect(b).toEqual(a);
-    const wa = await fs.readFile(path.join(whole.dir, 'final', 'adapter_model.safetensors'));
-    const wb = await fs.readFile(path.join(second.dir, 'final', 'adapter_model.safetensors'));
+    const wa = await fs.readFile(path.join(whole.dir, 'final', 'adaptorkit_adapter.safetensors'));
+    const wb = await fs.readFile(path.join(second.dir, 'final', 'adaptorkit_adapter.safetensors'));
     expect(Buffer.compare(wa, wb)).toBe(0);
   });
 

@@ -49,7 +49,7 @@ export { causalLMConfigFromHF, visionConfigFromHF, gemmaEmbedScale, SUPPORTED_LM
 export type { HFConfig } from './io/hf-config.js';
 export { loadCausalLM, loadVisionEncoder, loadWeights, saveWeights, checkpointSource } from './io/hf.js';
 export type { CheckpointSource, LoadModelOptions, LoadWeightsOptions } from './io/hf.js';
-export { saveAdapter, loadAdapter, readAdapterConfig, baseFingerprint, ADAPTER_WEIGHTS, ADAPTER_CONFIG } from './io/adapter.js';
+export { saveAdapter, loadAdapter, readAdapterConfig, baseFingerprint, adapterBasePath, adapterFiles, ADAPTER_WEIGHTS, ADAPTER_CONFIG, LEGACY_ADAPTER_WEIGHTS, LEGACY_ADAPTER_CONFIG } from './io/adapter.js';
 export type { AdapterFile, SaveAdapterOptions } from './io/adapter.js';
 export { loadTokenizer, HFTokenizer } from './io/tokenizer.js';
 export type { ChatMessage, ChatTemplateMessage, ChatTemplateOptions, SpecialTokens } from './io/tokenizer.js';
@@ -59,3 +59,16 @@ export { leftPadRows, padKeyMask } from './generate/ragged.js';
 export type { GenerateOptions, GenerateResult, GenerativeLM, SamplingOptions } from './generate/generate.js';
 export { plan, buildShapeOnly, normalizeConfig } from './plan/plan.js';
 export type { Plan, PlanOptions, MemoryEstimate } from './plan/plan.js';
+// LoRA adapters on a frozen base (several per process), PEFT files both ways, merged HF folders
+export { LoraLinear, ModuleCopies, loraLinears, adapterNames, setAdapter, activeAdapters, disableAdapters, deleteAdapter, wrapLinearAt, loraWrapBlocker } from './nn/lora.js';
+export type { LoraAdapter } from './nn/lora.js';
+export { addWeightedAdapter } from './nn/lora-combine.js';
+export type { Combination, WeightedAdapterInfo } from './nn/lora-combine.js';
+export { PEFT_CONFIG, PEFT_WEIGHTS, PEFT_PREFIX, parsePeftConfig, isLoraTarget, isModuleToSave, patternKey, loraShapeFor } from './io/peft-config.js';
+export type { PeftLoraConfig } from './io/peft-config.js';
+export { loadPeftAdapter, savePeftAdapter, writePeftAdapter, readPeftConfig, isPeftAdapterDir, peftConfigOf } from './io/peft.js';
+export type { PeftLayerFactors, WritePeftOptions } from './io/peft.js';
+export { writeHfFolder, parseSize, TOKENIZER_FILES } from './io/hf-folder.js';
+export type { HfDtype, HfTensorEntry, WriteHfFolderOptions, HfFolderReport } from './io/hf-folder.js';
+export { mergedEntries, mergeAdaptersToFolder } from './io/merge-adapter.js';
+export type { MergeToFolderOptions } from './io/merge-adapter.js';

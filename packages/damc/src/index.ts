@@ -12,3 +12,4 @@ export * from './merge/merge.js';
 export * from './merge/sparsify.js';
 export * from './merge/plan.js';
 export * from './merge/folder.js';
+export * from './peft.js';

@@ -43,7 +43,7 @@ export interface TrainSystem {
   generateText(rows: number[][], maxNewTokens: number, sampling?: Sampling): number[][];
   /** Method-specific facts for run.json (e.g. routing weights per layer). */
   extras?(batches: { text: MMBatch; image: MMBatch }): Record<string, unknown>;
-  /** Method name and config for adapter_config.json. */
+  /** Method name and config for adaptorkit_adapter.json. */
   describe(): { method: string; config: unknown };
 }
 

@@ -1,4 +1,4 @@
-import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -6,7 +6,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { AdaptorkitError, initBackend, Linear, manualSeed, tf } from '../index.js';
 import type { CausalLM } from '../models/causal-lm.js';
 import { expectBitIdentical, tinyCausalLM } from '../testing/index.js';
-import { loadAdapter, saveAdapter } from './adapter.js';
+import { adapterBasePath, loadAdapter, readAdapterConfig, saveAdapter } from './adapter.js';
 import { loadCausalLM } from './hf.js';
 
 const FIXTURES = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../fixtures');
@@ -33,9 +33,13 @@ describe('saveAdapter / loadAdapter', () => {
     attach(a, 1);
     const file = await saveAdapter(dir, a, { method: 'toy', config: { slot: 'post' } });
     expect(file.tensors.length).toBe(4); // 2 layers x (weight, bias)
-    expect(file.baseModel.path).toBe(base);
-    expect(readdirSync(dir).sort()).toEqual(['adapter_config.json', 'adapter_model.safetensors']);
-    const cfg = JSON.parse(readFileSync(path.join(dir, 'adapter_config.json'), 'utf8'));
+    // a portable base reference: relative to the adapter folder, plus the folder's name
+    expect(path.isAbsolute(file.baseModel.path!)).toBe(false);
+    expect(adapterBasePath(dir, file)).toBe(base);
+    expect(file.baseModel.name).toBe('llama-f32');
+    // adaptorkit's own file names: nothing a PEFT tool would read as its adapter_config.json
+    expect(readdirSync(dir).sort()).toEqual(['adaptorkit_adapter.json', 'adaptorkit_adapter.safetensors']);
+    const cfg = JSON.parse(readFileSync(path.join(dir, 'adaptorkit_adapter.json'), 'utf8'));
     expect(cfg).toMatchObject({ method: 'toy', config: { slot: 'post' }, trainableParameters: 2 * (32 * 32 + 32) });
 
     const b = await loadCausalLM(base);
@@ -49,9 +53,22 @@ describe('saveAdapter / loadAdapter', () => {
     const yb = b.logits(ids);
     expectBitIdentical(ya, yb);
     for (const [n, p] of b.namedParameters()) if (!p.trainable) expectBitIdentical(p.value, frozen.get(n)!);
-    tf.dispose([ids, ya, yb, before, ...frozen.values()]);
+    // a folder in the first layout (PEFT's file names, absolute base path) still loads
+    const old = mkdtempSync(path.join(tmpdir(), 'akit-adapter-old-'));
+    renameSync(path.join(dir, 'adaptorkit_adapter.safetensors'), path.join(old, 'adapter_model.safetensors'));
+    writeFileSync(path.join(old, 'adapter_config.json'), JSON.stringify({ ...cfg, version: 1, baseModel: { ...cfg.baseModel, path: base, name: undefined } }));
+    const migrated = await readAdapterConfig(old);
+    expect(migrated.version).toBe(1);
+    expect(adapterBasePath(old, migrated)).toBe(base);
+    const c = await loadCausalLM(base);
+    attach(c, 3);
+    await loadAdapter(old, c);
+    const yc = c.logits(ids);
+    expectBitIdentical(ya, yc);
+    tf.dispose([ids, ya, yb, yc, before, ...frozen.values()]);
     a.dispose();
     b.dispose();
+    c.dispose();
   });
 
   it('refuses an adapter saved on a different base, and a differently attached method', async () => {

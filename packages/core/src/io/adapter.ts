@@ -1,9 +1,14 @@
 /**
  * Save / load only the trainable tensors of a model (the adaptors), beside a frozen base:
- *   adapter_model.safetensors  trainable parameters by module path, in checkpoint (HF) layout
- *   adapter_config.json        method name and config, base model path, base fingerprint
- * The fingerprint hashes the base model's config and the names + shapes of its frozen parameters,
- * so an adapter loaded onto a different base (other size, other architecture) is refused.
+ *   adaptorkit_adapter.safetensors  trainable parameters by module path, in checkpoint (HF) layout
+ *   adaptorkit_adapter.json         method name and config, base reference, base fingerprint
+ * The names are adaptorkit's own so that no PEFT tool takes these files for a PEFT adapter (LoRA
+ * deltas are exported in PEFT's format separately: io/peft.ts, @adaptorkit/damc's exportDamcPeft).
+ * The base reference is portable: the base folder's path relative to the adapter folder and its
+ * name, plus the fingerprint, which hashes the base model's config and the names + shapes of its
+ * frozen parameters, so an adapter loaded onto a different base (other size, other architecture)
+ * is refused. Adapter folders of the first layout (adapter_config.json / adapter_model.safetensors
+ * with format 'adaptorkit-adapter', an absolute base path) still load: they are migrated on read.
  * Both files are written atomically.
  */
 import { createHash } from 'node:crypto';
@@ -17,19 +22,25 @@ import { writeTextAtomic } from './atomic.js';
 import { checkpointSource, readJson } from './hf.js';
 import { SafetensorsFile, writeSafetensors } from './safetensors.js';
 
-export const ADAPTER_WEIGHTS = 'adapter_model.safetensors';
-export const ADAPTER_CONFIG = 'adapter_config.json';
+export const ADAPTER_WEIGHTS = 'adaptorkit_adapter.safetensors';
+export const ADAPTER_CONFIG = 'adaptorkit_adapter.json';
+/** File names of the first layout (read, never written: they are PEFT's names). */
+export const LEGACY_ADAPTER_WEIGHTS = 'adapter_model.safetensors';
+export const LEGACY_ADAPTER_CONFIG = 'adapter_config.json';
 
 export interface AdapterFile {
   format: 'adaptorkit-adapter';
-  version: 1;
+  /** 2: portable base reference; 1 (migrated on read): absolute base path, PEFT's file names. */
+  version: 1 | 2;
   /** Method name, e.g. 'iaa'. */
   method: string;
   /** The method's config, as given to saveAdapter. */
   config: unknown;
   baseModel: {
-    /** Folder the base was loaded from (when known). */
+    /** Folder the base was loaded from (when known), relative to the adapter folder (version 1: absolute). */
     path: string | null;
+    /** That folder's name (a hint when the relative path no longer leads there). */
+    name?: string | null;
     /** sha256 of the base config + frozen parameter names and shapes. */
     fingerprint: string;
     /** The base model's config object (for error messages). */
@@ -81,20 +92,28 @@ export function baseFingerprint(model: Module): string {
   return h.digest('hex');
 }
 
-/** Save the trainable tensors of `model` and an adapter_config.json into `dir`. */
+/** The base folder an adapter refers to, resolved against the adapter folder (null when unknown). */
+export function adapterBasePath(dir: string, file: AdapterFile): string | null {
+  const p = file.baseModel.path;
+  return p === null ? null : path.resolve(dir, p);
+}
+
+/** Save the trainable tensors of `model` and adaptorkit_adapter.json into `dir`. */
 export async function saveAdapter(dir: string, model: Module, opts: SaveAdapterOptions = {}): Promise<AdapterFile> {
   const named = model.namedTrainableParameters();
   if (named.length === 0) {
     throw new AdaptorkitError('INVALID_ARGUMENT', 'saveAdapter: the model has no trainable parameters (attach a method and keep its modules trainable)');
   }
   const frozenCount = model.countParameters({ trainable: false });
+  const base = opts.basePath ?? checkpointSource(model)?.path ?? null;
   const file: AdapterFile = {
     format: 'adaptorkit-adapter',
-    version: 1,
+    version: 2,
     method: opts.method ?? 'unknown',
     config: opts.config ?? null,
     baseModel: {
-      path: opts.basePath ?? checkpointSource(model)?.path ?? null,
+      path: base === null ? null : path.relative(path.resolve(dir), path.resolve(base)).split(path.sep).join('/') || '.',
+      name: base === null ? null : path.basename(path.resolve(base)),
       fingerprint: baseFingerprint(model),
       config: baseConfig(model),
       frozenParameters: frozenCount,
@@ -116,11 +135,24 @@ export async function saveAdapter(dir: string, model: Module, opts: SaveAdapterO
   return file;
 }
 
-/** Read adapter_config.json without touching a model. */
+/** Where an adapter folder's files are (the current layout, or the first one). */
+export function adapterFiles(dir: string): { config: string; weights: string; legacy: boolean } {
+  if (!existsSync(path.join(dir, ADAPTER_CONFIG)) && existsSync(path.join(dir, LEGACY_ADAPTER_CONFIG))) {
+    return { config: path.join(dir, LEGACY_ADAPTER_CONFIG), weights: path.join(dir, LEGACY_ADAPTER_WEIGHTS), legacy: true };
+  }
+  return { config: path.join(dir, ADAPTER_CONFIG), weights: path.join(dir, ADAPTER_WEIGHTS), legacy: false };
+}
+
+/** Read an adapter's config without touching a model (first-layout folders are migrated in memory). */
 export async function readAdapterConfig(dir: string): Promise<AdapterFile> {
-  const j = (await readJson(path.join(dir, ADAPTER_CONFIG), ADAPTER_CONFIG)) as unknown as AdapterFile;
-  if (j.format !== 'adaptorkit-adapter' || j.version !== 1 || typeof j.baseModel?.fingerprint !== 'string') {
-    throw new AdaptorkitError('BAD_FILE', `${path.join(dir, ADAPTER_CONFIG)} is not an adaptorkit adapter config (format 'adaptorkit-adapter', version 1)`);
+  const f = adapterFiles(dir);
+  const j = (await readJson(f.config, path.basename(f.config))) as unknown as AdapterFile & { peft_type?: unknown };
+  if (f.legacy && typeof j.peft_type === 'string') {
+    throw new AdaptorkitError('BAD_FILE', `${f.config} is a PEFT adapter (peft_type ${JSON.stringify(j.peft_type)}), not an adaptorkit one: load it with loadPeftAdapter`);
+  }
+  const version = f.legacy ? 1 : 2;
+  if (j.format !== 'adaptorkit-adapter' || j.version !== version || typeof j.baseModel?.fingerprint !== 'string') {
+    throw new AdaptorkitError('BAD_FILE', `${f.config} is not an adaptorkit adapter config (format 'adaptorkit-adapter', version ${version})`);
   }
   return j;
 }
@@ -147,12 +179,12 @@ export async function loadAdapter(dir: string, model: Module, opts: { allowBaseM
     throw new AdaptorkitError(
       'SHAPE_MISMATCH',
       `adapter in ${dir} was trained on a different base model` +
-        (file.baseModel.path ? ` (${file.baseModel.path})` : '') +
+        (file.baseModel.path ? ` (${adapterBasePath(dir, file)})` : '') +
         describeConfigDiff(file.baseModel.config, baseConfig(model)) +
         `; load the base it was trained on, or pass { allowBaseMismatch: true } if you know better`,
     );
   }
-  const weights = path.join(dir, ADAPTER_WEIGHTS);
+  const weights = adapterFiles(dir).weights;
   if (!existsSync(weights)) throw new AdaptorkitError('IO_ERROR', `${weights} is missing`);
   const st = await SafetensorsFile.open(weights);
   try {

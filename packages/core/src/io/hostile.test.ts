@@ -1,7 +1,7 @@
 // Regression tests for issue 23's hostile model folders: each finding is refused with a clear
 // AdaptorkitError before anything is allocated from the file's claims, and nothing hangs.
 import { execFileSync } from 'node:child_process';
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -89,6 +89,11 @@ describe('config.json bounded and cross-checked before allocation', () => {
     const dirs = ['llama-f32', 'llama-bf16-sharded', 'qwen2-f16-tied', 'clip', 'siglip'].map((d) => path.join(FIXTURES, d));
     const bases = path.resolve(FIXTURES, '../../../apps/trainer/models');
     for (const b of ['shapesworld/lm', 'shapesworld/vision', 'shapesworld/multiway', 'shapesworld-sceneqa/lm', 'shapesworld-sceneqa/vision']) dirs.push(path.join(bases, b));
+    // the real published configs in the tree (Qwen2.5, Qwen3, Mistral, Gemma 1/2/3, Phi-3, SigLIP so400m)
+    const published = path.join(FIXTURES, 'published-configs');
+    if (existsSync(published)) for (const d of readdirSync(published)) if (existsSync(path.join(published, d, 'config.json'))) dirs.push(path.join(published, d));
+    for (const d of readdirSync(FIXTURES)) if (existsSync(path.join(FIXTURES, d, 'config.json')) && !dirs.includes(path.join(FIXTURES, d))) dirs.push(path.join(FIXTURES, d));
+    expect(dirs.length).toBeGreaterThan(15);
     for (const d of dirs) validateConfigFields(JSON.parse(readFileSync(path.join(d, 'config.json'), 'utf8')) as Record<string, unknown>, d);
     // excerpts of published configs (DeepSeek-V2-Lite, Phi-3-mini-128k, Gemma 3 4B, CLIP ViT-B/32 with generation keys)
     validateConfigFields({ model_type: 'deepseek_v2', hidden_size: 2048, qk_rope_head_dim: 64, v_head_dim: 128, n_routed_experts: 64, routed_scaling_factor: 1.0, rope_scaling: { type: 'yarn', factor: 40, mscale: 0.707, mscale_all_dim: 0.707, original_max_position_embeddings: 4096, beta_fast: 32 } });

@@ -10,7 +10,7 @@
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { AdaptorkitError } from '@adaptorkit/core';
+import { AdaptorkitError, TOKENIZER_FILES } from '@adaptorkit/core';
 import type { MergeConfig } from './config.js';
 import { shardedFolderSink } from './io.js';
 import { mergeSources, openSources, type MergeReport } from './merge.js';
@@ -19,11 +19,6 @@ import { referencedModels } from './plan.js';
 /** mergekit's default shard size, in elements (parameters). */
 export const DEFAULT_OUT_SHARD_SIZE = 5_000_000_000;
 
-/** The tokenizer files mergekit copies from its donor. */
-export const TOKENIZER_FILES = [
-  'tokenizer_config.json', 'special_tokens_map.json', 'tokenizer.json', 'tokenizer.model', 'added_tokens.json', 'merges.txt', 'vocab.json',
-  'chat_template.jinja', 'chat_template.json', 'generation_config.json',
-] as const;
 
 export interface FolderMergeReport extends MergeReport {
   dir: string;
