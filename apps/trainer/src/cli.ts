@@ -18,6 +18,7 @@ import { samplingOf, type SamplingFlags } from './config/sampling.js';
 import { runDemo, writeIntoReadme } from './demo.js';
 import { openRun } from './open-run.js';
 import { registerMergeCommand } from './merge-cmd.js';
+import { runDoctor } from './doctor.js';
 import { registerMergeAdapterCommand } from './merge-adapter-cmd.js';
 import { adapterGenerateCommand } from './adapters-generate.js';
 import { exitWithParent } from './sweep/child.js';
@@ -101,7 +102,7 @@ program
     const cfg = await loadRunConfig(file, o.set);
     const { dir, info } = await runTrain(cfg, { resume: o.resume ?? false, noEval: !o.eval });
     console.log(`run ${info.status}: ${dir}`);
-    if (info.status === 'interrupted') process.exitCode = 130;
+    if (info.status === 'interrupted' && !process.exitCode) process.exitCode = 130; // a stop signal set 128 + its number
   });
 
 program
@@ -169,6 +170,11 @@ program
   });
 
 program
+  .command('doctor')
+  .description('Which backend training gets on this machine, why faster ones were skipped, and the commands that get them.')
+  .action(async () => void (await runDoctor()));
+
+program
   .command('report')
   .description('Write a self-contained HTML page comparing runs (loss and metric curves, trainable %, step time, memory).')
   .argument('<runs...>', 'run folders (a sweep folder stands for its runs)')
@@ -188,13 +194,14 @@ program
   .option('--spec <file>', 'demo spec', 'examples/demo.yaml')
   .option('--out <dir>', 'output folder (a previous one is kept as <dir>.previous)', 'runs/demo')
   .option('--smoke', "the smoke version the test suite runs (fewer steps; same checks)")
+  .option('--full', 'the full demo even on a slow backend (wasm, cpu), where it runs smoke-sized otherwise')
   .option('--only <groups>', 'comma-separated group ids (e.g. iaa,mma)')
   .option('--no-png', 'skip the PNG charts')
   .option('--readme <file>', 'also write the table between <!-- demo:begin --> and <!-- demo:end --> in this README')
   .option('--jobs <n>', 'runs trained at once, each with cores/n native threads (faster on 2+ cores; per-row step times are then their share\'s)', (v) => Number(v), 1)
-  .action(async (o: { spec: string; out: string; smoke?: boolean; only?: string; png: boolean; readme?: string; jobs: number }) => {
+  .action(async (o: { spec: string; out: string; smoke?: boolean; full?: boolean; only?: string; png: boolean; readme?: string; jobs: number }) => {
     if (!Number.isInteger(o.jobs) || o.jobs < 1) throw new AdaptorkitError('INVALID_ARGUMENT', `--jobs must be a positive integer, got ${o.jobs}`);
-    const r = await runDemo({ specFile: o.spec, out: o.out, smoke: o.smoke, only: o.only?.split(',').map((s) => s.trim()).filter(Boolean), png: o.png, jobs: o.jobs });
+    const r = await runDemo({ specFile: o.spec, out: o.out, smoke: o.smoke, full: o.full, only: o.only?.split(',').map((s) => s.trim()).filter(Boolean), png: o.png, jobs: o.jobs });
     console.log(`\n${r.table}`);
     console.log(`report: ${path.relative(process.cwd(), r.report ?? '')}${r.pngs.length ? ` (+ ${r.pngs.length} PNG charts)` : ''}; table: ${path.relative(process.cwd(), path.join(o.out, 'results.md'))}`);
     if (r.failures.length) {

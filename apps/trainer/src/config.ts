@@ -19,10 +19,14 @@ export const TrainSchema = z
     schedule: z.enum(['cosine', 'linear', 'constant']).default('cosine'),
     minLrRatio: z.number().min(0).max(1).default(0.1).describe('Final lr as a fraction of the peak.'),
     weightDecay: z.number().min(0).default(0).describe('Decoupled weight decay (not applied to biases and 1-D tensors).'),
-    betas: z.tuple([z.number(), z.number()]).default([0.9, 0.999]),
+    betas: z
+      .tuple([z.number().min(0).lt(1), z.number().min(0).lt(1)])
+      .default([0.9, 0.999])
+      .describe("AdamW's moment decays (beta1, beta2), each in [0, 1)."),
     clipNorm: z.number().positive().optional().describe('Clip gradients to this global norm.'),
     evalEvery: z.number().int().min(0).default(0).describe('Evaluate on the val split every N steps (0 = only at the end).'),
     saveEvery: z.number().int().min(0).default(100).describe('Checkpoint every N steps (0 = only at the end).'),
+    keepCheckpoints: z.number().int().min(0).default(3).describe('Keep the newest N checkpoints (0 = keep all).'),
   })
   .prefault({});
 
@@ -68,11 +72,11 @@ export const DataSchema = z
   })
   .prefault({});
 
-/** A name that becomes one folder: letters, digits, dot, dash, underscore; never '.' or '..'. */
+/** A name that becomes one folder: letters, digits, dot, dash, underscore; never '.', '..' (or only dots). */
 export const SafeName = z
   .string()
   .regex(/^[A-Za-z0-9._-]+$/, 'use letters, digits, dot, dash and underscore (it names a folder)')
-  .refine((s) => s !== '.' && s !== '..', { message: "'.' and '..' are not names (it names a folder inside outputDir)" });
+  .refine((s) => !/^\.+$/.test(s), { message: "'.' and '..' are not names: use letters or digits too (it names a folder inside outputDir)" });
 
 export const RunConfigSchema = z.strictObject({
   name: SafeName.describe('Run name; the run folder is <outputDir>/<name>.'),

@@ -15,6 +15,7 @@ import { parseWith, readYaml } from './config-util.js';
 import { resolveRunConfig } from './config/run-config.js';
 import { SafeName } from './config.js';
 import { readJson, writeFileAtomic, writeJsonAtomic } from './fsutil.js';
+import { slowBackendGuard } from './demo-guard.js';
 import { findChromium } from './report/chromium.js';
 import { readRun, writeReport } from './report/index.js';
 import type { RunSummary } from './run-format.js';
@@ -117,6 +118,8 @@ export interface DemoOptions {
   specFile: string;
   out: string;
   smoke?: boolean;
+  /** Run the full demo even on a slow backend (wasm, cpu), where it otherwise runs smoke-sized (demo-guard.ts). */
+  full?: boolean;
   /** Only these groups (ids). */
   only?: string[];
   /** Write the report PNGs (needs Chromium; skipped with a note when absent). */
@@ -233,6 +236,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
   const log = o.log ?? ((l: string) => console.log(l));
   const spec = await loadDemoSpec(o.specFile);
   const specDir = path.dirname(path.resolve(o.specFile));
+  o = { ...o, smoke: (await slowBackendGuard(spec, specDir, { smoke: o.smoke, full: o.full, log })).smoke };
   const out = path.resolve(o.out);
   const groups = o.only?.length ? spec.groups.filter((g) => o.only!.includes(g.id)) : spec.groups;
   if (o.only?.length) {

@@ -66,7 +66,7 @@ export async function trainLoop(o: LoopOptions): Promise<LoopResult> {
     }
     if (!Number.isFinite(loss)) {
       disposeGrads(grads);
-      throw new AdaptorkitError('INVALID_ARGUMENT', `loss became ${loss} at step ${step + 1}: stopping (lower the learning rate or enable clipping); the last checkpoint is intact`);
+      throw new AdaptorkitError('INVALID_ARGUMENT', nonFiniteLossMessage(loss, step, o.startStep ?? 0, params, lr));
     }
     const gradNorm = o.clipNorm ? clipGradNorm(grads, o.clipNorm) : 0;
     opt.step(grads);
@@ -80,4 +80,18 @@ export async function trainLoop(o: LoopOptions): Promise<LoopResult> {
     }
   }
   return { optimizer: opt, losses, stepsRun: step - (o.startStep ?? 0), stoppedEarly };
+}
+
+/**
+ * Why the loss of step `step` (0-based) is not finite, as far as can be told: the weights already
+ * non-finite (a diverged update: the learning rate or missing clipping), the very first step of the
+ * run (no update yet: the base weights or the data, never the learning rate), or finite weights
+ * (too large an update or a bad row of this step).
+ */
+export function nonFiniteLossMessage(loss: number, step: number, startStep: number, params: readonly Parameter[], lr: number): string {
+  const badWeights = params.filter((p) => tf.tidy(() => tf.logicalNot(tf.all(tf.isFinite(p.value))).dataSync()[0] === 1)).length;
+  const head = `loss became ${loss} at step ${step + 1}: stopping; the last checkpoint is intact.`;
+  if (badWeights > 0) return `${head} ${badWeights} of ${params.length} trainable tensors are no longer finite, so an earlier update diverged: lower train.lr (now ${lr.toExponential(2)}) or set train.clipNorm`;
+  if (step === 0 && startStep === 0) return `${head} No update has been made yet and the weights are finite, so the learning rate is not the cause: check the base model's weights (e.g. overflow in a half-precision checkpoint) and the data of the first step`;
+  return `${head} The trainable weights are finite: either the last update was too large (lower train.lr, now ${lr.toExponential(2)}, or set train.clipNorm) or a row of step ${step + 1} is bad (check its data${step === startStep ? '; this is the first step after resuming' : ''})`;
 }

@@ -1,9 +1,9 @@
 /** Open a finished run folder: its resolved config, the bases, the method with the trained adapter loaded. */
 import * as path from 'node:path';
 import { AdaptorkitError, loadAdapter } from '@adaptorkit/core';
-import { RunConfigSchema, TASKS, type RunConfig } from './config.js';
-import { parseWith, readYaml } from './config-util.js';
-import { exists, readJson } from './fsutil.js';
+import { TASKS, type RunConfig } from './config.js';
+import { exists } from './fsutil.js';
+import { readRunConfigFile, readRunInfo } from './run/files.js';
 import type { RunInfo } from './run-format.js';
 import { setup, type Env } from './train.js';
 
@@ -21,7 +21,7 @@ export async function openRun(dir: string, o: { task?: string; evalExamples?: nu
   if (!(await exists(adapterDir))) {
     throw new AdaptorkitError('INVALID_ARGUMENT', `run ${dir} has no final adapter (final/): it did not complete; continue it with \`adaptorkit train ${cfgFile} --resume\``);
   }
-  const cfg = parseWith(RunConfigSchema, await readYaml(cfgFile), cfgFile);
+  const cfg = await readRunConfigFile(cfgFile);
   if (o.task !== undefined) {
     if (!(TASKS as readonly string[]).includes(o.task)) throw new AdaptorkitError('INVALID_ARGUMENT', `--task '${o.task}' is not a task (allowed: ${TASKS.join(', ')})`);
     cfg.data.task = o.task as RunConfig['data']['task'];
@@ -32,6 +32,6 @@ export async function openRun(dir: string, o: { task?: string; evalExamples?: nu
   }
   const env = await setup(cfg, o.log ?? (() => {}));
   await loadAdapter(adapterDir, env.system.module);
-  const info = await readJson<RunInfo>(path.join(dir, 'run.json'));
+  const info = await readRunInfo(path.join(dir, 'run.json'));
   return { dir, cfg, info, env };
 }

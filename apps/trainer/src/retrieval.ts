@@ -12,14 +12,14 @@ import * as path from 'node:path';
 import { AdaptorkitError, initBackend, loadAdapter, manualSeed, saveAdapter, tf } from '@adaptorkit/core';
 import type { BackendInfo } from '@adaptorkit/core';
 import { ShapesWorld, type Split } from '@adaptorkit/data';
-import { parseWith, readYaml } from './config-util.js';
-import { RunConfigSchema, type RunConfig } from './config.js';
-import { exists, readJson, writeJsonAtomic } from './fsutil.js';
+import type { RunConfig } from './config.js';
+import { exists, writeJsonAtomic } from './fsutil.js';
+import { readRunConfigFile, readRunInfo, readRunMethodName } from './run/files.js';
 import { METHODS, retrievalMethod, type RetrievalEncoder, type RetrievalMethodEntry, type RetrievalSystem } from './methods/index.js';
 import type { EvalLine, EvalResult, RunInfo } from './run-format.js';
 import { retrievalMetrics } from './shapes/multiway.js';
 import { makeProgress } from './progress.js';
-import { batchExamples, prepareRunDir, runFolderTraining, writeSummary, type TrainOptions } from './train.js';
+import { batchExamples, prepareRunDir, runFolderTraining, withRunFolder, writeSummary, type TrainOptions } from './train.js';
 
 /** eval.json of a retrieval run: R@K of the trained model and of the frozen base on the same pairs. */
 export interface RetrievalEvalResult extends EvalResult {
@@ -76,34 +76,36 @@ const fmt = (m: Record<string, number>): string =>
 
 export async function runRetrievalTrain(cfg: RunConfig, o: TrainOptions = {}): Promise<{ dir: string; info: RunInfo; eval?: RetrievalEvalResult }> {
   const { progress, log } = makeProgress(o.log);
-  const dir = await prepareRunDir(cfg, o);
-  const env = await setupRetrieval(cfg, log);
-  const { sw, system } = env;
-  const all = sw.retrieval('train');
-  const pairs = cfg.data.trainExamples ? all.slice(0, cfg.data.trainExamples) : all;
-  const t = cfg.train;
-  return runFolderTraining<RetrievalEvalResult>(
-    {
-      cfg,
-      dir,
-      log,
-      progress,
-      backend: env.backend,
-      named: system.trainable(),
-      totalParams: system.totalParameters(),
-      what: `retrieval (${pairs.length} pairs)`,
-      ...(system.extras ? { extras: system.extras() } : {}),
-      // the loop's tidy disposes the batch tensors; batch and masks are pure functions of (seed, step, micro)
-      loss: (step, micro) => system.loss(system.batch(sw, batchExamples(pairs, cfg.seed, step, micro, t.batchSize)), true, maskSeed(cfg.seed, step, micro)),
-      evalVal: async () => scoreRetrievalSplit(sw, system, 'val', Math.min(cfg.data.evalExamples, 100)),
-      finish: async (info) => {
-        await saveAdapter(path.join(dir, 'final'), system.module, { ...system.describe(), basePath: system.basePath });
-        return o.noEval ? undefined : finalRetrievalEval(env, cfg, dir, info, log);
+  await prepareRunDir(cfg, o); // name, existing run, what --resume may change: checked before the folder is taken
+  return withRunFolder(cfg, { ...o, log }, async (dir) => {
+    const env = await setupRetrieval(cfg, log);
+    const { sw, system } = env;
+    const all = sw.retrieval('train');
+    const pairs = cfg.data.trainExamples ? all.slice(0, cfg.data.trainExamples) : all;
+    const t = cfg.train;
+    return runFolderTraining<RetrievalEvalResult>(
+      {
+        cfg,
+        dir,
+        log,
+        progress,
+        backend: env.backend,
+        named: system.trainable(),
+        totalParams: system.totalParameters(),
+        what: `retrieval (${pairs.length} pairs)`,
+        ...(system.extras ? { extras: system.extras() } : {}),
+        // the loop's tidy disposes the batch tensors; batch and masks are pure functions of (seed, step, micro)
+        loss: (step, micro) => system.loss(system.batch(sw, batchExamples(pairs, cfg.seed, step, micro, t.batchSize)), true, maskSeed(cfg.seed, step, micro)),
+        evalVal: async () => scoreRetrievalSplit(sw, system, 'val', Math.min(cfg.data.evalExamples, 100)),
+        finish: async (info) => {
+          await saveAdapter(path.join(dir, 'final'), system.module, { ...system.describe(), basePath: system.basePath });
+          return o.noEval ? undefined : finalRetrievalEval(env, cfg, dir, info, log);
+        },
+        summaryExtra: (result) => ({ frozenBaseMetrics: result.frozenBaseMetrics }),
       },
-      summaryExtra: (result) => ({ frozenBaseMetrics: result.frozenBaseMetrics }),
-    },
-    o,
-  );
+      o,
+    );
+  });
 }
 
 /**
@@ -132,8 +134,8 @@ export async function finalRetrievalEval(env: RetrievalEnv, cfg: RunConfig, dir:
 export async function isRetrievalRunFolder(dir: string): Promise<boolean> {
   const file = path.join(dir, 'config.yaml');
   if (!(await exists(file))) return false;
-  const name = ((await readYaml(file)) as { method?: { name?: unknown } } | null)?.method?.name;
-  return typeof name === 'string' && METHODS.some((m) => m.name === name && m.kind === 'retrieval');
+  const name = await readRunMethodName(file);
+  return name !== undefined && METHODS.some((m) => m.name === name && m.kind === 'retrieval');
 }
 
 /**
@@ -145,7 +147,7 @@ export async function evalRetrievalRun(dir: string, o: { task?: string; n?: numb
   if (o.task !== undefined && o.task !== 'retrieval') throw new AdaptorkitError('INVALID_ARGUMENT', `--task '${o.task}': a retrieval run is scored on retrieval only`);
   if (o.n !== undefined && (!Number.isInteger(o.n) || o.n <= 0)) throw new AdaptorkitError('INVALID_ARGUMENT', `--n must be a positive integer, got ${o.n}`);
   const cfgFile = path.join(dir, 'config.yaml');
-  const cfg = parseWith(RunConfigSchema, await readYaml(cfgFile), cfgFile);
+  const cfg = await readRunConfigFile(cfgFile);
   const adapterDir = path.join(dir, 'final');
   if (!(await exists(adapterDir))) {
     throw new AdaptorkitError('INVALID_ARGUMENT', `run ${dir} has no final adapter (final/): it did not complete; continue it with \`adaptorkit train ${cfgFile} --resume\``);
@@ -154,7 +156,7 @@ export async function evalRetrievalRun(dir: string, o: { task?: string; n?: numb
   const env = await setupRetrieval(cfg, log);
   try {
     await loadAdapter(adapterDir, env.system.module);
-    const info = await readJson<RunInfo>(path.join(dir, 'run.json'));
+    const info = await readRunInfo(path.join(dir, 'run.json'));
     const result = await finalRetrievalEval(env, cfg, dir, info, log, o.n ? `eval-retrieval-${o.n}.json` : 'eval.json');
     if (!o.n) await writeSummary(dir, info, result, { frozenBaseMetrics: result.frozenBaseMetrics });
     return result;

@@ -7,8 +7,9 @@
  *     metrics.jsonl      one MetricsLine per line: training steps and evaluations
  *     eval.json          EvalResult of the final evaluation (when run)
  *     summary.json       RunSummary: the headline numbers of a completed run
- *     checkpoints/step-NNNNNN/   adapter + optimizer state, written atomically
+ *     checkpoints/step-NNNNNN/   adapter + optimizer state, written atomically (newest train.keepCheckpoints kept)
  *     final/             the trained adapter (adaptorkit_adapter.safetensors + adaptorkit_adapter.json)
+ *     run.lock/, run.lock.json   present while a writer holds the run (run/lock.ts): its PID and host
  */
 import type { DataCounts } from './data/length.js';
 

@@ -7,14 +7,21 @@ import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { stringify as toYaml } from 'yaml';
-import { AdamW, AdaptorkitError, defaultParamGroups, initBackend, manualSeed, readSafetensors, Rng, saveAdapter, tf, writeSafetensors } from '@adaptorkit/core';
+import { AdamW, AdaptorkitError, defaultParamGroups, initBackend, manualSeed, Rng, saveAdapter, tf } from '@adaptorkit/core';
 import type { BackendInfo, CausalLM, Parameter, VisionEncoder } from '@adaptorkit/core';
 import { ShapesWorld, type Split } from '@adaptorkit/data';
-import { parseWith, readYaml } from './config-util.js';
 import { checkResumeConfig } from './config/resume.js';
 import { loadRunConfigFile } from './config/run-config.js';
-import { RunConfigSchema, type RunConfig } from './config.js';
-import { exists, readJson, writeFileAtomic, writeJsonAtomic } from './fsutil.js';
+import type { RunConfig } from './config.js';
+import { limitLengths, type DataCounts } from './data/length.js';
+import { makeLlavaSource } from './data/llava-source.js';
+import { exists, writeFileAtomic, writeJsonAtomic } from './fsutil.js';
+import { checkpointName, latestCheckpoint, loadCheckpoint, pruneCheckpoints, saveCheckpoint } from './run/checkpoints.js';
+import { readRunConfigFile, readRunInfo } from './run/files.js';
+import { assertRunLockHeld, runDirOf, withRunFolder } from './run/folder.js';
+import { repairMetrics } from './run/metrics.js';
+import { signalExitCode, watchStopSignals, writeJsonSyncAtomic } from './run/signals.js';
+import { errorDetail, recordRunEnd } from './run/status.js';
 import { trainLoop } from './loop.js';
 import { methodByName, type Bases, type TrainSystem } from './methods/index.js';
 import { isRetrievalRun, maskSeed, runRetrievalTrain } from './retrieval.js';
@@ -22,8 +29,6 @@ import type { EvalLine, EvalResult, MachineInfo, RunInfo, RunSummary, StepLine }
 import { makeProgress, type Progress } from './progress.js';
 import { basePath, loadBases } from './shapes/store.js';
 import { shapesWorldSource, type DataSource, type SourceExample } from './sources.js';
-import { makeLlavaSource } from './data/llava-source.js';
-import { limitLengths, type DataCounts } from './data/length.js';
 import { buildBatch, padRight } from './vl/batch.js';
 
 export const MAX_NEW_TOKENS: Record<string, number> = { vqa: 6, grounding: 24, caption: 48, common: 3, instruct: 24, text: 8 };
@@ -163,73 +168,28 @@ export function batchExamples<E>(examples: readonly E[], seed: number, step: num
   return Array.from({ length: batchSize }, () => examples[rng.int(examples.length)]!);
 }
 
-interface CheckpointState {
-  step: number;
-  losses: number;
-}
+export { latestCheckpoint, loadCheckpoint, saveCheckpoint };
+export { runDirOf, withRunFolder } from './run/folder.js';
 
-export async function saveCheckpoint(dir: string, step: number, named: [string, Parameter][], opt: AdamW): Promise<string> {
-  const final = path.join(dir, 'checkpoints', `step-${String(step).padStart(6, '0')}`);
-  const tmp = `${final}.tmp-${process.pid}`;
-  await fs.rm(tmp, { recursive: true, force: true });
-  await fs.mkdir(tmp, { recursive: true });
-  await writeSafetensors(path.join(tmp, 'trainable.safetensors'), new Map(named.map(([n, p]) => [n, p.value as tf.Tensor])));
-  const st = opt.state();
-  const moments = new Map<string, tf.Tensor>();
-  st.moments.forEach((m, i) => {
-    moments.set(`${i}.m`, m.m);
-    moments.set(`${i}.v`, m.v);
-  });
-  await writeSafetensors(path.join(tmp, 'optimizer.safetensors'), moments);
-  await writeJsonAtomic(path.join(tmp, 'state.json'), { step: st.step, losses: step } satisfies CheckpointState);
-  await fs.rm(final, { recursive: true, force: true });
-  await fs.rename(tmp, final);
-  return final;
-}
-
-export async function latestCheckpoint(dir: string): Promise<string | undefined> {
-  const root = path.join(dir, 'checkpoints');
-  if (!(await exists(root))) return undefined;
-  const names = (await fs.readdir(root)).filter((n) => /^step-\d{6}$/.test(n)).sort();
-  const last = names[names.length - 1];
-  return last ? path.join(root, last) : undefined;
-}
-
-export async function loadCheckpoint(ckpt: string, named: [string, Parameter][], opt: AdamW): Promise<number> {
-  const { tensors } = await readSafetensors(path.join(ckpt, 'trainable.safetensors'));
-  const byName = new Map(named);
-  for (const [n, p] of byName) {
-    const t = tensors.get(n);
-    if (!t) throw new AdaptorkitError('MISSING_TENSOR', `checkpoint ${ckpt} has no tensor '${n}' (was it written by a different config?)`);
-    p.assign(t, n);
+/**
+ * Checks made before anything is loaded or written: the name makes one folder inside outputDir, a
+ * folder holding a run needs --resume, and a resume keeps the run's config but for the keys
+ * config/resume.ts lists. Creates nothing: with setup() also before the run folder is taken, a
+ * refused config leaves no folder behind (withRunFolder re-checks under the lock).
+ */
+export async function prepareRunDir(cfg: RunConfig, o: TrainOptions): Promise<string> {
+  const dir = runDirOf(cfg);
+  if ((await exists(path.join(dir, 'run.json'))) && !o.resume) {
+    throw new AdaptorkitError('INVALID_ARGUMENT', `run folder ${dir} already holds a run: pass --resume to continue it, or choose another name`);
   }
-  const state = await readJson<CheckpointState>(path.join(ckpt, 'state.json'));
-  const { tensors: mom } = await readSafetensors(path.join(ckpt, 'optimizer.safetensors'));
-  const moments = named.map((_, i) => ({ m: mom.get(`${i}.m`)!, v: mom.get(`${i}.v`)! }));
-  if (moments.some((m) => !m.m || !m.v)) throw new AdaptorkitError('BAD_FILE', `checkpoint ${ckpt}: optimizer state does not match the trainable parameters`);
-  opt.loadState({ step: state.step, moments });
-  tf.dispose([...tensors.values(), ...mom.values()]);
-  return state.step;
+  const savedFile = path.join(dir, 'config.yaml');
+  if (o.resume && (await exists(savedFile))) checkResumeConfig(await readRunConfigFile(savedFile), cfg, dir);
+  return dir;
 }
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   return s.length ? s[Math.floor(s.length / 2)]! : 0;
-}
-
-/**
- * The run folder for `cfg`, refusing one that already holds a run unless resuming, and a resume
- * whose config changed in a key that may not change (config/resume.ts). Creates nothing: the
- * folder is made when training starts, so a config refused before then leaves no folder behind.
- */
-export async function prepareRunDir(cfg: RunConfig, o: TrainOptions): Promise<string> {
-  const dir = path.resolve(cfg.outputDir, cfg.name);
-  if ((await exists(path.join(dir, 'run.json'))) && !o.resume) {
-    throw new AdaptorkitError('INVALID_ARGUMENT', `run folder ${dir} already holds a run: pass --resume to continue it, or choose another name`);
-  }
-  const savedFile = path.join(dir, 'config.yaml');
-  if (o.resume && (await exists(savedFile))) checkResumeConfig(parseWith(RunConfigSchema, await readYaml(savedFile), savedFile), cfg, dir);
-  return dir;
 }
 
 /** What differs between kinds of runs (instruction batches vs retrieval pairs); runFolderTraining does the rest. */
@@ -264,51 +224,62 @@ export interface RunSpec<R extends EvalResult> {
  * summary.json.
  */
 export async function runFolderTraining<R extends EvalResult>(spec: RunSpec<R>, o: TrainOptions): Promise<{ dir: string; info: RunInfo; eval?: R }> {
-  const { cfg, dir, log, progress, backend, named } = spec;
-  await fs.mkdir(dir, { recursive: true });
+  const { cfg, dir, log, backend, named } = spec;
   const runJson = path.join(dir, 'run.json');
   const trainableParams = named.reduce((s, [, p]) => s + p.size, 0);
   const t = cfg.train;
   const opt = new AdamW(defaultParamGroups(named, t.weightDecay), { lr: t.lr, betas: t.betas });
   let startStep = 0;
-  const ckpt = o.resume ? await latestCheckpoint(dir) : undefined;
-  if (ckpt) {
-    startStep = await loadCheckpoint(ckpt, named, opt);
-    log(`resuming ${cfg.name} from ${path.relative(process.cwd(), ckpt)} (step ${startStep})`);
+  let info: RunInfo | undefined;
+  try {
+    const ckpt = o.resume ? await latestCheckpoint(dir) : undefined;
+    if (ckpt) {
+      startStep = await loadCheckpoint(ckpt, named, opt, t.steps);
+      log(`resuming ${cfg.name} from ${path.relative(process.cwd(), ckpt)} (step ${startStep})`);
+    }
+    const prevInfo = o.resume && (await exists(runJson)) ? await readRunInfo(runJson) : undefined;
+    info = {
+      name: cfg.name,
+      method: cfg.method.name,
+      status: 'running',
+      backend: { name: backend.name, package: backend.package, gpu: backend.gpu, ...(backend.detail ? { detail: backend.detail } : {}) },
+      machine: machineInfo(),
+      seed: cfg.seed,
+      startedAt: prevInfo?.startedAt ?? new Date().toISOString(),
+      step: startStep,
+      totalSteps: t.steps,
+      trainableParams,
+      totalParams: spec.totalParams,
+      trainablePercent: (100 * trainableParams) / spec.totalParams,
+      trainSeconds: prevInfo?.trainSeconds ?? 0,
+      ...(spec.extras ? { extras: spec.extras } : {}),
+      ...(spec.data ? { data: spec.data } : {}),
+    };
+    if (o.resume) {
+      const r = await repairMetrics(path.join(dir, 'metrics.jsonl'), startStep);
+      if (r.partialBytes || r.droppedLines) log(`metrics.jsonl: dropped ${r.droppedLines} line(s) after step ${startStep} and ${r.partialBytes} byte(s) of a partial line`);
+    }
+    await writeFileAtomic(path.join(dir, 'config.yaml'), toYaml(cfg));
+    await writeJsonAtomic(runJson, info);
+    return await trainInFolder(spec, o, opt, info, startStep);
+  } catch (err) {
+    opt.dispose();
+    if (info) await recordRunEnd(runJson, info, 'failed', errorDetail(err), log);
+    throw err;
   }
-  const prevInfo = o.resume && (await exists(runJson)) ? await readJson<RunInfo>(runJson) : undefined;
-  const info: RunInfo = {
-    name: cfg.name,
-    method: cfg.method.name,
-    status: 'running',
-    backend: { name: backend.name, package: backend.package, gpu: backend.gpu, ...(backend.detail ? { detail: backend.detail } : {}) },
-    machine: machineInfo(),
-    seed: cfg.seed,
-    startedAt: prevInfo?.startedAt ?? new Date().toISOString(),
-    step: startStep,
-    totalSteps: t.steps,
-    trainableParams,
-    totalParams: spec.totalParams,
-    trainablePercent: (100 * trainableParams) / spec.totalParams,
-    trainSeconds: prevInfo?.trainSeconds ?? 0,
-    ...(spec.extras ? { extras: spec.extras } : {}),
-    ...(spec.data ? { data: spec.data } : {}),
-  };
-  await writeFileAtomic(path.join(dir, 'config.yaml'), toYaml(cfg));
-  await writeJsonAtomic(runJson, info);
-  log(`${cfg.name}: ${cfg.method.name} on ${spec.what}, ${trainableParams.toLocaleString()} of ${spec.totalParams.toLocaleString()} parameters trainable (${info.trainablePercent.toFixed(2)}%)`);
+}
+
+async function trainInFolder<R extends EvalResult>(spec: RunSpec<R>, o: TrainOptions, opt: AdamW, info: RunInfo, startStep: number): Promise<{ dir: string; info: RunInfo; eval?: R }> {
+  const { cfg, dir, log, progress, named } = spec;
+  const runJson = path.join(dir, 'run.json');
+  const t = cfg.train;
+  log(`${cfg.name}: ${cfg.method.name} on ${spec.what}, ${info.trainableParams.toLocaleString()} of ${spec.totalParams.toLocaleString()} parameters trainable (${info.trainablePercent.toFixed(2)}%)`);
 
   const metricsFile = path.join(dir, 'metrics.jsonl');
   const lines: string[] = [];
   const flush = async (): Promise<void> => {
     if (lines.length) await fs.appendFile(metricsFile, lines.splice(0).join(''));
   };
-  let interrupted = false;
-  const onSigint = (): void => {
-    interrupted = true;
-    log('interrupt: finishing this step, then writing a checkpoint');
-  };
-  process.once('SIGINT', onSigint);
   const stepMs: number[] = [];
   const stepTps: number[] = [];
   const meter = { tokens: 0 };
@@ -316,6 +287,21 @@ export async function runFolderTraining<R extends EvalResult>(spec: RunSpec<R>, 
   let lastSaved = startStep;
   const trainStart = performance.now();
   let stepsThisRun = 0;
+  const save = async (step: number): Promise<void> => {
+    await saveCheckpoint(dir, step, named, opt);
+    lastSaved = step;
+    await pruneCheckpoints(dir, t.keepCheckpoints);
+  };
+  const stopDetail = (why: string): string => `${why} at step ${info.step}; checkpoint ${checkpointName(lastSaved)} holds step ${lastSaved}: rerun with --resume`;
+  const signals = watchStopSignals(
+    (sig) => log(`${sig}: finishing this step, then writing a checkpoint`),
+    (sig) => {
+      info.status = 'interrupted';
+      info.statusDetail = stopDetail(`stopped by a second ${sig}`);
+      info.finishedAt = new Date().toISOString();
+      writeJsonSyncAtomic(runJson, info);
+    },
+  );
   try {
     await trainLoop({
       named,
@@ -331,6 +317,7 @@ export async function runFolderTraining<R extends EvalResult>(spec: RunSpec<R>, 
       beforeStep: spec.beforeStep,
       loss: (step, micro) => spec.loss(step, micro, meter),
       onStep: async ({ step, loss, lr, gradNorm, ms }) => {
+        assertRunLockHeld(dir);
         stepsThisRun++;
         stepMs.push(ms);
         const tokens = meter.tokens;
@@ -346,26 +333,18 @@ export async function runFolderTraining<R extends EvalResult>(spec: RunSpec<R>, 
           log(`eval step ${step}: ${JSON.stringify(metrics)}`);
         }
         await flush();
-        const stop = interrupted || (o.stopAfter !== undefined && stepsThisRun >= o.stopAfter);
-        if ((t.saveEvery > 0 && step % t.saveEvery === 0) || stop) {
-          await saveCheckpoint(dir, step, named, opt);
-          lastSaved = step;
-        }
+        const stop = signals.signal !== undefined || (o.stopAfter !== undefined && stepsThisRun >= o.stopAfter);
+        if ((t.saveEvery > 0 && step % t.saveEvery === 0) || stop) await save(step);
         info.step = step;
         return stop;
       },
     });
   } catch (err) {
-    await flush();
-    opt.dispose();
-    info.status = 'failed';
-    info.statusDetail = (err as Error).message;
-    info.finishedAt = new Date().toISOString();
-    await writeJsonAtomic(runJson, info);
+    await flush().catch((e: unknown) => log(`could not append to ${metricsFile}: ${errorDetail(e)}`));
     throw err;
   } finally {
     progress.done();
-    process.removeListener('SIGINT', onSigint);
+    signals.dispose();
   }
   info.trainSeconds = (info.trainSeconds ?? 0) + (performance.now() - trainStart) / 1000;
   info.medianStepMs = median(stepMs);
@@ -373,57 +352,59 @@ export async function runFolderTraining<R extends EvalResult>(spec: RunSpec<R>, 
   info.peakRssMB = Math.round(peakRss / 2 ** 20);
   if (info.step < t.steps) {
     opt.dispose();
-    info.status = 'interrupted';
-    info.statusDetail = `stopped at step ${info.step}; checkpoint step-${String(lastSaved).padStart(6, '0')} holds it: rerun with --resume`;
-    await writeJsonAtomic(runJson, info);
-    log(info.statusDetail);
+    const sig = signals.signal;
+    await recordRunEnd(runJson, info, 'interrupted', stopDetail(sig ? `stopped by ${sig}` : 'stopped'), log);
+    log(info.statusDetail!);
+    if (sig) process.exitCode = signalExitCode(sig);
     return { dir, info };
   }
-  if (lastSaved !== t.steps) await saveCheckpoint(dir, t.steps, named, opt);
+  if (lastSaved !== t.steps) await save(t.steps);
   opt.dispose();
   const result = await spec.finish(info);
-  info.status = 'completed';
   info.finishedAt = new Date().toISOString();
+  await writeSummary(dir, { ...info, status: 'completed' }, result, result && spec.summaryExtra ? spec.summaryExtra(result) : {});
+  info.status = 'completed';
   await writeJsonAtomic(runJson, info);
-  await writeSummary(dir, info, result, result && spec.summaryExtra ? spec.summaryExtra(result) : {});
   return { dir, info, eval: result };
 }
 
 export async function runTrain(cfg: RunConfig, o: TrainOptions = {}): Promise<{ dir: string; info: RunInfo; eval?: EvalResult }> {
   if (isRetrievalRun(cfg)) return runRetrievalTrain(cfg, o); // retrieval methods (MWA): image-caption pairs, R@K (retrieval.ts)
   const { progress, log } = makeProgress(o.log);
-  const dir = await prepareRunDir(cfg, o);
-  const env = await setup(cfg, log);
+  await prepareRunDir(cfg, o);
+  const env = await setup(cfg, log); // a config refused here leaves no run folder
   const { system, source } = env;
   const examples = trainExamples(source, cfg);
   const t = cfg.train;
-  return runFolderTraining(
-    {
-      cfg,
-      dir,
-      log,
-      progress,
-      backend: env.backend,
-      named: system.trainable(),
-      totalParams: system.totalParameters(),
-      what: cfg.data.source === 'llava' ? 'LLaVA data' : cfg.data.task,
-      data: env.dataCounts,
-      beforeStep: async (step) => {
-        for (let m = 0; m < Math.max(1, t.accumulation); m++) await source.prefetch(batchExamples(examples, cfg.seed, step, m, t.batchSize));
+  return withRunFolder(cfg, { ...o, log }, async (dir) => {
+    return runFolderTraining(
+      {
+        cfg,
+        dir,
+        log,
+        progress,
+        backend: env.backend,
+        named: system.trainable(),
+        totalParams: system.totalParameters(),
+        what: cfg.data.source === 'llava' ? 'LLaVA data' : cfg.data.task,
+        data: env.dataCounts,
+        beforeStep: async (step) => {
+          for (let m = 0; m < Math.max(1, t.accumulation); m++) await source.prefetch(batchExamples(examples, cfg.seed, step, m, t.batchSize));
+        },
+        loss: (step, micro, meter) => {
+          const batch = buildBatch(source, batchExamples(examples, cfg.seed, step, micro, t.batchSize), { tokensPerInput: system.tokensPerInput });
+          meter.tokens += batch.lengths.reduce((a, b) => a + b, 0);
+          return system.loss(batch, true, maskSeed(cfg.seed, step, micro));
+        },
+        evalVal: async () => (await evaluate(env, cfg.data.task, 'val', Math.min(cfg.data.evalExamples, 100))).metrics,
+        finish: async (info) => {
+          await saveAdapter(path.join(dir, 'final'), system.module, { ...system.describe(), basePath: basePath(cfg.base.lm, 'lm') });
+          return o.noEval ? undefined : finalEval(env, cfg, dir, info, log);
+        },
       },
-      loss: (step, micro, meter) => {
-        const batch = buildBatch(source, batchExamples(examples, cfg.seed, step, micro, t.batchSize), { tokensPerInput: system.tokensPerInput });
-        meter.tokens += batch.lengths.reduce((a, b) => a + b, 0);
-        return system.loss(batch, true, maskSeed(cfg.seed, step, micro));
-      },
-      evalVal: async () => (await evaluate(env, cfg.data.task, 'val', Math.min(cfg.data.evalExamples, 100))).metrics,
-      finish: async (info) => {
-        await saveAdapter(path.join(dir, 'final'), system.module, { ...system.describe(), basePath: basePath(cfg.base.lm, 'lm') });
-        return o.noEval ? undefined : finalEval(env, cfg, dir, info, log);
-      },
-    },
-    o,
-  );
+      o,
+    );
+  });
 }
 
 /** summary.json, the one file to read for a finished run's headline numbers (plus `extra` fields, e.g. a retrieval run's frozen-base R@K). */

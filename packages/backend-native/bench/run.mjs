@@ -63,15 +63,26 @@ const plan = [
   { backend: 'native', mode: 'full', steps: quick ? 3 : 6, warm: 2, oneThread: true },
 ];
 notes.push('cpu (pure JS) backend skipped: minutes per step at this size');
+// WebGPU when it starts: a real GPU (backend 'webgpu'); BENCH_WEBGPU=cpu runs it on Mesa's CPU renderer
+// instead ('webgpu:cpu': seconds per step, a correctness check, not a speed). Labelled with the adapter.
+const webgpuPref = process.env.BENCH_WEBGPU === 'cpu' ? 'webgpu:cpu' : 'webgpu';
+const webgpuSlow = webgpuPref === 'webgpu:cpu';
+plan.push(
+  { backend: webgpuPref, mode: 'adapter', steps: webgpuSlow ? 1 : quick ? 3 : 10, warm: webgpuSlow ? 1 : 2 },
+  { backend: webgpuPref, mode: 'full', steps: webgpuSlow ? 1 : quick ? 3 : 10, warm: webgpuSlow ? 1 : 2 },
+);
 
 for (const p of plan) {
   process.stderr.write(`bench: ${p.backend} ${p.mode} (${p.steps} steps${p.oneThread ? ', 1 thread' : ''})...\n`);
   const r = node(['train.mjs', p.backend, p.mode, String(p.steps), String(p.warm)], [], p.oneThread ? { ADAPTORKIT_NATIVE_THREADS: '1' } : {});
   if (r.error) {
     notes.push(`${p.backend} ${p.mode}: not run (${r.error})`);
+    if (p.backend.startsWith('webgpu')) break; // both webgpu rows are last: the second fails the same way
     continue;
   }
-  (p.oneThread ? oneThread : runs).push({ name: p.backend, mode: p.mode, medianMs: median(r.stepMs), stepMs: r.stepMs, cpuMs: r.cpuMs, medianCpuMs: median(r.cpuMs), peakRssMb: r.peakRssMb, detail: r.detail, trainable: r.trainable });
+  // webgpu rows carry their adapter: "webgpu [NVIDIA H200]"
+  const label = p.backend.startsWith('webgpu') ? `webgpu [${/^adapter (.+?)(?: \(| via )/.exec(r.detail ?? '')?.[1] ?? '?'}]` : p.backend;
+  (p.oneThread ? oneThread : runs).push({ name: label, mode: p.mode, medianMs: median(r.stepMs), stepMs: r.stepMs, cpuMs: r.cpuMs, medianCpuMs: median(r.cpuMs), peakRssMb: r.peakRssMb, detail: r.detail, trainable: r.trainable });
 }
 
 const torch = findTorchPython();

@@ -1,6 +1,7 @@
 """PyTorch twin of bench/model.mjs: the same LLaMA-style model, shapes, adapters and AdamW.
 
-usage: python3 torch_bench.py MODE STEPS WARMUP [THREADS]   (MODE: adapter | full; THREADS default 2)
+usage: python3 torch_bench.py MODE STEPS WARMUP [THREADS] [DEVICE]
+  (MODE: adapter | full; THREADS default 2; DEVICE cpu (default) or cuda, timed with synchronize)
 Prints one JSON line: {"mode", "step_ms": [...], "peak_rss_mb", "torch", "threads", "blas"}.
 Run with torch threads = 2 (set here) and, on Debian, LD_LIBRARY_PATH pointing at an optimized
 OpenBLAS (bench/run.mjs does this).
@@ -99,6 +100,8 @@ class LM(nn.Module):
 def main():
     mode, steps, warmup = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
     torch.set_num_threads(int(sys.argv[4]) if len(sys.argv) > 4 else 2)
+    device = torch.device(sys.argv[5] if len(sys.argv) > 5 else "cpu")
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     torch.manual_seed(0)
     model = LM()
     if mode == "adapter":
@@ -106,14 +109,16 @@ def main():
             p.requires_grad_(False)
         for layer in model.layers:
             layer.adapter = Adapter()
+    model.to(device)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=1e-4, weight_decay=0.01)
-    ids = torch.randint(0, V, (B, T))
-    cos, sin = rope_tables(T, HD)
-    mask = torch.full((T, T), -1e9).triu(1)
+    ids = torch.randint(0, V, (B, T)).to(device)
+    cos, sin = (t.to(device) for t in rope_tables(T, HD))
+    mask = torch.full((T, T), -1e9).triu(1).to(device)
     times = []
     cpu = []  # process CPU time per step (all threads)
     for i in range(warmup + steps):
+        sync()
         c0 = time.process_time()
         t0 = time.perf_counter()
         logits = model(ids, cos, sin, mask)
@@ -121,6 +126,7 @@ def main():
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
+        sync()
         if i >= warmup:
             times.append((time.perf_counter() - t0) * 1000)
             cpu.append((time.process_time() - c0) * 1000)
@@ -133,6 +139,8 @@ def main():
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
+        "device": torch.cuda.get_device_name(0) if device.type == "cuda" else "cpu",
+        "loss": float(loss),
         "blas": blas,
         "trainable": sum(p.numel() for p in params),
     }))

@@ -4,7 +4,11 @@ import { initBackend, tf } from '@adaptorkit/core';
 import { buildTrainer, MODEL, SHAPE } from './model.mjs';
 
 const [backend = 'native', mode = 'adapter', stepsArg = '5', warmArg = '1'] = process.argv.slice(2);
-const info = await initBackend(backend, { log: false });
+const info = await initBackend(backend, { log: false }).catch((err) => {
+  // one line, the last on stderr: run.mjs and scripts/gpu-check.sh quote it as why the row did not run
+  console.error(String(err?.message ?? err).split('\n')[0]);
+  process.exit(2);
+});
 const t = buildTrainer(mode);
 const stepMs = [];
 const cpuMs = []; // user + system CPU time of the process per step (all threads)

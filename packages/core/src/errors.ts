@@ -14,7 +14,8 @@ export type ErrorCode =
   | 'BAD_FILE'
   | 'IO_ERROR'
   | 'NOT_TRAINABLE'
-  | 'DISPOSED';
+  | 'DISPOSED'
+  | 'RUN_LOCKED';
 
 export class AdaptorkitError extends Error {
   readonly code: ErrorCode;

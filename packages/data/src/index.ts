@@ -13,3 +13,4 @@ export * from './readers/paths.js';
 export * from './readers/records.js';
 export * from './readers/image.js';
 export * from './readers/datasets.js';
+export * from './readers/open-inside.js';

@@ -148,7 +148,7 @@ export async function llavaSource(tok: HFTokenizer, o: LlavaSourceOptions): Prom
           if (!('file' in input) || cache.has(input.file)) continue;
           let img;
           try {
-            img = await loadImage(input.file, { size: o.imageSize, fit: 'pad', normalize: o.normalize });
+            img = await loadImage(input.file, { size: o.imageSize, fit: 'pad', normalize: o.normalize, root: o.imageRoot }); // re-checked inside the root at each read
           } catch (e) {
             throw new AdaptorkitError('BAD_FILE', `record ${ex.id}: ${(e as Error).message} (it decoded when the data was read: was the file changed since?)`, { cause: e });
           }

@@ -2,9 +2,12 @@
  * Picking and starting the TensorFlow.js backend.
  *
  * `auto` takes the fastest backend present, in this order:
- *   tensorflow (@tensorflow/tfjs-node-gpu, CUDA) > tensorflow (@tensorflow/tfjs-node, libtensorflow CPU)
+ *   tensorflow (@tensorflow/tfjs-node-gpu, CUDA) > webgpu on a real GPU (npm `webgpu` + tfjs-backend-webgpu)
+ *   > tensorflow (@tensorflow/tfjs-node, libtensorflow CPU)
  *   > native (@adaptorkit/backend-native: OpenBLAS + native kernels) > wasm > cpu.
- * tfjs-node(-gpu) and the native addon are optional: absence is detected, never required.
+ * tfjs-node(-gpu), webgpu and the native addon are optional: absence is detected, never required.
+ * `webgpu:cpu` (or `webgpu` with ADAPTORKIT_WEBGPU_ADAPTER=cpu) runs WebGPU on Mesa's CPU renderer:
+ * never chosen by `auto`, for tests and checks (see webgpu.ts).
  */
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
@@ -12,18 +15,22 @@ import '@tensorflow/tfjs-backend-cpu';
 import '@tensorflow/tfjs-core/dist/register_all_gradients.js';
 import { AdaptorkitError } from '../errors.js';
 import { registerMissingKernels } from './kernels.js';
+import { describeAdapter, registerWebgpu, webgpuUnavailable, type WebgpuAdapter, type WebgpuAdapterKind } from './webgpu.js';
 
-export type BackendName = 'tensorflow' | 'native' | 'wasm' | 'cpu';
-export type BackendPreference = 'auto' | BackendName;
-export const BACKEND_PREFERENCES: readonly BackendPreference[] = ['auto', 'tensorflow', 'native', 'wasm', 'cpu'];
+export type BackendName = 'tensorflow' | 'webgpu' | 'native' | 'wasm' | 'cpu';
+export type BackendPreference = 'auto' | BackendName | 'webgpu:cpu';
+export const BACKEND_PREFERENCES: readonly BackendPreference[] = ['auto', 'tensorflow', 'webgpu', 'webgpu:cpu', 'native', 'wasm', 'cpu'];
+export type { WebgpuAdapter } from './webgpu.js';
 
 export interface BackendInfo {
   /** The tfjs backend name now active. */
   name: BackendName;
   /** The npm package that provides it. */
   package: string;
-  /** Whether a GPU is used (tfjs-node-gpu). */
+  /** Whether a GPU is used (tfjs-node-gpu, webgpu on a real GPU). */
   gpu: boolean;
+  /** webgpu: the adapter it runs on. */
+  adapter?: WebgpuAdapter;
   /** wasm: SIMD / threads; native: BLAS and thread count, when reported. */
   simd?: boolean;
   threads?: number | boolean;
@@ -35,6 +42,11 @@ export interface BackendInfo {
 export interface InitBackendOptions {
   /** Print one line saying what was chosen (default true). */
   log?: boolean | ((line: string) => void);
+  /**
+   * webgpu: which adapter backend 'webgpu' takes: 'gpu' (default: a real GPU) or 'cpu' (Mesa's CPU
+   * renderer, like 'webgpu:cpu'). Default: ADAPTORKIT_WEBGPU_ADAPTER from the environment, else 'gpu'.
+   */
+  webgpuAdapter?: WebgpuAdapterKind;
 }
 
 /** The contract @adaptorkit/backend-native implements (kept structural so core needs no build-time link). */
@@ -124,6 +136,17 @@ async function startCpu(): Promise<Attempt> {
   return { name: 'cpu', package: '@tensorflow/tfjs-backend-cpu', gpu: false, skipped: [] };
 }
 
+async function startWebgpu(kind: WebgpuAdapterKind): Promise<Attempt> {
+  const adapter = await registerWebgpu(kind);
+  if (typeof adapter === 'string') return adapter;
+  try {
+    await activate('webgpu');
+  } catch (err) {
+    return `tfjs could not start webgpu on ${adapter.name}: ${(err as Error).message.split('\n')[0]}`;
+  }
+  return { name: 'webgpu', package: '@tensorflow/tfjs-backend-webgpu + webgpu (dawn.node)', gpu: !adapter.cpuRenderer, adapter, detail: describeAdapter(adapter), skipped: [] };
+}
+
 function describe(info: BackendInfo): string {
   const parts = [`backend: ${info.name} (${info.package}${info.gpu ? ', GPU' : ''})`];
   if (info.name === 'wasm') parts.push(`SIMD ${info.simd ? 'on' : 'off'}, threads ${info.threads ? 'on' : 'off'}`);
@@ -155,6 +178,7 @@ export async function initBackend(pref: BackendPreference = 'auto', opts: InitBa
   if (pref === 'auto') {
     const order: [string, () => Promise<Attempt>][] = [
       ['tfjs-node-gpu', () => startTensorflow(true)],
+      ['webgpu', () => startWebgpu('gpu')],
       ['tfjs-node', () => startTensorflow(false)],
       ['native', startNative],
       ['wasm', startWasm],
@@ -168,6 +192,10 @@ export async function initBackend(pref: BackendPreference = 'auto', opts: InitBa
         `backend 'tensorflow' is not available (${skipped.join('; ')}). Install one of:\n  ${INSTALL_HINT['tfjs-node-gpu']}\n  ${INSTALL_HINT['tfjs-node']}\nor use backend 'auto'.`,
       );
     }
+  } else if (pref === 'webgpu' || pref === 'webgpu:cpu') {
+    const envKind = process.env['ADAPTORKIT_WEBGPU_ADAPTER'];
+    const kind: WebgpuAdapterKind = pref === 'webgpu:cpu' ? 'cpu' : (opts.webgpuAdapter ?? (envKind === 'cpu' ? 'cpu' : 'gpu'));
+    if (!(await attempt(pref, () => startWebgpu(kind)))) throw webgpuUnavailable(kind === 'cpu' ? 'webgpu:cpu' : 'webgpu', skipped.join('; '));
   } else {
     const start = pref === 'native' ? startNative : pref === 'wasm' ? startWasm : startCpu;
     if (!(await attempt(pref, start))) {

@@ -136,3 +136,4 @@ export async function expectFlatTensorCount(step: (i: number) => void | Promise<
   if (last !== first) throw new Error(`tensor count grew from ${first} to ${last} over ${steps} steps: ${counts.join(', ')}`);
   return counts;
 }
+export { webgpuCpuSkipReason, webgpuStats } from './webgpu.js';

@@ -5,6 +5,7 @@
 import { rename, stat, writeFile } from 'node:fs/promises';
 import sharp from 'sharp';
 import { AdaptorkitError } from '@adaptorkit/core';
+import { readInsideRoot } from './open-inside.js';
 
 /** OpenAI CLIP (and LLaVA) pixel mean/std, in 0..1 units. */
 export const CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073] as const;
@@ -30,6 +31,8 @@ export interface LoadImageOptions {
   normalize?: Normalization;
   /** Padding colour 0..1 (default: the normalisation mean, i.e. 0 after normalising; grey for 'none'). */
   padColor?: readonly [number, number, number];
+  /** Dataset root: the file is opened checked to be a regular file really inside it (readInsideRoot), at this read. */
+  root?: string;
 }
 
 export interface LoadedImage {
@@ -70,15 +73,20 @@ export async function loadImage(file: string, opts: LoadImageOptions): Promise<L
     throw new AdaptorkitError('INVALID_ARGUMENT', `loadImage: size must be a positive integer or [height, width], got ${JSON.stringify(opts.size)}.`);
   }
   const norm = normalizationConstants(opts.normalize ?? 'none');
-  try {
-    await stat(file);
-  } catch (e) {
-    throw new AdaptorkitError('IO_ERROR', `${file}: image not found or unreadable (${(e as Error).message}).`, { cause: e });
+  let input: string | Buffer = file;
+  if (opts.root !== undefined) {
+    input = await readInsideRoot(opts.root, file);
+  } else {
+    try {
+      await stat(file);
+    } catch (e) {
+      throw new AdaptorkitError('IO_ERROR', `${file}: image not found or unreadable (${(e as Error).message}).`, { cause: e });
+    }
   }
   const pad = opts.padColor ?? ((norm?.mean as [number, number, number] | undefined) ?? [0.5, 0.5, 0.5]);
   const fit = opts.fit ?? 'pad';
   try {
-    const img = sharp(file, { failOn: 'error' }).rotate();
+    const img = sharp(input, { failOn: 'error' }).rotate();
     const meta = await img.metadata();
     const { data, info } = await img
       .removeAlpha()
