@@ -4,6 +4,6 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     // the demo's smoke run is its own project, run last and alone (apps/trainer/vitest.smoke.config.ts)
-    projects: ['packages/*', 'apps/*', 'apps/trainer/vitest.smoke.config.ts'],
+    projects: ['packages/*', 'apps/*', 'tools', 'experiments', 'apps/trainer/vitest.smoke.config.ts'],
   },
 });

@@ -47,7 +47,7 @@ fail() { emit "$(json_err "$1" "exit $2$([ "$2" = 124 ] && echo ' (timed out)'):
 gpu=$(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null | head -1)
 emit "$(node -e 'const os=require("os");console.log(JSON.stringify({measure:"machine",date:new Date().toISOString(),gpu:process.argv[1]||null,cpu:os.cpus()[0]?.model,cores:os.cpus().length,node:process.version,dry:process.argv[2]==="1",vkDriverFiles:process.env.VK_DRIVER_FILES??null}))' "$gpu" "$DRY")"
 
-BENCH=packages/backend-native/bench
+BENCH=experiments/backend-native
 HOOKS=(--import ./register-hooks.mjs)
 # ---- 1. the benchmark model on webgpu ----
 for mode in adapter full; do

@@ -8,8 +8,7 @@ import { ShapesWorld } from '@adaptorkit/data';
 import { readYaml } from './config-util.js';
 import { planTarget } from './plan-cmd.js';
 import { readRun, writeReport } from './report/index.js';
-import { pretrainLM, pretrainVision } from './shapes/pretrain.js';
-import { saveLM, saveVision, shippedBasesDir } from './shapes/store.js';
+import { pretrainLM, pretrainVision, saveLM, saveVision, shippedBasesDir } from '@adaptorkit/shapes-bases';
 import { METHODS } from './methods/index.js';
 import { finalEval, loadRunConfig, runTrain, writeSummary } from './train.js';
 import { PretrainConfigSchema, TASKS } from './config.js';
@@ -19,6 +18,7 @@ import { runDemo, writeIntoReadme } from './demo.js';
 import { openRun } from './open-run.js';
 import { registerMergeCommand } from './merge-cmd.js';
 import { runDoctor } from './doctor.js';
+import { registerComposeCommand } from './compose/command.js';
 import { registerMergeAdapterCommand } from './merge-adapter-cmd.js';
 import { adapterGenerateCommand } from './adapters-generate.js';
 import { exitWithParent } from './sweep/child.js';
@@ -38,7 +38,7 @@ program
   .command('pretrain')
   .description('Pretrain the small ShapesWorld base LM (text) and vision encoder (contrastive on captions; optionally per-cell scene labels) that the examples freeze.')
   .argument('[config]', 'pretrain config YAML (see examples/pretrain-shapes.yaml); flags override it')
-  .option('--out <dir>', 'output folder (default: the shipped models/shapesworld of the trainer)')
+  .option('--out <dir>', 'output folder (default: the shipped packages/shapes-bases/models/shapesworld)')
   .option('--lm-steps <n>', 'LM optimizer steps (default 1200)', (v) => Number(v))
   .option('--vision-steps <n>', 'vision optimizer steps (default 320)', (v) => Number(v))
   .option('--seed <n>', 'seed (default 0)', (v) => Number(v))
@@ -214,6 +214,7 @@ program
   });
 
 registerMergeCommand(program);
+registerComposeCommand(program);
 registerMergeAdapterCommand(program);
 registerSweepCommands(program);
 

@@ -105,7 +105,7 @@ export const PretrainConfigSchema = z
   .strictObject({
     seed: z.number().int().min(0).default(0).describe('ShapesWorld seed and init seed.'),
     backend: z.enum(BACKEND_PREFERENCES as unknown as ['auto', ...string[]]).default('auto'),
-    out: z.string().optional().describe("Output folder holding lm/ and vision/ (default: the trainer's shipped models/shapesworld)."),
+    out: z.string().optional().describe("Output folder holding lm/ and vision/ (default: the shipped packages/shapes-bases/models/shapesworld)."),
     only: z.enum(['lm', 'vision']).optional().describe('Train only one of the two.'),
     lm: z
       .strictObject({

@@ -79,7 +79,7 @@ describe('damc in the trainer', () => {
   it('a modality without trainer data is a clear error', async () => {
     const env = config('damc-sound', 'damc-decoupled');
     env.method.config = { modality: 'sound' };
-    await expect(runTrain(env, { log: quiet })).rejects.toThrow(/modality: 'sound'.*shapesworld-compose/);
+    await expect(runTrain(env, { log: quiet })).rejects.toThrow(/modality: 'sound'.*adaptorkit compose/);
     expect(methodByName('damc-naive').name).toBe('damc-naive');
   });
 });

@@ -10,7 +10,7 @@ import { parseWith, readYaml } from './config-util.js';
 import { PretrainConfigSchema } from './config.js';
 import { loadDemoSpec } from './demo.js';
 import { METHODS } from './methods/index.js';
-import { basePath, isShippedBase } from './shapes/store.js';
+import { basePath, isShippedBase } from '@adaptorkit/shapes-bases';
 import { loadRunConfig } from './train.js';
 
 const dir = fileURLToPath(new URL('../../../examples/', import.meta.url));

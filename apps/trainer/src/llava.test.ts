@@ -14,7 +14,7 @@ import { Readable, Writable } from 'node:stream';
 import { ask, chat, fitConversation, readImagePixels } from './ask.js';
 import { openRun } from './open-run.js';
 import type { RunSummary } from './run-format.js';
-import { saveLM, saveVision } from './shapes/store.js';
+import { saveLM, saveVision } from '@adaptorkit/shapes-bases';
 import { loadRunConfig, runTrain } from './train.js';
 
 const require = createRequire(import.meta.url);

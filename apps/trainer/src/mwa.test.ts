@@ -10,7 +10,7 @@ import { RunConfigSchema, type RunConfig } from './config.js';
 import { methodByName, METHODS } from './methods/index.js';
 import type { StepLine } from './run-format.js';
 import { evalRetrievalRun, isRetrievalRunFolder, type RetrievalEvalResult } from './retrieval.js';
-import { loadMultiway, MultiwayTransformer, saveMultiway, shapesWorldMultiwayShape } from '@adaptorkit/mwa';
+import { loadMultiway, MultiwayTransformer, saveMultiway, shapesWorldMultiwayShape } from '@adaptorkit/shapes-bases';
 import { runTrain } from './train.js';
 
 let tmp = '';

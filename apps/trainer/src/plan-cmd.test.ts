@@ -4,7 +4,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '@adaptorkit/core';
 import { loadRunConfigFile } from './config/run-config.js';
 import { planTarget } from './plan-cmd.js';
-import { shippedBasesDir } from './shapes/store.js';
+import { shippedBasesDir } from '@adaptorkit/shapes-bases';
 import { setup } from './train.js';
 
 const example = (f: string): string => fileURLToPath(new URL(`../../../examples/${f}`, import.meta.url));

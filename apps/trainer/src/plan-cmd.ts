@@ -12,7 +12,7 @@ import { readYaml } from './config-util.js';
 import type { RunConfig } from './config.js';
 import { loadRunConfigFile } from './config/run-config.js';
 import { methodByName, retrievalMethod } from './methods/index.js';
-import { baseFolder } from './shapes/store.js';
+import { baseFolder } from '@adaptorkit/shapes-bases';
 
 export interface PlanFlags {
   batch?: number;

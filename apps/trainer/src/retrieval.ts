@@ -17,7 +17,7 @@ import { exists, writeJsonAtomic } from './fsutil.js';
 import { readRunConfigFile, readRunInfo, readRunMethodName } from './run/files.js';
 import { METHODS, retrievalMethod, type RetrievalEncoder, type RetrievalMethodEntry, type RetrievalSystem } from './methods/index.js';
 import type { EvalLine, EvalResult, RunInfo } from './run-format.js';
-import { retrievalMetrics } from './shapes/multiway.js';
+import { retrievalMetrics } from '@adaptorkit/shapes-bases';
 import { makeProgress } from './progress.js';
 import { batchExamples, prepareRunDir, runFolderTraining, withRunFolder, writeSummary, type TrainOptions } from './train.js';
 

@@ -23,7 +23,7 @@ import {
   type Split,
   type TextTokenizer,
 } from '@adaptorkit/data';
-import { SHAPES_PIXEL_MEAN, SHAPES_PIXEL_STD } from './shapes/pretrain.js';
+import { SHAPES_PIXEL_MEAN, SHAPES_PIXEL_STD } from '@adaptorkit/shapes-bases';
 
 /** An input read from a file (LLaVA images). */
 export interface FileInput {

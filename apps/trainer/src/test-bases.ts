@@ -4,7 +4,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { CausalLM, manualSeed, VisionEncoder } from '@adaptorkit/core';
 import { ShapesWorld } from '@adaptorkit/data';
-import { saveLM, saveVision } from './shapes/store.js';
+import { saveLM, saveVision } from '@adaptorkit/shapes-bases';
 
 export async function writeTinyBases(prefix: string): Promise<{ tmp: string; lmDir: string; visionDir: string }> {
   const tmp = await fs.mkdtemp(path.join(os.tmpdir(), prefix));

@@ -22,12 +22,12 @@ import { assertRunLockHeld, runDirOf, withRunFolder } from './run/folder.js';
 import { repairMetrics } from './run/metrics.js';
 import { signalExitCode, watchStopSignals, writeJsonSyncAtomic } from './run/signals.js';
 import { errorDetail, recordRunEnd } from './run/status.js';
-import { trainLoop } from './loop.js';
+import { trainLoop } from '@adaptorkit/core';
 import { methodByName, type Bases, type TrainSystem } from './methods/index.js';
 import { isRetrievalRun, maskSeed, runRetrievalTrain } from './retrieval.js';
 import type { EvalLine, EvalResult, MachineInfo, RunInfo, RunSummary, StepLine } from './run-format.js';
 import { makeProgress, type Progress } from './progress.js';
-import { basePath, loadBases } from './shapes/store.js';
+import { basePath, loadBases } from '@adaptorkit/shapes-bases';
 import { shapesWorldSource, type DataSource, type SourceExample } from './sources.js';
 import { buildBatch, padRight } from './vl/batch.js';
 

@@ -7,7 +7,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-/** The functions the C addon exports (native/addon.c). All work in place on TypedArrays. */
+/** The functions the C addon exports (native/*.c, entry points in native/common.h). All work in place on TypedArrays. */
 export interface NativeAddon {
   /** C[b] = op(A[aOffs[b]]) x op(B[bOffs[b]]) + beta*C[b]; C is [batch, M, N]. Offsets null: contiguous batches. */
   bmm(

@@ -5,7 +5,7 @@
 export * as tf from '@tensorflow/tfjs-core';
 export * from './errors.js';
 export * from './backend/init.js';
-export { registerMissingKernels } from './backend/kernels.js';
+export { registerMissingKernels, ADAMW, SPARSE_SOFTMAX_CE, SPARSE_SOFTMAX_CE_GRAD, KERNEL_NAMES, type AdamWAttrs } from './backend/kernels.js';
 
 export { Parameter, manualSeed, shapeOnly, isShapeOnly, shapesEqual, externalShapeOf, fromExternalLayout, toExternalLayout } from './nn/parameter.js';
 export type { Init, ParamLayout } from './nn/parameter.js';
@@ -34,6 +34,8 @@ export { AdamW, defaultParamGroups, scheduledLr, clipGradNorm, globalNorm, GradA
 export type { AdamWOptions, ParamGroup, ScheduleOptions } from './train/optim.js';
 export { valueAndGrads } from './train/grad.js';
 export type { LossAndGrads } from './train/grad.js';
+export { trainLoop } from './train/loop.js';
+export type { LoopOptions, LoopResult } from './train/loop.js';
 export { maskedCrossEntropy, ignoreTokens, sequenceNll, symmetricInfoNCE, l2normalize, IGNORE_INDEX } from './train/losses.js';
 export type { CrossEntropyOptions } from './train/losses.js';
 

@@ -430,8 +430,6 @@ describe('composition', () => {
   });
 
   it('method values for the trainer', () => {
-    expect(damcNaiveMethod.name).toBe('damc-naive');
-    expect(damcDecoupledMethod.name).toBe('damc-decoupled');
     const { model } = damcNaiveMethod.attach(tinyCausalLM(0), { lora: { rank: 2 } }, spec(1, IMG));
     expect(model.routing).toBe('shared');
     expect(damcDecoupledMethod.configSchema.parse({}).mode).toBe('decoupled');

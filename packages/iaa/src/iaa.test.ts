@@ -211,7 +211,6 @@ describe('trainable set', () => {
     expectBitIdentical(a, b, 'projector-only baseline on text');
     tf.dispose([ids, a, b]);
     baseline.dispose();
-    expect(iaaMethod.name).toBe('iaa');
     expect(iaaMethod.configSchema.parse({}).depths).toBe('iaa14');
   });
 });

@@ -268,7 +268,6 @@ describe('config and method value', () => {
     expect(() => parseMmaConfig({ placement: 'postMlp' })).toThrow(/placement/);
     expect(() => build({ visualDepths: [3] })).toThrow(/visualDepths\.0/);
     expect(() => m0().forward({ ids: mixedIds() })).toThrow(AdaptorkitError);
-    expect(mmaMethod.name).toBe('mma');
     expect(mmaMethod.configSchema.parse({}).temperature).toBe(10);
     expect(mmaMethod.attach({ lm: tinyCausalLM(1) }, {}).countMmaParameters().total).toBe(2 * (20 * 32 + 10) + 64);
   });

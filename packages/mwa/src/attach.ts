@@ -5,7 +5,7 @@
 import { AdaptorkitError, Rng, manualSeed, type Parameter } from '@adaptorkit/core';
 import { enhancerHidden, parseMwaConfig, resolveLayers, type Modality, type MwaConfig, type MwaConfigInput } from './config.js';
 import { AlignmentEnhancer, NewKnowledgeExtractor } from './adapters.js';
-import { MultiwayTransformer } from './multiway.js';
+import { MultiwayTransformer } from '@adaptorkit/shapes-bases';
 
 export interface MwaParameterCounts {
   /** Parameters of the base model (frozen). */

@@ -1,7 +1,7 @@
 /** The plain value the trainer lists in its registry (no global registration, no side effects). */
 import { mwaConfigSchema, type MwaConfig, type MwaConfigInput } from './config.js';
 import { attachMwa, type MwaModel } from './attach.js';
-import type { MultiwayTransformer } from './multiway.js';
+import type { MultiwayTransformer } from '@adaptorkit/shapes-bases';
 
 export interface MwaMethod {
   readonly name: 'mwa';

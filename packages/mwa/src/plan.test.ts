@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { BEIT3_BASE_CONFIG, BEIT3_LARGE_CONFIG } from './config.js';
-import { mwaParameterFormula, planMwa } from './plan.js';
+import { shapeOnly } from '@adaptorkit/core';
+import { BEIT3_BASE_CONFIG, BEIT3_LARGE_CONFIG, MultiwayTransformer } from '@adaptorkit/shapes-bases';
+import { TINY } from '@adaptorkit/shapes-bases/testing';
+import { baseParameterFormula, mwaParameterFormula, planMwa } from './plan.js';
 
 // Shape-only planning: nothing is allocated, so BEiT-3 Large (~675M) counts in milliseconds.
 describe('MWA trainable-parameter overhead on BEiT-3 shapes (shape-only)', () => {
@@ -42,4 +44,20 @@ describe('MWA trainable-parameter overhead on BEiT-3 shapes (shape-only)', () =>
     const baseDefault = planMwa(BEIT3_BASE_CONFIG);
     console.log(`[mwa plan] BEiT-3 Base, defaults (enhancer 192): base ${baseDefault.base}, trainable ${baseDefault.trainable} = ${baseDefault.percentOfBase.toFixed(3)}% of base; full enhancer: trainable ${baseFull.trainable}`);
   });
+});
+
+describe('closed forms against built models', () => {
+  it('the closed-form count matches the built model in several shapes', () => {
+    for (const o of [{}, { sharedAttention: true }, { attentionSubLN: false, vlExpertLayers: 1 }, { embedDim: 16, ffnDim: 48 }]) {
+      const c = { ...TINY, ...o };
+      const built = shapeOnly(() => new MultiwayTransformer(c).countParameters());
+      expect(baseParameterFormula(c)).toBe(built);
+      const f = mwaParameterFormula(c, { extractor: { bottleneck: 8, layerNorm: 'in', scale: 'learnable' }, enhancer: { layers: [1] } });
+      const p = planMwa(c, { extractor: { bottleneck: 8, layerNorm: 'in', scale: 'learnable' }, enhancer: { layers: [1] } });
+      expect(p.extractors).toBe(f.extractors);
+      expect(p.enhancers).toBe(f.enhancers);
+      expect(p.base).toBe(f.base);
+    }
+  });
+
 });

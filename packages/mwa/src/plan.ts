@@ -3,9 +3,9 @@
  * allocated, so BEiT-3 Large counts in milliseconds), and the closed-form formula it must match.
  */
 import { shapeOnly } from '@adaptorkit/core';
-import { enhancerHidden, parseMultiwayConfig, parseMwaConfig, resolveLayers, type MultiwayConfig, type MultiwayConfigInput, type MwaConfig, type MwaConfigInput } from './config.js';
+import { MultiwayTransformer, parseMultiwayConfig, type MultiwayConfig, type MultiwayConfigInput } from '@adaptorkit/shapes-bases';
+import { enhancerHidden, parseMwaConfig, resolveLayers, type MwaConfig, type MwaConfigInput } from './config.js';
 import { attachMwa, type MwaParameterCounts } from './attach.js';
-import { MultiwayTransformer } from './multiway.js';
 
 /** Count a base + MWA by building both in shape-only mode. */
 export function planMwa(base: MultiwayConfigInput | MultiwayConfig, config: MwaConfigInput | MwaConfig = {}): MwaParameterCounts {

@@ -3,9 +3,8 @@ import { initBackend, tf } from '@adaptorkit/core';
 import { expectClose } from '@adaptorkit/core/testing';
 import { ShapesWorld } from '@adaptorkit/data';
 import { attachMwa } from './attach.js';
-import { contrastiveLoss, encodeImages, encodeTexts, evaluateRetrieval, recallAtK, retrievalScores } from './retrieval.js';
-import { shapesWorldMultiwayShape, shapesWorldRetrievalBatch } from './shapesworld.js';
-import { tinyMultiway, toyBatch } from './test-util.js';
+import { contrastiveLoss, encodeImages, encodeTexts, evaluateRetrieval, recallAtK, retrievalScores, shapesWorldMultiwayShape, shapesWorldRetrievalBatch } from '@adaptorkit/shapes-bases';
+import { tinyMultiway, toyBatch } from '@adaptorkit/shapes-bases/testing';
 
 beforeAll(async () => {
   await initBackend('cpu', { log: false });

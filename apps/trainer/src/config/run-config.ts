@@ -13,7 +13,7 @@ import { mmaConfigSchema } from '@adaptorkit/mma';
 import { applyOverrides, formatZodError, parseWith, readYaml } from '../config-util.js';
 import { RunConfigSchema, type RunConfig } from '../config.js';
 import { trainerMwaSchema } from '../methods/mwa.js';
-import { isShippedBase } from '../shapes/store.js';
+import { isShippedBase } from '@adaptorkit/shapes-bases';
 
 /** Each registered method's config schema (the frozen/full baselines take IAA's). */
 export const METHOD_CONFIG_SCHEMAS: Record<string, z.ZodType> = {

@@ -18,7 +18,7 @@ import {
   type Split,
 } from '@adaptorkit/data';
 import type { RunConfig } from '../config.js';
-import { basePath, isShippedBase } from '../shapes/store.js';
+import { basePath, isShippedBase } from '@adaptorkit/shapes-bases';
 import type { DataSource, SourceExample } from '../sources.js';
 import { conversationFormat, type ConversationFormat, type TemplateKind, type Turn } from './conversation.js';
 

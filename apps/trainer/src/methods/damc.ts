@@ -3,7 +3,7 @@
  * frozen LLM plus the image modality branch (frozen vision encoder -> trainable projector, with
  * boundary embeddings). damc-decoupled trains a text delta and an image delta routed per position;
  * damc-naive one delta for every token. Composing several such runs is @adaptorkit/damc's
- * composeModels (see packages/damc/scripts/shapesworld-compose.mjs); the trainer trains one model.
+ * composeModels (see `adaptorkit compose`, src/compose/); the trainer trains one model.
  *
  * The DamcModel expands each placeholder itself, so batches carry ONE placeholder per image
  * (tokensPerInput.image = 1), and it takes right-padded rows with their lengths.
@@ -45,7 +45,7 @@ function system(bases: Bases, method: DamcMethod, cfg: Record<string, unknown>):
     throw new AdaptorkitError(
       'UNSUPPORTED',
       `method.config.modality: '${modality}': the trainer's ShapesWorld tasks have single-modality training data for images only; ` +
-        'train a sound or points model with packages/damc/scripts/shapesworld-compose.mjs',
+        'train a sound or points model with `adaptorkit compose` (apps/trainer/src/compose/)',
     );
   }
   const placeholderId = bases.placeholderIds.image;

@@ -6,9 +6,9 @@
  * instead (no MWA modules): the baseline MWA's paper compares with, on the same data, loop and metrics.
  */
 import { z } from 'zod';
-import { attachMwa, contrastiveLoss, encodeImages, encodeTexts, loadMultiway, mwaConfigSchema, shapesWorldRetrievalBatch, type MultiwayTransformer } from '@adaptorkit/mwa';
+import { attachMwa, mwaConfigSchema } from '@adaptorkit/mwa';
+import { contrastiveLoss, encodeImages, encodeTexts, loadMultiway, multiwayBasePath, shapesWorldRetrievalBatch, type MultiwayTransformer } from '@adaptorkit/shapes-bases';
 import { parseWith } from '../config-util.js';
-import { multiwayBasePath } from '../shapes/multiway.js';
 import type { RetrievalEncoder, RetrievalMethodEntry } from './types.js';
 
 export const trainerMwaSchema = mwaConfigSchema.extend({

@@ -3,9 +3,12 @@
  * with answer-only labels, each modality placeholder expanded to the number of feature vectors its
  * encoder gives, right-padded (left-padded for generation).
  */
-import { AdaptorkitError, IGNORE_INDEX, tf } from '@adaptorkit/core';
+import { AdaptorkitError, IGNORE_INDEX } from '@adaptorkit/core';
 import { MODALITY_TOKENS, type Modality } from '@adaptorkit/data';
 import type { DataSource, SourceExample } from '../sources.js';
+import { padRight } from '@adaptorkit/shapes-bases';
+
+export { padRight };
 
 export interface MMInput {
   modality: Modality;
@@ -83,12 +86,4 @@ export function buildBatch(source: DataSource, examples: readonly SourceExample[
     labels.set(r.labels, b * T + off);
   });
   return { B, T, ids, labels, lengths: rows.map((r) => r.ids.length), inputs, examples: [...examples] };
-}
-
-/** Token rows of any lengths -> int32 [B, T] right-padded with padId. */
-export function padRight(rows: readonly (readonly number[])[], padId: number): tf.Tensor2D {
-  const T = Math.max(1, ...rows.map((r) => r.length));
-  const ids = new Int32Array(rows.length * T).fill(padId);
-  rows.forEach((r, b) => ids.set(r, b * T));
-  return tf.tensor2d(ids, [rows.length, T], 'int32');
 }

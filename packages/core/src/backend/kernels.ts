@@ -1,4 +1,15 @@
 /**
+ * Kernel names. Core owns the names of the kernels that have no tfjs op (as tfjs-core owns tfjs's
+ * kernel names): they are spelled once in @adaptorkit/kernel-names, a dependency-free module that
+ * @adaptorkit/backend-native (which registers them) imports too, since it cannot import core (core
+ * loads it at run time), and re-exported here and from core's index.
+ */
+export {
+  ADAMW, ATTN_SOFTMAX, ATTN_SOFTMAX_GRAD, KERNEL_NAMES, LAYER_NORM, LAYER_NORM_GRAD, RMS_NORM, RMS_NORM_GRAD, ROPE, SPARSE_SOFTMAX_CE, SPARSE_SOFTMAX_CE_GRAD, SWIGLU, SWIGLU_GRAD,
+  type AdamWAttrs,
+} from '@adaptorkit/kernel-names';
+
+/**
  * Kernels that a backend lacks for training, written once in plain JS against the generic
  * backend API (readSync + a new output), so they work on any backend that has data in memory.
  *

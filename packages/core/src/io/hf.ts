@@ -138,7 +138,7 @@ export async function loadCausalLM(dir: string, opts: LoadModelOptions = {}): Pr
   try {
     const tied = config.tieWordEmbeddings ?? false;
     const weightOpts: LoadWeightsOptions = { strict: opts.strict ?? true, ignore: (n) => isBuffer(n) || (tied && n === 'lm_head.weight') };
-    await preflightWeights(() => new CausalLM(config), reader, weightOpts, hfConfig, path.join(dir, 'config.json')); // checked shape-only before allocating
+    await preflightWeights(loadWeights, () => new CausalLM(config), reader, weightOpts, hfConfig, path.join(dir, 'config.json')); // checked shape-only before allocating
     lm = skipInit(() => new CausalLM(config));
     const { skipped } = await loadWeights(lm, reader, weightOpts);
     sources.set(lm, { path: path.resolve(dir), kind: 'causal-lm', hfConfig, ignored: skipped });
@@ -163,7 +163,7 @@ export async function loadVisionEncoder(dir: string, opts: LoadModelOptions = {}
   let enc: VisionEncoder | undefined;
   try {
     const weightOpts: LoadWeightsOptions = { strict: opts.strict ?? true, belongs: (n) => n.startsWith('vision_model.'), ignore: isBuffer };
-    await preflightWeights(() => new VisionEncoder(config), reader, weightOpts, hfConfig, path.join(dir, 'config.json')); // checked shape-only before allocating
+    await preflightWeights(loadWeights, () => new VisionEncoder(config), reader, weightOpts, hfConfig, path.join(dir, 'config.json')); // checked shape-only before allocating
     enc = skipInit(() => new VisionEncoder(config));
     const { skipped } = await loadWeights(enc, reader, weightOpts);
     sources.set(enc, { path: path.resolve(dir), kind: 'vision', hfConfig, ignored: skipped });

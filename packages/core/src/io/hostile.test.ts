@@ -87,7 +87,7 @@ describe('config.json bounded and cross-checked before allocation', () => {
 
   it('real configs pass the bounds: fixtures, shipped bases, and published configs with size-like real numbers', () => {
     const dirs = ['llama-f32', 'llama-bf16-sharded', 'qwen2-f16-tied', 'clip', 'siglip'].map((d) => path.join(FIXTURES, d));
-    const bases = path.resolve(FIXTURES, '../../../apps/trainer/models');
+    const bases = path.resolve(FIXTURES, '../../shapes-bases/models');
     for (const b of ['shapesworld/lm', 'shapesworld/vision', 'shapesworld/multiway', 'shapesworld-sceneqa/lm', 'shapesworld-sceneqa/vision']) dirs.push(path.join(bases, b));
     // the real published configs in the tree (Qwen2.5, Qwen3, Mistral, Gemma 1/2/3, Phi-3, SigLIP so400m)
     const published = path.join(FIXTURES, 'published-configs');

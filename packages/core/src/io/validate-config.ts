@@ -16,7 +16,7 @@ import { AdaptorkitError } from '../errors.js';
 import type { Module } from '../nn/module.js';
 import { shapeOnly } from '../nn/parameter.js';
 import type { CheckpointReader } from './checkpoint.js';
-import { loadWeights, type LoadWeightsOptions } from './hf.js';
+import type { loadWeights, LoadWeightsOptions } from './hf.js'; // types only: hf.ts imports this file
 
 /** Bounds on size-like config fields, first match wins (published models are far below each). */
 export const CONFIG_BOUNDS: readonly { test: RegExp; max: number; what: string }[] = [
@@ -93,9 +93,11 @@ export function checkLayerCounts(config: Record<string, unknown>, reader: Checkp
 
 /**
  * Build the model shape-only and run the loader's checks (names, shapes) against the checkpoint
- * headers without allocating or reading any weight. Throws what loadWeights would throw.
+ * headers without allocating or reading any weight. Throws what loadWeights would throw. The loader
+ * is passed in (hf.ts's loadWeights) so that this file does not import hf.ts, which imports it.
  */
 export async function preflightWeights(
+  load: typeof loadWeights,
   build: () => Module,
   reader: CheckpointReader,
   opts: LoadWeightsOptions,
@@ -116,7 +118,7 @@ export async function preflightWeights(
   const dry = Object.create(reader) as CheckpointReader;
   dry.read = () => Promise.reject(new PreflightPassed());
   try {
-    await loadWeights(model, dry, opts);
+    await load(model, dry, opts);
   } catch (e) {
     if (!(e instanceof PreflightPassed)) throw e;
   }

@@ -10,21 +10,15 @@
  * everywhere, e.g. to compare the two.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { ATTN_SOFTMAX, ATTN_SOFTMAX_GRAD, LAYER_NORM, LAYER_NORM_GRAD, RMS_NORM, RMS_NORM_GRAD, ROPE, SWIGLU, SWIGLU_GRAD } from '@adaptorkit/kernel-names';
 
 /** tf.customGrad's argument type (its inputs and the save function arrive as one rest list). */
 type CustomGradientFunc = Parameters<typeof tf.customGrad>[0];
 
-// Kernel names: the same strings are spelled in @adaptorkit/backend-native's kernels.ts, which
-// documents each kernel's inputs, attributes and outputs.
-export const RMS_NORM = 'AdaptorkitRmsNorm';
-export const RMS_NORM_GRAD = 'AdaptorkitRmsNormGrad';
-export const LAYER_NORM = 'AdaptorkitLayerNorm';
-export const LAYER_NORM_GRAD = 'AdaptorkitLayerNormGrad';
-export const SWIGLU = 'AdaptorkitSwiGlu';
-export const SWIGLU_GRAD = 'AdaptorkitSwiGluGrad';
-export const ROPE = 'AdaptorkitRope';
-export const ATTN_SOFTMAX = 'AdaptorkitAttnSoftmax';
-export const ATTN_SOFTMAX_GRAD = 'AdaptorkitAttnSoftmaxGrad';
+// Kernel names: spelled once in @adaptorkit/kernel-names (which documents each kernel's inputs,
+// attributes and outputs); core re-exports them from backend/kernels.ts.
+
+export { ATTN_SOFTMAX, ATTN_SOFTMAX_GRAD, LAYER_NORM, LAYER_NORM_GRAD, RMS_NORM, RMS_NORM_GRAD, ROPE, SWIGLU, SWIGLU_GRAD };
 
 let enabled = typeof process === 'undefined' || process.env?.['ADAPTORKIT_FUSED'] !== '0';
 

@@ -1,5 +1,6 @@
 /** Losses: masked next-token cross entropy and symmetric InfoNCE. */
 import * as tf from '@tensorflow/tfjs-core';
+import { SPARSE_SOFTMAX_CE, SPARSE_SOFTMAX_CE_GRAD } from '@adaptorkit/kernel-names';
 import { AdaptorkitError, formatShape } from '../errors.js';
 
 export const IGNORE_INDEX = -100;
@@ -40,13 +41,13 @@ export function maskedCrossEntropy(logits: tf.Tensor, labels: tf.Tensor, opts: C
 
 /**
  * Kernels a backend may register for a fused sparse softmax cross entropy (no tfjs op has them;
- * @adaptorkit/backend-native does, under these names):
+ * @adaptorkit/backend-native does; the names are spelled once in @adaptorkit/kernel-names):
  *   SPARSE_SOFTMAX_CE       {logits [N, V], labels int32 [N] in [0, V)} -> [nll [N], lse [N]]
  *   SPARSE_SOFTMAX_CE_GRAD  {logits, lse, labels, dy [N]} -> dlogits [N, V] = softmax * dy - onehot * dy
  * One pass over the [N, V] logits each way, where the composed ops take about ten.
  */
-export const SPARSE_SOFTMAX_CE = 'AdaptorkitSparseSoftmaxCrossEntropy';
-export const SPARSE_SOFTMAX_CE_GRAD = 'AdaptorkitSparseSoftmaxCrossEntropyGrad';
+
+export { SPARSE_SOFTMAX_CE, SPARSE_SOFTMAX_CE_GRAD };
 
 function hasFusedCrossEntropy(): boolean {
   const b = tf.getBackend();

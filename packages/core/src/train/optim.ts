@@ -6,6 +6,7 @@
  * frozen weight can never be updated by mistake.
  */
 import * as tf from '@tensorflow/tfjs-core';
+import { ADAMW, type AdamWAttrs } from '@adaptorkit/kernel-names';
 import { AdaptorkitError } from '../errors.js';
 import type { Module } from '../nn/module.js';
 import type { Parameter } from '../nn/parameter.js';
@@ -49,7 +50,7 @@ export function defaultParamGroups(named: [string, Parameter][], weightDecay: nu
  * one pass: {param, grad, m, v} -> [param', m', v'] with attrs {beta1, beta2, eps, sqrtBc2, decay,
  * stepSize}, the same float32 steps as the composed update below (which runs otherwise).
  */
-export const FUSED_ADAMW = 'AdaptorkitAdamW';
+export const FUSED_ADAMW = ADAMW; // spelled once in @adaptorkit/kernel-names
 
 interface Slot {
   p: Parameter;
@@ -110,7 +111,7 @@ export class AdamW {
       if (!p.trainable) throw new AdaptorkitError('NOT_TRAINABLE', 'a parameter was frozen after the optimizer was built; rebuild the optimizer');
       const lr = this.lr * s.lrScale;
       if (fused) {
-        const attrs = { beta1: b1, beta2: b2, eps: this.eps, sqrtBc2: Math.sqrt(bc2), decay: s.wd !== 0 ? 1 - lr * s.wd : 1, stepSize: lr / bc1 };
+        const attrs: AdamWAttrs = { beta1: b1, beta2: b2, eps: this.eps, sqrtBc2: Math.sqrt(bc2), decay: s.wd !== 0 ? 1 - lr * s.wd : 1, stepSize: lr / bc1 };
         const [w, m, v] = tf.engine().runKernel(FUSED_ADAMW, { param: p.value, grad: g, m: s.m, v: s.v }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor[];
         p.value.assign(w!);
         w!.dispose();
