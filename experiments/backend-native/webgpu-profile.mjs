@@ -1,4 +1,4 @@
-// node bench/webgpu-profile.mjs [webgpu|webgpu:cpu] [adapter|full] [STEPS]: where a webgpu training step
+// node experiments/backend-native/webgpu-profile.mjs [webgpu|webgpu:cpu] [adapter|full] [STEPS]: where a webgpu training step
 // of the benchmark model spends its time. Prints one JSON line:
 //   stepMs        wall time per step (median)
 //   kernels       kernel calls per step
@@ -12,7 +12,8 @@ import { initBackend, tf } from '@adaptorkit/core';
 import { buildTrainer } from './model.mjs';
 
 const [pref = 'webgpu', mode = 'adapter', stepsArg = '3'] = process.argv.slice(2);
-const info = await initBackend(pref, { log: false });
+const info = await initBackend(/** @type {import('@adaptorkit/core').BackendPreference} */ (pref), { log: false });
+/** @type {any} the proxy backend's runKernel is wrapped to time each round trip */
 const b = tf.backend();
 const acc = { kernels: 0, dispatchMs: 0, readMs: 0, byName: new Map() };
 const runKernel = b.runKernel.bind(b);

@@ -14,7 +14,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { AdaptorkitError, initBackend, Parameter, tf } from '@adaptorkit/core';
 import { applyOverrides, parseWith } from './config-util.js';
 import { RunConfigSchema, type RunConfig } from './config.js';
-import { trainLoop } from './loop.js';
+import { trainLoop } from '@adaptorkit/core';
 import { openRun } from './open-run.js';
 import { isRetrievalRunFolder } from './retrieval.js';
 import type { RunInfo, StepLine } from './run-format.js';

@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ADAPTER_WEIGHTS, manualSeed, readSafetensors, tf } from '@adaptorkit/core';
 import { compareClose, webgpuCpuSkipReason } from '@adaptorkit/core/testing';
 import { ShapesWorld } from '@adaptorkit/data';
-import { MultiwayTransformer, saveMultiway, shapesWorldMultiwayShape } from '@adaptorkit/mwa';
+import { MultiwayTransformer, saveMultiway, shapesWorldMultiwayShape } from '@adaptorkit/shapes-bases';
 import { applyOverrides, parseWith } from './config-util.js';
 import { RunConfigSchema } from './config.js';
 import type { StepLine } from './run-format.js';
