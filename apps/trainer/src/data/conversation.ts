@@ -96,7 +96,7 @@ function chatTemplateFormat(tok: HFTokenizer): ConversationFormat {
 }
 
 function eosText(tok: HFTokenizer): string {
-  return tok.eosId !== undefined ? (tok.idToToken(tok.eosId) ?? '') : '';
+  return tok.eosId !== undefined ? (tok.idToToken?.(tok.eosId) ?? '') : '';
 }
 
 function llavaV1Format(tok: HFTokenizer): ConversationFormat {
