@@ -19,6 +19,7 @@ import { exists, writeFileAtomic, writeJsonAtomic } from './fsutil.js';
 import { checkpointName, latestCheckpoint, loadCheckpoint, pruneCheckpoints, saveCheckpoint } from './run/checkpoints.js';
 import { readRunConfigFile, readRunInfo } from './run/files.js';
 import { assertRunLockHeld, runDirOf, withRunFolder } from './run/folder.js';
+import { runLockHolder } from './run/lock.js';
 import { repairMetrics } from './run/metrics.js';
 import { signalExitCode, watchStopSignals, writeJsonSyncAtomic } from './run/signals.js';
 import { errorDetail, recordRunEnd } from './run/status.js';
@@ -179,8 +180,11 @@ export { runDirOf, withRunFolder } from './run/folder.js';
  */
 export async function prepareRunDir(cfg: RunConfig, o: TrainOptions): Promise<string> {
   const dir = runDirOf(cfg);
-  if ((await exists(path.join(dir, 'run.json'))) && !o.resume) {
-    throw new AdaptorkitError('INVALID_ARGUMENT', `run folder ${dir} already holds a run: pass --resume to continue it, or choose another name`);
+  if (await runLockHolder(dir)) return dir; // another writer (or a stale lock): withRunFolder decides, naming the holder
+  const runJson = path.join(dir, 'run.json');
+  if (await exists(runJson)) {
+    if (!o.resume) throw new AdaptorkitError('INVALID_ARGUMENT', `run folder ${dir} already holds a run: pass --resume to continue it, or choose another name`);
+    await readRunInfo(runJson); // a damaged run.json is refused before anything loads
   }
   const savedFile = path.join(dir, 'config.yaml');
   if (o.resume && (await exists(savedFile))) checkResumeConfig(await readRunConfigFile(savedFile), cfg, dir);
