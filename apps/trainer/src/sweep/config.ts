@@ -7,7 +7,7 @@
  *   set: [train.steps=100]                # applied to every run
  *   grid:                                 # every combination
  *     method.config.depths: [[1], [3], [1, 3]]
- *     train.seed: [0, 1]
+ *     seed: [0, 1]
  *   runs:                                 # and/or explicit runs, each a map of overrides
  *     - { method.name: frozen }
  *   after:                                # jobs that need every run above first (a flow)
