@@ -10,16 +10,15 @@ import { stringify as toYaml } from 'yaml';
 import { AdamW, AdaptorkitError, defaultParamGroups, initBackend, manualSeed, Rng, saveAdapter, tf } from '@adaptorkit/core';
 import type { BackendInfo, CausalLM, Parameter, VisionEncoder } from '@adaptorkit/core';
 import { ShapesWorld, type Split } from '@adaptorkit/data';
-import { checkResumeConfig } from './config/resume.js';
 import { loadRunConfigFile } from './config/run-config.js';
 import type { RunConfig } from './config.js';
 import { limitLengths, type DataCounts } from './data/length.js';
 import { makeLlavaSource } from './data/llava-source.js';
 import { exists, writeFileAtomic, writeJsonAtomic } from './fsutil.js';
 import { checkpointName, latestCheckpoint, loadCheckpoint, pruneCheckpoints, saveCheckpoint } from './run/checkpoints.js';
-import { readRunConfigFile, readRunInfo } from './run/files.js';
-import { assertRunLockHeld, runDirOf, withRunFolder } from './run/folder.js';
-import { runLockHolder } from './run/lock.js';
+import { readRunInfo } from './run/files.js';
+import { assertRunLockHeld, withRunFolder } from './run/folder.js';
+import { prepareRunDir } from './run/prepare.js';
 import { repairMetrics } from './run/metrics.js';
 import { signalExitCode, watchStopSignals, writeJsonSyncAtomic } from './run/signals.js';
 import { errorDetail, recordRunEnd } from './run/status.js';
@@ -172,24 +171,7 @@ export function batchExamples<E>(examples: readonly E[], seed: number, step: num
 export { latestCheckpoint, loadCheckpoint, saveCheckpoint };
 export { runDirOf, withRunFolder } from './run/folder.js';
 
-/**
- * Checks made before anything is loaded or written: the name makes one folder inside outputDir, a
- * folder holding a run needs --resume, and a resume keeps the run's config but for the keys
- * config/resume.ts lists. Creates nothing: with setup() also before the run folder is taken, a
- * refused config leaves no folder behind (withRunFolder re-checks under the lock).
- */
-export async function prepareRunDir(cfg: RunConfig, o: TrainOptions): Promise<string> {
-  const dir = runDirOf(cfg);
-  if (await runLockHolder(dir)) return dir; // another writer (or a stale lock): withRunFolder decides, naming the holder
-  const runJson = path.join(dir, 'run.json');
-  if (await exists(runJson)) {
-    if (!o.resume) throw new AdaptorkitError('INVALID_ARGUMENT', `run folder ${dir} already holds a run: pass --resume to continue it, or choose another name`);
-    await readRunInfo(runJson); // a damaged run.json is refused before anything loads
-  }
-  const savedFile = path.join(dir, 'config.yaml');
-  if (o.resume && (await exists(savedFile))) checkResumeConfig(await readRunConfigFile(savedFile), cfg, dir);
-  return dir;
-}
+export { prepareRunDir } from './run/prepare.js';
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
