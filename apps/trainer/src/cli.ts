@@ -199,9 +199,10 @@ program
   .option('--no-png', 'skip the PNG charts')
   .option('--readme <file>', 'also write the table between <!-- demo:begin --> and <!-- demo:end --> in this README')
   .option('--jobs <n>', 'runs trained at once, each with cores/n native threads (faster on 2+ cores; per-row step times are then their share\'s)', (v) => Number(v), 1)
-  .action(async (o: { spec: string; out: string; smoke?: boolean; full?: boolean; only?: string; png: boolean; readme?: string; jobs: number }) => {
+  .option('--queue <url>', 'run every row as a job on this Redis (redis://host:port/db) for adaptorkit workers; the output folder must be a path every worker sees')
+  .action(async (o: { spec: string; out: string; smoke?: boolean; full?: boolean; only?: string; png: boolean; readme?: string; jobs: number; queue?: string }) => {
     if (!Number.isInteger(o.jobs) || o.jobs < 1) throw new AdaptorkitError('INVALID_ARGUMENT', `--jobs must be a positive integer, got ${o.jobs}`);
-    const r = await runDemo({ specFile: o.spec, out: o.out, smoke: o.smoke, full: o.full, only: o.only?.split(',').map((s) => s.trim()).filter(Boolean), png: o.png, jobs: o.jobs });
+    const r = await runDemo({ specFile: o.spec, out: o.out, smoke: o.smoke, full: o.full, only: o.only?.split(',').map((s) => s.trim()).filter(Boolean), png: o.png, jobs: o.jobs, ...(o.queue ? { queue: o.queue } : {}) });
     console.log(`\n${r.table}`);
     console.log(`report: ${path.relative(process.cwd(), r.report ?? '')}${r.pngs.length ? ` (+ ${r.pngs.length} PNG charts)` : ''}; table: ${path.relative(process.cwd(), path.join(o.out, 'results.md'))}`);
     if (r.failures.length) {

@@ -4,6 +4,7 @@
  * process and its own run folder under <out>/; every number in the table is read back from those
  * folders, and each claim is checked against its group's baseline rather than asserted.
  */
+import { openDemoQueue, type DemoRunner } from './demo-queue.js';
 import { spawn } from 'node:child_process';
 import { existsSync, promises as fs } from 'node:fs';
 import * as os from 'node:os';
@@ -131,6 +132,8 @@ export interface DemoOptions {
    * step time is then its 1-thread time.
    */
   jobs?: number;
+  /** Run every row as a job on this Redis queue (redis://host:port/db) for `adaptorkit worker`s (demo-queue.ts). */
+  queue?: string;
   log?: (line: string) => void;
 }
 
@@ -256,7 +259,8 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
   await fs.mkdir(out, { recursive: true });
   const t0 = performance.now();
   const startedAt = new Date().toISOString();
-  const jobs = Math.max(1, Math.floor(o.jobs ?? 1));
+  const runner = o.queue ? await openDemoQueue(o.queue, out, log) : undefined;
+  const jobs = runner ? Number.MAX_SAFE_INTEGER : Math.max(1, Math.floor(o.jobs ?? 1)); // on a queue the workers decide how many at once
   const threads = Math.max(1, Math.floor(os.cpus().length / jobs));
   const env = jobs > 1 && !process.env['ADAPTORKIT_NATIVE_THREADS'] ? { ...process.env, ADAPTORKIT_NATIVE_THREADS: String(threads) } : process.env;
   // One task per trainer row and per script group; with jobs > 1 the longest start first (script
@@ -267,7 +271,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
     if (g.script) {
       if (o.smoke && !g.rows.some((r) => r.smoke)) continue;
       const glog = jobs > 1 ? (l: string) => log(`[${g.id}] ${l}`) : log;
-      tasks.push({ order: tasks.length, cost: Infinity, group: g, run: () => runScriptGroup(g, specDir, out, !!o.smoke, glog, env) });
+      tasks.push({ order: tasks.length, cost: Infinity, group: g, run: () => runScriptGroup(g, specDir, out, !!o.smoke, glog, env, runner) });
       continue;
     }
     for (const row of g.rows) {
@@ -288,7 +292,9 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
           // peak RSS after the MMA rows; alone they peak near 340 MB).
           const dir = path.resolve(cfg.outputDir, cfg.name);
           await fs.mkdir(dir, { recursive: true });
-          await runChild([CLI, 'train', cfgFile, ...sets.flatMap((x) => ['--set', x])], path.join(dir, 'train.log'), (l) => { if (!/^step \d+\//.test(l) || /step \d+\/\d+ .*ETA 0s/.test(l)) rlog(`   ${l}`); }, `demo row ${g.id}/${row.id}: adaptorkit train`, env);
+          const trainArgs = ['train', cfgFile, ...sets.flatMap((x) => ['--set', x])];
+          if (runner) await runner.run(trainArgs, path.join(dir, 'train.log'), `demo row ${g.id}/${row.id}`);
+          else await runChild([CLI, ...trainArgs], path.join(dir, 'train.log'), (l) => { if (!/^step \d+\//.test(l) || /step \d+\/\d+ .*ETA 0s/.test(l)) rlog(`   ${l}`); }, `demo row ${g.id}/${row.id}: adaptorkit train`, env);
           const summary = await readJson<RunSummary>(path.join(dir, 'summary.json'));
           rlog(`   ${g.metric} ${metricCell(summary.metrics[g.metric], g.metric)} in ${((performance.now() - r0) / 1000).toFixed(0)} s`);
           return [{ group: g.id, id: row.id, label: row.label, baseline: row.baseline, dir, summary }];
@@ -297,7 +303,8 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
     }
   }
   const queue = jobs > 1 ? [...tasks].sort((a, b) => b.cost - a.cost) : tasks;
-  if (jobs > 1) log(`${queue.length} runs, ${jobs} at a time (${threads} native thread${threads === 1 ? '' : 's'} each)`);
+  if (runner) log(`${queue.length} demo tasks, all queued at once`);
+  else if (jobs > 1) log(`${queue.length} runs, ${jobs} at a time (${threads} native thread${threads === 1 ? '' : 's'} each)`);
   const done: DemoRowResult[][] = [];
   let next = 0;
   let failed: unknown;
@@ -312,14 +319,18 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
       }
     }
   };
-  await Promise.all(Array.from({ length: Math.min(jobs, queue.length) }, worker));
+  try {
+    await Promise.all(Array.from({ length: Math.min(jobs, queue.length) }, worker));
+  } finally {
+    await runner?.close();
+  }
   if (failed !== undefined) throw failed;
   const rows = done.flat(); // spec order, whatever order they ran in
   const backend = rows.find((r) => r.summary.backend)?.summary.backend ?? '';
   const failures = judge({ ...spec, groups }, rows, !!o.smoke);
   const seconds = (performance.now() - t0) / 1000;
   const header = [
-    `${spec.title}${o.smoke ? ' (smoke)' : ''} — ${startedAt.slice(0, 10)}, ${machineLine()}, backend ${backend}, ${Math.round(seconds)} s in all${jobs > 1 ? ` (runs ${jobs} at a time, ${threads} native thread${threads === 1 ? '' : 's'} each)` : ''}`,
+    `${spec.title}${o.smoke ? ' (smoke)' : ''} — ${startedAt.slice(0, 10)}, ${machineLine()}, backend ${backend}, ${Math.round(seconds)} s in all${runner ? ' (rows trained by queue workers)' : jobs > 1 ? ` (runs ${jobs} at a time, ${threads} native thread${threads === 1 ? '' : 's'} each)` : ''}`,
     '',
   ].join('\n');
   const table = header + demoTable({ ...spec, groups }, rows);
@@ -374,7 +385,7 @@ async function runChild(args: string[], logFile: string, log: (l: string) => voi
 }
 
 /** Run a script group's experiment and turn the rows it wrote into demo rows. */
-async function runScriptGroup(g: DemoSpec['groups'][number], specDir: string, out: string, smoke: boolean, log: (l: string) => void, env: NodeJS.ProcessEnv): Promise<DemoRowResult[]> {
+async function runScriptGroup(g: DemoSpec['groups'][number], specDir: string, out: string, smoke: boolean, log: (l: string) => void, env: NodeJS.ProcessEnv, runner?: DemoRunner): Promise<DemoRowResult[]> {
   const script = g.script!;
   const dir = path.join(out, g.id);
   await fs.mkdir(dir, { recursive: true });
@@ -382,7 +393,12 @@ async function runScriptGroup(g: DemoSpec['groups'][number], specDir: string, ou
   const file = path.resolve(specDir, script.run);
   const args = [file, ...script.args, ...(smoke ? script.smokeArgs : []), '--json', json];
   log(`-- node ${path.relative(process.cwd(), file)} ${args.slice(1).join(' ')}`);
-  await runChild(args, path.join(dir, 'log.txt'), (l) => log(`   ${l}`), `demo group ${g.id}: ${path.relative(process.cwd(), file)}`, env);
+  if (runner) {
+    if (file !== CLI || args[1] !== 'compose') throw new AdaptorkitError('UNSUPPORTED', `demo group ${g.id}: only adaptorkit compose runs on a queue, not ${path.relative(process.cwd(), file)}`);
+    await runner.composeFlow(args.slice(2), dir, json, `demo group ${g.id}`);
+  } else {
+    await runChild(args, path.join(dir, 'log.txt'), (l) => log(`   ${l}`), `demo group ${g.id}: ${path.relative(process.cwd(), file)}`, env);
+  }
   const produced = (await readJson<{ rows: ScriptRow[]; backend?: string }>(json)).rows;
   const result: DemoRowResult[] = [];
   for (const row of g.rows) {

@@ -8,7 +8,8 @@ export function registerComposeCommand(program: Command): void {
     .description(
       'The ShapesWorld composition experiment: an image model and a sound model on copies of the frozen LM, composed with NaiveMC and DAMC, scored per modality and jointly. ' +
         'Flags: --mode frozen,naive,decoupled|both|all --task common|count --steps --batch --lr --rank --train --test --joint --seed --search yes|no --grid 0.5,1 --single yes|no --logEvery --json <file> --diag; ' +
-        'or --table a.json b.json. A repeated flag: the last wins.',
+        'or --table a.json b.json. Split into phases (a queue flow): --train-only image|sound --save <dir> (one --mode), then --from <image dir>,<sound dir> (same flags) composes and scores the saved models. ' +
+        'A repeated flag: the last wins.',
     )
     .allowUnknownOption()
     .allowExcessArguments()

@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { tf } from '@adaptorkit/core';
 import { parseComposeArgs } from './options.js';
@@ -37,5 +40,30 @@ describe('compose experiment (tiny run on the shipped bases)', () => {
     expect(lines.some((l) => l.startsWith('  decoupled sound step 1/2 loss'))).toBe(true);
     expect(composeTable(r.rows)).toContain('| DAMC (1/2, 1/2) |');
     expect(tf.memory().numTensors - before).toBeLessThan(5000); // models stay alive (not disposed) but batches do not leak per step
+  }, 300_000);
+});
+
+describe('compose experiment split into phases (a queue flow)', () => {
+  it('training each model alone, saving it, then composing the saved models gives the one-process rows', async () => {
+    const dir = mkdtempSync(path.join(tmpdir(), 'compose-split-'));
+    try {
+      const flags = ['--task', 'count', '--mode', 'decoupled', '--steps', '2', '--batch', '2', '--train', '8', '--test', '6', '--joint', '6', '--search', 'no'];
+      const quiet = (): void => undefined;
+      const whole = await runCompose(parseComposeArgs(flags), quiet);
+      for (const m of ['image', 'sound']) {
+        const r = await runCompose(parseComposeArgs([...flags, '--train-only', m, '--save', path.join(dir, m)]), quiet);
+        expect(r.rows).toEqual([]);
+      }
+      const split = await runCompose(parseComposeArgs([...flags, '--from', `${path.join(dir, 'image')},${path.join(dir, 'sound')}`]), quiet);
+      const strip = (rows: typeof whole.rows) => rows.map((r) => ({ name: r.name, metrics: r.metrics, trainable: r.trainableParams, total: r.totalParams }));
+      expect(strip(split.rows)).toEqual(strip(whole.rows));
+      expect(split.rows.map((r) => r.name)).toEqual(['image model (decoupled)', 'sound model (decoupled)', 'DAMC (1/2, 1/2)']);
+      // a folder of another mode is refused, naming it
+      await expect(runCompose(parseComposeArgs([...flags, '--mode', 'naive', '--from', `${path.join(dir, 'image')},${path.join(dir, 'sound')}`]), quiet)).rejects.toThrow(/holds a decoupled image model/);
+      expect(() => parseComposeArgs(['--train-only', 'image'])).toThrow(/--train-only needs --save/);
+      expect(() => parseComposeArgs(['--mode', 'naive', '--from', 'a'])).toThrow(/--from takes/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   }, 300_000);
 });

@@ -34,6 +34,11 @@ export interface ComposeOptions {
   logEvery: number;
   /** Write { meta, rows } here. */
   json?: string;
+  /** Split run, phase 1: train only this modality's model (one mode) and save it to `save`. */
+  trainOnly?: 'image' | 'sound';
+  save?: string;
+  /** Split run, phase 2: compose the models saved in these folders (one mode) instead of training. */
+  from?: { image: string; sound: string };
 }
 
 /** Parse argv (without node and the command). INVALID_ARGUMENT names the bad flag. */
@@ -61,6 +66,14 @@ export function parseComposeArgs(argv: readonly string[]): ComposeOptions {
   const task = arg('task', 'common');
   if (task !== 'common' && task !== 'count') throw new AdaptorkitError('INVALID_ARGUMENT', `compose: --task must be common or count, got '${task}'`);
   const json = arg('json', '');
+  const trainOnly = arg('train-only', '');
+  const save = arg('save', '');
+  const from = arg('from', '');
+  if (trainOnly && trainOnly !== 'image' && trainOnly !== 'sound') throw new AdaptorkitError('INVALID_ARGUMENT', `compose: --train-only must be image or sound, got '${trainOnly}'`);
+  if (trainOnly && !save) throw new AdaptorkitError('INVALID_ARGUMENT', 'compose: --train-only needs --save <folder>');
+  if ((trainOnly || from) && modes.length !== 1) throw new AdaptorkitError('INVALID_ARGUMENT', `compose: --train-only and --from take one --mode, got ${modes.join(',')}`);
+  const fromDirs = from ? from.split(',') : [];
+  if (from && fromDirs.length !== 2) throw new AdaptorkitError('INVALID_ARGUMENT', `compose: --from takes <image model folder>,<sound model folder>, got '${from}'`);
   return {
     modes,
     steps: num('steps', 300),
@@ -78,5 +91,7 @@ export function parseComposeArgs(argv: readonly string[]): ComposeOptions {
     diag: argv.includes('--diag'),
     logEvery: num('logEvery', 50),
     ...(json ? { json } : {}),
+    ...(trainOnly ? { trainOnly: trainOnly as 'image' | 'sound', save } : {}),
+    ...(from ? { from: { image: fromDirs[0]!, sound: fromDirs[1]! } } : {}),
   };
 }

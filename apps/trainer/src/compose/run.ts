@@ -20,8 +20,9 @@
  *    coefficients are searched on the common task's val split.
  *  - metric: greedy first token after the prompt against the gold answer (spec's MCUB metric).
  */
+import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import { AdamW, MLPProjector, Rng, clipGradNorm, disposeGrads, initBackend, loadCausalLM, loadVisionEncoder, manualSeed, scheduledLr, tf, valueAndGrads, type CausalLM } from '@adaptorkit/core';
+import { AdamW, AdaptorkitError, MLPProjector, Rng, clipGradNorm, disposeGrads, initBackend, loadCausalLM, loadVisionEncoder, manualSeed, readSafetensors, scheduledLr, tf, valueAndGrads, writeSafetensors, type CausalLM, type Parameter } from '@adaptorkit/core';
 import { IMAGE_TOKEN, SOUND_TOKEN, ShapesWorld } from '@adaptorkit/data';
 import { attachDamc, composeModels, searchCoefficients, type DamcModel } from '@adaptorkit/damc';
 import { shippedBasesDir } from '@adaptorkit/shapes-bases';
@@ -103,7 +104,8 @@ export async function runCompose(o: ComposeOptions, log: (line: string) => void 
     return { acc: right / examples.length, n: examples.length, byKind: Object.fromEntries(Object.entries(byKind).map(([k, [r, n]]) => [k, +(r / n).toFixed(3)])) };
   };
 
-  const trainOne = async (modality: ComposeModality, mode: ComposeMode): Promise<Trained> => {
+  /** One modality's model on a fresh copy of the frozen LM, as trained (seeded: the same whichever process builds it). */
+  const build = async (modality: ComposeModality, mode: ComposeMode): Promise<{ model: DamcModel; trainable: Parameter[] }> => {
     const lm = await loadCausalLM(lmDir);
     manualSeed(o.seed + (modality === 'image' ? 11 : 23));
     const spec =
@@ -123,6 +125,13 @@ export async function runCompose(o: ComposeOptions, log: (line: string) => void 
       }
       trainable = model.trainableParameters();
     }
+    return { model, trainable };
+  };
+  // frozen parameters the model computes with: the base LM, plus the image encoder for the image model
+  const frozenOf = (modality: ComposeModality): number => lmParams + (modality === 'image' ? vision.countParameters() : 0);
+
+  const trainOne = async (modality: ComposeModality, mode: ComposeMode): Promise<Trained> => {
+    const { model, trainable } = await build(modality, mode);
     const nTrain = trainable.reduce((s, p) => s + p.size, 0);
     const train = data[modality].train;
     if (modality === 'image') feats.cacheImages(train.map((e) => e.inputs[0]!.scene));
@@ -146,9 +155,31 @@ export async function runCompose(o: ComposeOptions, log: (line: string) => void 
     const cpu = (cu.user + cu.system) / 1e6;
     opt.dispose();
     log(`  ${mode} ${modality}: ${nTrain.toLocaleString()} trainable parameters, ${secs.toFixed(1)} s wall, ${cpu.toFixed(1)} s CPU (${((1000 * cpu) / o.steps).toFixed(0)} ms CPU/step)`);
-    // frozen parameters the model computes with: the base LM, plus the image encoder for the image model
-    const frozen = lmParams + (modality === 'image' ? vision.countParameters() : 0);
-    return { model, secs, nTrain, frozen, msPerStep: (1000 * secs) / o.steps };
+    return { model, secs, nTrain, frozen: frozenOf(modality), msPerStep: (1000 * secs) / o.steps };
+  };
+
+  /** A trained model to a folder: every parameter the base LM does not hold (projector, encoder, LoRA factors, boundary embeddings) + its facts. */
+  const saveTrained = async (dir: string, modality: ComposeModality, mode: ComposeMode, t: Trained): Promise<void> => {
+    const own = new Map(t.model.namedParameters().filter(([n, p]) => p.trainable || n.includes('lora_')).map(([n, p]) => [n, p.value as tf.Tensor]));
+    await fs.mkdir(dir, { recursive: true });
+    await writeSafetensors(path.join(dir, 'model.safetensors'), own);
+    await writeJsonAtomic(path.join(dir, 'trained.json'), { modality, mode, seed: o.seed, steps: o.steps, rank: o.rank, nTrain: t.nTrain, secs: t.secs, msPerStep: t.msPerStep });
+  };
+  const loadTrained = async (dir: string, modality: ComposeModality, mode: ComposeMode): Promise<Trained> => {
+    const facts = JSON.parse(await fs.readFile(path.join(dir, 'trained.json'), 'utf8')) as { modality: string; mode: string; seed: number; steps: number; rank: number; nTrain: number; secs: number; msPerStep: number };
+    if (facts.modality !== modality || facts.mode !== mode || facts.seed !== o.seed || facts.rank !== o.rank) {
+      throw new AdaptorkitError('INVALID_ARGUMENT', `compose --from ${dir}: it holds a ${facts.mode} ${facts.modality} model (seed ${facts.seed}, rank ${facts.rank}); this run composes ${mode} ${modality} models (seed ${o.seed}, rank ${o.rank})`);
+    }
+    const { model } = await build(modality, mode);
+    const { tensors } = await readSafetensors(path.join(dir, 'model.safetensors'));
+    const named = new Map(model.namedParameters());
+    for (const [n, t] of tensors) {
+      const p = named.get(n);
+      if (!p) throw new AdaptorkitError('MISSING_TENSOR', `compose --from ${dir}: the model has no parameter '${n}'`);
+      p.assign(t, n);
+      t.dispose();
+    }
+    return { model, secs: facts.secs, nTrain: facts.nTrain, frozen: frozenOf(modality), msPerStep: facts.msPerStep };
   };
 
   const rows: ComposeRow[] = [];
@@ -161,9 +192,9 @@ export async function runCompose(o: ComposeOptions, log: (line: string) => void 
     return { ...r, metrics, ...facts, steps: o.steps, peakRssMB: 0 };
   };
 
-  const runMode = async (mode: ComposeMode): Promise<void> => {
-    const img = await trainOne('image', mode);
-    const snd = await trainOne('sound', mode);
+  const runMode = async (mode: ComposeMode, given?: { image: Trained; sound: Trained }): Promise<void> => {
+    const img = given?.image ?? (await trainOne('image', mode));
+    const snd = given?.sound ?? (await trainOne('sound', mode));
     feats.cacheImages([...data.image.test, ...data.common.val, ...data.common.test].flatMap((e) => e.inputs.filter((i) => i.modality === 'image').map((i) => i.scene)));
     // facts every demo row reports: what was trained (a composed model: both models' trainable
     // parameters), its share of all parameters, training time
@@ -207,6 +238,20 @@ export async function runCompose(o: ComposeOptions, log: (line: string) => void 
     const m = await trainOne('sound', o.modes[0] ?? 'naive');
     const r = accuracy(m.model, data.sound.test, ['sound']);
     log(`diag: sound model on "how many objects are there?": accuracy ${(100 * r.acc).toFixed(1)}% of ${r.n} (chance 25), ${m.secs.toFixed(0)} s`);
+    return { meta, rows };
+  }
+  if (o.trainOnly) {
+    // one phase of a split run (a queue flow): train one modality's model and save it
+    const mode = o.modes[0]!;
+    const t = await trainOne(o.trainOnly, mode);
+    await saveTrained(o.save!, o.trainOnly, mode, t);
+    log(`saved the ${mode} ${o.trainOnly} model to ${o.save}`);
+    return { meta, rows };
+  }
+  if (o.from) {
+    const mode = o.modes[0]!;
+    await runMode(mode, { image: await loadTrained(o.from.image, 'image', mode), sound: await loadTrained(o.from.sound, 'sound', mode) });
+    log(`total ${((performance.now() - t0) / 1000).toFixed(0)} s`);
     return { meta, rows };
   }
   for (const m of o.modes) await runMode(m);

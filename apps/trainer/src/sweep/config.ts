@@ -26,7 +26,7 @@ const overrideValue = z.union([z.string(), z.number(), z.boolean(), z.null(), z.
 const overrides = z.record(z.string().regex(/^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*$/, 'a config key path like train.seed'), overrideValue);
 
 export const SweepSchema = z.strictObject({
-  base: z.string().min(1).describe('The run config every run starts from (relative to the sweep file).'),
+  base: z.string().min(1).optional().describe('The run config every run starts from (relative to the sweep file); needed when grid or runs list runs.'),
   name: z.string().min(1).describe('The sweep folder name under outputDir.'),
   outputDir: z.string().min(1).default('runs/sweeps').describe('Where the sweep folder goes (relative to the sweep file); every worker must see this path.'),
   set: z.array(z.string()).default([]).describe('key=value overrides applied to every run.'),
@@ -34,10 +34,14 @@ export const SweepSchema = z.strictObject({
   runs: z.array(overrides.and(z.object({ name: z.string().optional() }))).default([]).describe('Explicit runs, each a map of overrides (and an optional name).'),
   jobs: z.number().int().min(1).default(1).describe('Runs trained at once by a local sweep (each with cores / jobs native threads).'),
   attempts: z.number().int().min(1).max(20).default(3).describe('Tries per run on a queue before it is recorded as failed.'),
+  commands: z
+    .array(z.strictObject({ name: z.string().min(1), command: z.array(z.string()).min(1).describe('adaptorkit CLI arguments; {dir} is the sweep folder.') }))
+    .default([])
+    .describe('Other jobs that run beside the runs (adaptorkit CLI commands, e.g. one phase of a split experiment).'),
   after: z
     .array(z.strictObject({ name: z.string().min(1), command: z.array(z.string()).min(1).describe('adaptorkit CLI arguments run once every run has finished; {dir} is the sweep folder.') }))
     .default([])
-    .describe('Jobs that depend on every run of the sweep (a BullMQ flow on a queue; run last locally).'),
+    .describe('Jobs that depend on every run and command of the sweep (a BullMQ flow on a queue; run last locally), each on the one before.'),
 });
 export type Sweep = z.infer<typeof SweepSchema>;
 
@@ -52,7 +56,7 @@ export interface ResolvedSweep {
   sweep: Sweep;
   /** Absolute path of the sweep file. */
   file: string;
-  /** Absolute path of the base run config. */
+  /** Absolute path of the base run config ('' when the sweep has only commands). */
   base: string;
   /** The sweep folder: outputDir/name, absolute. */
   dir: string;
@@ -83,7 +87,7 @@ export function expandSweep(s: Sweep): SweepRun[] {
   const axes = Object.entries(s.grid);
   let combos: Record<string, unknown>[] = [{}];
   for (const [k, values] of axes) combos = combos.flatMap((c) => values.map((v) => ({ ...c, [k]: v })));
-  if (axes.length === 0) combos = s.runs.length ? [] : [{}];
+  if (axes.length === 0) combos = s.runs.length || (s.commands.length && s.base === undefined) ? [] : [{}];
   const out: SweepRun[] = [];
   const add = (over: Record<string, unknown>, name?: string): void => {
     const n = name ?? runNameOf(over);
@@ -96,7 +100,7 @@ export function expandSweep(s: Sweep): SweepRun[] {
     const { name, ...over } = r;
     add(over, name);
   }
-  if (out.length === 0) throw new AdaptorkitError('INVALID_CONFIG', 'sweep: neither grid nor runs lists a run');
+  if (out.length === 0 && s.commands.length === 0) throw new AdaptorkitError('INVALID_CONFIG', 'sweep: neither grid, runs nor commands lists a job');
   return out;
 }
 
@@ -106,11 +110,15 @@ export async function loadSweep(file: string): Promise<ResolvedSweep> {
   const sweep = parseWith(SweepSchema, raw, file);
   if (!SAFE.test(sweep.name)) throw new AdaptorkitError('INVALID_CONFIG', `${file}: name '${sweep.name}' must be a safe folder name (letters, digits, . _ -)`);
   const here = path.dirname(path.resolve(file));
-  const base = path.resolve(here, sweep.base);
-  await fs.access(base).catch(() => {
-    throw new AdaptorkitError('IO_ERROR', `${file}: base: ${base} does not exist`);
-  });
-  return { sweep, file: path.resolve(file), base, dir: path.join(path.resolve(here, sweep.outputDir), sweep.name), runs: expandSweep(sweep) };
+  const runs = expandSweep(sweep);
+  if (runs.length > 0 && sweep.base === undefined) throw new AdaptorkitError('INVALID_CONFIG', `${file}: base: the run config the runs start from is missing`);
+  const base = sweep.base === undefined ? '' : path.resolve(here, sweep.base);
+  if (base) {
+    await fs.access(base).catch(() => {
+      throw new AdaptorkitError('IO_ERROR', `${file}: base: ${base} does not exist`);
+    });
+  }
+  return { sweep, file: path.resolve(file), base, dir: path.join(path.resolve(here, sweep.outputDir), sweep.name), runs };
 }
 
 /** What a sweep folder records about itself (sweep.json). */
@@ -119,6 +127,7 @@ export interface SweepRecord {
   file: string;
   base: string;
   runs: SweepRun[];
+  commands?: Sweep['commands'];
   after: Sweep['after'];
   version: string;
   queue?: string;
@@ -131,7 +140,7 @@ export async function writeSweepRecord(s: ResolvedSweep, version: string, queue?
   const file = path.join(s.dir, 'sweep.json');
   const prev = await fs.readFile(file, 'utf8').then((t) => JSON.parse(t) as SweepRecord).catch(() => undefined);
   const rec: SweepRecord = {
-    name: s.sweep.name, file: s.file, base: s.base, runs: s.runs, after: s.sweep.after, version,
+    name: s.sweep.name, file: s.file, base: s.base, runs: s.runs, commands: s.sweep.commands, after: s.sweep.after, version,
     ...(queue ? { queue } : {}), createdAt: prev?.createdAt ?? new Date().toISOString(),
   };
   await writeJsonAtomic(file, rec);

@@ -186,6 +186,85 @@ describe.skipIf(!hasRedis || !built)('sweeps on a Redis queue', () => {
     }
   }, 240_000);
 
+  it('the DAMC composition as a flow: the two modality models train as children, the composition runs after them and equals a one-process run', async () => {
+    const flags = ['--task', 'count', '--mode', 'decoupled', '--steps', '2', '--batch', '2', '--train', '8', '--test', '6', '--joint', '6', '--search', 'no'];
+    const q = (xs: string[]) => `[${xs.map((x) => JSON.stringify(x)).join(', ')}]`;
+    writeFileSync(
+      path.join(dir, 'damc.yaml'),
+      [
+        'name: damc-flow',
+        'outputDir: out',
+        'commands:',
+        `  - { name: image, command: ${q(['compose', ...flags, '--train-only', 'image', '--save', '{dir}/image'])} }`,
+        `  - { name: sound, command: ${q(['compose', ...flags, '--train-only', 'sound', '--save', '{dir}/sound'])} }`,
+        'after:',
+        `  - { name: compose, command: ${q(['compose', ...flags, '--from', '{dir}/image,{dir}/sound', '--json', '{dir}/rows.json'])} }`,
+      ].join('\n'),
+    );
+    const s = await loadSweep(path.join(dir, 'damc.yaml'));
+    const ids = await enqueueSweep(s, parseRedisUrl(url()));
+    expect(ids).toEqual(['damc-flow__cmd-image', 'damc-flow__cmd-sound', 'damc-flow__after-compose']);
+    const w1 = worker('D1');
+    const w2 = worker('D2');
+    const queue = new Queue<JobData>('adaptorkit', { connection: parseRedisUrl(url()).connection });
+    try {
+      let parent = await queue.getJob('damc-flow__after-compose');
+      for (let i = 0; i < 900 && !(await parent?.isCompleted()) && !(await parent?.isFailed()); i++) {
+        await sleep(200);
+        parent = await queue.getJob('damc-flow__after-compose');
+      }
+      expect(parent?.failedReason, [...w1.log, ...w2.log].join('\n')).toBeUndefined();
+      const kids = await Promise.all(['damc-flow__cmd-image', 'damc-flow__cmd-sound'].map((id) => queue.getJob(id)));
+      for (const k of kids) expect(parent!.processedOn!).toBeGreaterThanOrEqual(k!.finishedOn!);
+    } finally {
+      await queue.close();
+    }
+    const local = spawnSync(process.execPath, [CLI, 'compose', ...flags, '--json', path.join(dir, 'local-rows.json')], { encoding: 'utf8', env: { ...process.env, ADAPTORKIT_NATIVE_THREADS: '1' } });
+    expect(local.status, local.stderr).toBe(0);
+    const rows = (f: string) => (JSON.parse(readFileSync(f, 'utf8')) as { rows: { name: string; metrics: Record<string, number> }[] }).rows.map((r) => [r.name, r.metrics]);
+    expect(rows(path.join(dir, 'out', 'damc-flow', 'rows.json'))).toEqual(rows(path.join(dir, 'local-rows.json')));
+    w1.p.kill('SIGTERM');
+    w2.p.kill('SIGTERM');
+  }, 240_000);
+
+  it('demo --queue: trainer rows as jobs and the DAMC group as flows give the table a local demo gives', async () => {
+    const spec = [
+      'title: queue demo',
+      'set: [data.evalExamples=6, data.textEvalExamples=6, train.saveEvery=0, train.steps=4, train.batchSize=2]',
+      'groups:',
+      '  - id: rows',
+      '    claim: trainer rows',
+      '    metric: accuracy',
+      '    margin: 0',
+      '    rows:',
+      `      - { id: q-frozen, label: frozen, config: ${JSON.stringify(path.join(EXAMPLES, 'frozen-shapes.yaml'))}, baseline: true }`,
+      `      - { id: q-iaa, label: iaa, config: ${JSON.stringify(path.join(EXAMPLES, 'iaa-shapes.yaml'))}, expect: none }`,
+      '  - id: damc',
+      '    claim: composition',
+      '    metric: all_acc',
+      '    margin: 0',
+      `    script: { run: ${JSON.stringify(CLI)}, args: [compose, --task, count, --mode, 'frozen,decoupled', --steps, '2', --batch, '2', --train, '8', --test, '6', --joint, '6', --search, 'no', --single, 'no'] }`,
+      '    rows:',
+      "      - { id: d-frozen, label: frozen composed, pick: 'frozen LLM composed (1/2, 1/2)', baseline: true }",
+      "      - { id: d-damc, label: DAMC, pick: 'DAMC (1/2, 1/2)', expect: none }",
+    ].join('\n');
+    writeFileSync(path.join(dir, 'demo.yaml'), spec);
+    const w1 = worker('E1');
+    const w2 = worker('E2');
+    const run = (out: string, extra: string[]) =>
+      spawnSync(process.execPath, [CLI, 'demo', '--spec', path.join(dir, 'demo.yaml'), '--out', path.join(dir, out), '--no-png', ...extra], { encoding: 'utf8', env: { ...process.env, ADAPTORKIT_NATIVE_THREADS: '1' }, timeout: 200_000 });
+    const q = run('demo-queue', ['--queue', url()]);
+    expect(q.status, q.stdout + q.stderr).toBe(0);
+    expect(q.stdout).toMatch(/queued demo group damc frozen: a flow of 3 jobs/);
+    w1.p.kill('SIGTERM');
+    w2.p.kill('SIGTERM');
+    const l = run('demo-local', []);
+    expect(l.status, l.stdout + l.stderr).toBe(0);
+    const rows = (out: string) => (JSON.parse(readFileSync(path.join(dir, out, 'results.json'), 'utf8')) as { rows: { id: string; summary: { metrics: Record<string, number> } }[] }).rows.map((r) => [r.id, r.summary.metrics]);
+    expect(rows('demo-queue')).toEqual(rows('demo-local'));
+    expect(rows('demo-queue').map((r) => r[0])).toEqual(['q-frozen', 'q-iaa', 'd-frozen', 'd-damc']);
+  }, 300_000);
+
   it('a worker of another adaptorkit version is refused with a clear message', async () => {
     const q = new Queue('vq', { connection: parseRedisUrl(url()).connection });
     await (await q.client).set(versionKey('vq'), '0.0.1-other');

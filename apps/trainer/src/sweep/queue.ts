@@ -120,21 +120,22 @@ export async function enqueueSweep(s: ResolvedSweep, t: RedisTarget, queueName =
       data: { kind: 'train' as const, version: VERSION, sweep: s.dir, run: r.name, base: s.base, sets: r.sets },
       opts: opts(jobIdOf(s.sweep.name, r.name)),
     }));
+    const cliJob = (where: string, a: { name: string; command: string[] }, id: string) => {
+      const args = a.command.map((x) => x.replaceAll('{dir}', s.dir));
+      if (!CLI_JOB_COMMANDS.has(args[0] ?? '')) throw new AdaptorkitError('INVALID_CONFIG', `${s.file}: ${where}.${a.name}: command '${args[0]}' is not one a queue job may run (${[...CLI_JOB_COMMANDS].join(', ')})`);
+      return { name: `${where} ${s.sweep.name}/${a.name}`, data: { kind: 'cli' as const, version: VERSION, sweep: s.dir, name: a.name, args, logFile: path.join(s.dir, `${a.name}.log`) }, opts: opts(id) };
+    };
+    const first = [...runJobs, ...s.sweep.commands.map((c) => cliJob('commands', c, jobIdOf(s.sweep.name, `cmd-${c.name}`)))];
     if (s.sweep.after.length === 0) {
-      await queue.addBulk(runJobs);
-      return runJobs.map((j) => j.opts.jobId!);
+      await queue.addBulk(first);
+      return first.map((j) => j.opts.jobId!);
     }
-    // a chain of flows: the first `after` job waits for every run, each next one for the one before
-    let children: FlowJob[] = runJobs.map((j) => ({ ...j, queueName, opts: { ...j.opts, failParentOnFailure: true } }));
+    // a chain of flows: the first `after` job waits for every run and command, each next one for the one before
+    let children: FlowJob[] = first.map((j) => ({ ...j, queueName, opts: { ...j.opts, failParentOnFailure: true } }));
     let top: FlowJob | undefined;
     for (const a of s.sweep.after) {
-      const args = a.command.map((x) => x.replaceAll('{dir}', s.dir));
-      if (!CLI_JOB_COMMANDS.has(args[0] ?? '')) throw new AdaptorkitError('INVALID_CONFIG', `${s.file}: after.${a.name}: command '${args[0]}' is not one a queue job may run (${[...CLI_JOB_COMMANDS].join(', ')})`);
-      top = {
-        name: `after ${s.sweep.name}/${a.name}`, queueName,
-        data: { kind: 'cli', version: VERSION, sweep: s.dir, name: a.name, args, logFile: path.join(s.dir, `${a.name}.log`) },
-        opts: { ...opts(jobIdOf(s.sweep.name, `after-${a.name}`)), failParentOnFailure: true }, children,
-      };
+      const j = cliJob('after', a, jobIdOf(s.sweep.name, `after-${a.name}`));
+      top = { ...j, queueName, opts: { ...j.opts, failParentOnFailure: true }, children };
       children = [top];
     }
     const flows = new FlowProducer({ connection });
@@ -143,7 +144,7 @@ export async function enqueueSweep(s: ResolvedSweep, t: RedisTarget, queueName =
     } finally {
       await flows.close();
     }
-    return [...runJobs.map((j) => j.opts.jobId!), ...s.sweep.after.map((a) => jobIdOf(s.sweep.name, `after-${a.name}`))];
+    return [...first.map((j) => j.opts.jobId!), ...s.sweep.after.map((a) => jobIdOf(s.sweep.name, `after-${a.name}`))];
   } finally {
     await queue.close();
   }

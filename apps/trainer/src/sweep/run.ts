@@ -43,6 +43,13 @@ export async function runSweepLocal(file: string, o: { jobs?: number; backend?: 
     }
   };
   await Promise.all(Array.from({ length: Math.min(jobs, s.runs.length) }, worker));
+  for (const c of s.sweep.commands) {
+    const args = c.command.map((x) => x.replaceAll('{dir}', s.dir));
+    log(`command: adaptorkit ${args.join(' ')}`);
+    const r = await runCli(args, { logFile: path.join(s.dir, `${c.name}.log`), log });
+    if (r.code !== 0) failed.push({ run: `command ${c.name}`, error: `exited with ${r.code ?? r.signal}` });
+    else completed.push(`command ${c.name}`);
+  }
   if (failed.length === 0) {
     for (const a of s.sweep.after) {
       const args = a.command.map((x) => x.replaceAll('{dir}', s.dir));
