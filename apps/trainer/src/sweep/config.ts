@@ -23,7 +23,7 @@ import { parseWith, readYaml } from '../config-util.js';
 import { writeJsonAtomic } from '../fsutil.js';
 
 const overrideValue = z.union([z.string(), z.number(), z.boolean(), z.null(), z.array(z.unknown()), z.record(z.string(), z.unknown())]);
-const overrides = z.record(z.string().regex(/^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*$/, 'a config key path like train.seed'), overrideValue);
+const overrides = z.record(z.string().regex(/^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*$/, 'a config key path like train.lr'), overrideValue);
 
 export const SweepSchema = z.strictObject({
   base: z.string().min(1).optional().describe('The run config every run starts from (relative to the sweep file); needed when grid or runs list runs.'),
