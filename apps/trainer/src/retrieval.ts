@@ -19,7 +19,7 @@ import { METHODS, retrievalMethod, type RetrievalEncoder, type RetrievalMethodEn
 import type { EvalLine, EvalResult, RunInfo } from './run-format.js';
 import { retrievalMetrics } from '@adaptorkit/shapes-bases';
 import { makeProgress } from './progress.js';
-import { batchExamples, runFolderTraining, withRunFolder, writeSummary, type TrainOptions } from './train.js';
+import { batchExamples, prepareRunDir, runFolderTraining, withRunFolder, writeSummary, type TrainOptions } from './train.js';
 
 /** eval.json of a retrieval run: R@K of the trained model and of the frozen base on the same pairs. */
 export interface RetrievalEvalResult extends EvalResult {
@@ -76,6 +76,7 @@ const fmt = (m: Record<string, number>): string =>
 
 export async function runRetrievalTrain(cfg: RunConfig, o: TrainOptions = {}): Promise<{ dir: string; info: RunInfo; eval?: RetrievalEvalResult }> {
   const { progress, log } = makeProgress(o.log);
+  await prepareRunDir(cfg, o); // name, existing run, what --resume may change: checked before the folder is taken
   return withRunFolder(cfg, { ...o, log }, async (dir) => {
     const env = await setupRetrieval(cfg, log);
     const { sw, system } = env;

@@ -11,6 +11,7 @@
  *     final/             the trained adapter (adaptorkit_adapter.safetensors + adaptorkit_adapter.json)
  *     run.lock/, run.lock.json   present while a writer holds the run (run/lock.ts): its PID and host
  */
+import type { DataCounts } from './data/length.js';
 
 export type RunStatus = 'running' | 'completed' | 'failed' | 'interrupted';
 
@@ -57,6 +58,8 @@ export interface RunInfo {
   trainSeconds?: number;
   /** Method-specific extras a report can show, e.g. { routing: { text: number[][], image: number[][] } }. */
   extras?: Record<string, unknown>;
+  /** LLaVA data: the template used, records per split, and what data.maxLength / data.onTooLong did. */
+  data?: DataCounts;
 }
 
 /** A training step line. */

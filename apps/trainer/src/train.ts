@@ -7,15 +7,18 @@ import { promises as fs } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { stringify as toYaml } from 'yaml';
-import { AdamW, AdaptorkitError, defaultParamGroups, describeWeightStorage, initBackend, loadTokenizer, manualSeed, Rng, saveAdapter, tf } from '@adaptorkit/core';
+import { AdamW, AdaptorkitError, defaultParamGroups, describeWeightStorage, initBackend, manualSeed, Rng, saveAdapter, tf } from '@adaptorkit/core';
 import type { BackendInfo, CausalLM, Parameter, VisionEncoder } from '@adaptorkit/core';
-import { IMAGE_TOKEN, ShapesWorld, type Split } from '@adaptorkit/data';
-import { applyOverrides, parseWith, readYaml } from './config-util.js';
-import { RunConfigSchema, type RunConfig } from './config.js';
+import { ShapesWorld, type Split } from '@adaptorkit/data';
+import { loadRunConfigFile } from './config/run-config.js';
+import type { RunConfig } from './config.js';
+import { limitLengths, type DataCounts } from './data/length.js';
+import { makeLlavaSource } from './data/llava-source.js';
 import { exists, writeFileAtomic, writeJsonAtomic } from './fsutil.js';
 import { checkpointName, latestCheckpoint, loadCheckpoint, pruneCheckpoints, saveCheckpoint } from './run/checkpoints.js';
 import { readRunInfo } from './run/files.js';
 import { assertRunLockHeld, withRunFolder } from './run/folder.js';
+import { prepareRunDir } from './run/prepare.js';
 import { repairMetrics } from './run/metrics.js';
 import { signalExitCode, watchStopSignals, writeJsonSyncAtomic } from './run/signals.js';
 import { errorDetail, recordRunEnd } from './run/status.js';
@@ -24,8 +27,8 @@ import { methodByName, type Bases, type TrainSystem } from './methods/index.js';
 import { isRetrievalRun, maskSeed, runRetrievalTrain } from './retrieval.js';
 import type { EvalLine, EvalResult, MachineInfo, RunInfo, RunSummary, StepLine } from './run-format.js';
 import { makeProgress, type Progress } from './progress.js';
-import { basePath, isShippedBase, loadBases } from '@adaptorkit/shapes-bases';
-import { defaultNormalization, llavaSource, shapesWorldSource, type DataSource, type SourceExample } from './sources.js';
+import { basePath, loadBases } from '@adaptorkit/shapes-bases';
+import { shapesWorldSource, type DataSource, type SourceExample } from './sources.js';
 import { buildBatch, padRight } from './vl/batch.js';
 
 export const MAX_NEW_TOKENS: Record<string, number> = { vqa: 6, grounding: 24, caption: 48, common: 3, instruct: 24, text: 8 };
@@ -43,17 +46,9 @@ export function machineInfo(): MachineInfo {
   };
 }
 
+/** Read a run YAML: validated, paths absolute (see config/run-config.ts). */
 export async function loadRunConfig(file: string, overrides: readonly string[] = []): Promise<RunConfig> {
-  const cfg = parseWith(RunConfigSchema, applyOverrides(await readYaml(file), overrides), file);
-  // Data files are relative to the config file; the run's config.yaml records them absolute.
-  const l = cfg.data.llava;
-  if (l) {
-    const dir = path.dirname(path.resolve(file));
-    l.json = path.resolve(dir, l.json);
-    l.imageRoot = path.resolve(dir, l.imageRoot);
-    if (l.evalJson) l.evalJson = path.resolve(dir, l.evalJson);
-  }
-  return cfg;
+  return loadRunConfigFile(file, overrides);
 }
 
 export interface TrainOptions {
@@ -73,6 +68,8 @@ export interface Env {
   bases: Bases;
   system: TrainSystem;
   backend: BackendInfo;
+  /** LLaVA data: records per split and how many were too long (run.json `data`). */
+  dataCounts?: DataCounts;
 }
 
 async function makeSource(cfg: RunConfig, sw: ShapesWorld, lm: CausalLM, vision: VisionEncoder, log: (l: string) => void): Promise<DataSource> {
@@ -82,32 +79,7 @@ async function makeSource(cfg: RunConfig, sw: ShapesWorld, lm: CausalLM, vision:
     }
     return shapesWorldSource(sw);
   }
-  const l = cfg.data.llava;
-  if (!l) throw new AdaptorkitError('INVALID_CONFIG', 'data.llava: required when data.source is llava ({ json, imageRoot })');
-  if (isShippedBase(cfg.base.lm)) throw new AdaptorkitError('INVALID_CONFIG', `base.lm: LLaVA data needs a real HF model folder (with tokenizer.json), not the ShapesWorld LM '${cfg.base.lm}'`);
-  const lmDir = basePath(cfg.base.lm, 'lm');
-  const tok = await loadTokenizer(lmDir);
-  if (tok.vocabSize > lm.config.vocabSize) throw new AdaptorkitError('INVALID_CONFIG', `${lmDir}: the tokenizer has ${tok.vocabSize} ids but the model's vocabulary is ${lm.config.vocabSize}`);
-  const imageTokenId = l.imageTokenId ?? tok.tokenToId(IMAGE_TOKEN);
-  if (imageTokenId === undefined) {
-    throw new AdaptorkitError('INVALID_CONFIG', `data.llava.imageTokenId: the tokenizer in ${lmDir} has no single ${IMAGE_TOKEN} token; set imageTokenId to an id it never produces for text (e.g. a reserved special token)`);
-  }
-  if (imageTokenId === tok.padId || imageTokenId < 0 || imageTokenId >= lm.config.vocabSize) {
-    throw new AdaptorkitError('INVALID_CONFIG', `data.llava.imageTokenId: ${imageTokenId} must be in [0, ${lm.config.vocabSize}) and differ from the pad id ${tok.padId}`);
-  }
-  const resolve = (p: string): string => path.resolve(p);
-  return llavaSource(tok, {
-    json: resolve(l.json),
-    imageRoot: resolve(l.imageRoot),
-    evalJson: l.evalJson ? resolve(l.evalJson) : undefined,
-    heldOut: l.heldOut,
-    onError: l.onError,
-    imageSize: vision.config.imageSize,
-    normalize: l.normalize ?? defaultNormalization(vision.config.kind),
-    imageTokenId,
-    cacheImages: l.cacheImages,
-    log,
-  });
+  return makeLlavaSource(cfg, lm, vision, log); // data/llava-source.ts
 }
 
 export async function setup(cfg: RunConfig, log: (l: string) => void): Promise<Env> {
@@ -119,13 +91,14 @@ export async function setup(cfg: RunConfig, log: (l: string) => void): Promise<E
   const sw = new ShapesWorld({ seed: cfg.data.worldSeed });
   const { lm, vision } = await loadBases(cfg.base.lm, cfg.base.vision, { weightsDtype: cfg.base.weightsDtype });
   if (cfg.base.weightsDtype === 'bf16') log(`base.lm ${describeWeightStorage(lm)}`);
-  const source = await makeSource(cfg, sw, lm, vision, log);
-  const tok = source.tokenizer;
-  const eosId = tok.eosId ?? tok.padId;
-  const bases: Bases = { lm, vision, placeholderIds: source.placeholderIds, padId: tok.padId, eosId };
+  const raw = await makeSource(cfg, sw, lm, vision, log);
+  const tok = raw.tokenizer;
+  const eosId = raw.stopIds?.[0] ?? tok.eosId ?? tok.padId; // a chat template's end-of-turn token ends answers
+  const bases: Bases = { lm, vision, placeholderIds: raw.placeholderIds, padId: tok.padId, eosId };
   const system = methodByName(cfg.method.name).build(bases, cfg.method.config);
   lm.recompute = cfg.train.recompute;
-  return { sw, source, bases, system, backend };
+  const { source, counts } = limitLengths(raw, cfg, lm.config.maxPositionEmbeddings, system.tokensPerInput, log); // data/length.ts
+  return { sw, source, bases, system, backend, ...(counts ? { dataCounts: counts } : {}) };
 }
 
 /** Decode generated ids to answer strings. */
@@ -200,6 +173,8 @@ export function batchExamples<E>(examples: readonly E[], seed: number, step: num
 export { latestCheckpoint, loadCheckpoint, saveCheckpoint };
 export { runDirOf, withRunFolder } from './run/folder.js';
 
+export { prepareRunDir } from './run/prepare.js';
+
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   return s.length ? s[Math.floor(s.length / 2)]! : 0;
@@ -218,6 +193,8 @@ export interface RunSpec<R extends EvalResult> {
   what: string;
   /** Method facts known before training (run.json extras). */
   extras?: Record<string, unknown>;
+  /** What the data length rule kept (run.json data). */
+  data?: RunInfo['data'];
   beforeStep?: (step: number) => Promise<void>;
   /** Loss of micro-batch `micro` of step `step` (inside the loop's tidy); adds its non-padding tokens to meter.tokens. */
   loss: (step: number, micro: number, meter: { tokens: number }) => tf.Scalar;
@@ -266,6 +243,7 @@ export async function runFolderTraining<R extends EvalResult>(spec: RunSpec<R>, 
       trainablePercent: (100 * trainableParams) / spec.totalParams,
       trainSeconds: prevInfo?.trainSeconds ?? 0,
       ...(spec.extras ? { extras: spec.extras } : {}),
+      ...(spec.data ? { data: spec.data } : {}),
     };
     if (o.resume) {
       const r = await repairMetrics(path.join(dir, 'metrics.jsonl'), startStep);
@@ -383,11 +361,12 @@ async function trainInFolder<R extends EvalResult>(spec: RunSpec<R>, o: TrainOpt
 export async function runTrain(cfg: RunConfig, o: TrainOptions = {}): Promise<{ dir: string; info: RunInfo; eval?: EvalResult }> {
   if (isRetrievalRun(cfg)) return runRetrievalTrain(cfg, o); // retrieval methods (MWA): image-caption pairs, R@K (retrieval.ts)
   const { progress, log } = makeProgress(o.log);
+  await prepareRunDir(cfg, o);
+  const env = await setup(cfg, log); // a config refused here leaves no run folder
+  const { system, source } = env;
+  const examples = trainExamples(source, cfg);
+  const t = cfg.train;
   return withRunFolder(cfg, { ...o, log }, async (dir) => {
-    const env = await setup(cfg, log);
-    const { system, source } = env;
-    const examples = trainExamples(source, cfg);
-    const t = cfg.train;
     return runFolderTraining(
       {
         cfg,
@@ -398,6 +377,7 @@ export async function runTrain(cfg: RunConfig, o: TrainOptions = {}): Promise<{ 
         named: system.trainable(),
         totalParams: system.totalParameters(),
         what: cfg.data.source === 'llava' ? 'LLaVA data' : cfg.data.task,
+        data: env.dataCounts,
         beforeStep: async (step) => {
           for (let m = 0; m < Math.max(1, t.accumulation); m++) await source.prefetch(batchExamples(examples, cfg.seed, step, m, t.batchSize));
         },

@@ -28,7 +28,7 @@ export const depthsSchema = z
   );
 
 export const trainPartsSchema = z
-  .object({
+  .strictObject({
     insertionLayers: z.boolean().default(true).describe('Train the insertion layers.'),
     embedding: z.boolean().default(true).describe("Train the multimodal workflow's copy of the token embedding."),
     norm: z.boolean().default(true).describe("Train the multimodal workflow's final RMSNorm."),
@@ -41,7 +41,7 @@ export const trainPartsSchema = z
 const TASK_NAME = /^[a-z][a-z0-9_]*$/;
 
 export const iaaConfigSchema = z
-  .object({
+  .strictObject({
     depths: depthsSchema,
     init: z
       .enum(['copy', 'identity', 'random'])

@@ -42,7 +42,7 @@ const ADAPTER_FIELDS = {
 };
 
 export const mmaConfigSchema = z
-  .object({
+  .strictObject({
     ...ADAPTER_FIELDS,
     placement: z
       .enum(['preAttn', 'preMlp', 'both'])

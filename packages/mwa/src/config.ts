@@ -13,7 +13,7 @@ export { MODALITIES, type Modality };
 const HIDDEN = /^d\/([1-9]\d*)$/;
 
 export const extractorConfigSchema = z
-  .object({
+  .strictObject({
     enabled: z.boolean().default(true).describe('Add New Knowledge Extractors (parallel bottleneck adapters beside the frozen FFN experts).'),
     modalities: z
       .array(z.enum(MODALITIES))
@@ -40,7 +40,7 @@ export const extractorConfigSchema = z
   .describe('New Knowledge Extractors: a = s * Up(Dropout(ReLU(Down(h)))), added beside FFN_m(LN_m(h)); Down Kaiming-uniform, Up and biases zero.');
 
 export const enhancerConfigSchema = z
-  .object({
+  .strictObject({
     enabled: z.boolean().default(true).describe('Add the Alignment Enhancer (one FFN shared by both modalities, after the FFN block, own residual).'),
     hidden: z
       .union([z.literal('full'), z.number().int().positive(), z.string().regex(HIDDEN, { message: "expected 'full', a width, or 'd/N'" })])
@@ -68,7 +68,7 @@ export const enhancerConfigSchema = z
   .describe('Alignment Enhancer: x = x + DropPath(fc2(LN(GELU(fc1(x))))), shared by both modalities.');
 
 export const mwaConfigSchema = z
-  .object({
+  .strictObject({
     extractor: extractorConfigSchema,
     enhancer: enhancerConfigSchema,
     seed: z.number().int().min(0).default(0).describe('Seed for the new modules\' initial weights and for dropout / drop-path masks.'),

@@ -12,7 +12,7 @@ import { AdaptorkitError, MLPProjector, sequenceNll, tf, type Module, type Visio
 import { damcDecoupledMethod, damcNaiveMethod, type DamcBatch, type DamcMethod, type DamcModel } from '@adaptorkit/damc';
 import type { MMBatch } from '../vl/batch.js';
 import { imagesPerRow, promptRows } from './common.js';
-import type { Bases, MethodEntry, TrainSystem } from './types.js';
+import type { Bases, MethodEntry, Sampling, TrainSystem } from './types.js';
 
 /** Penultimate-layer patch features of the frozen vision encoder (class token dropped), as LLaVA: [B, N, dv]. */
 function visionFeatures(enc: Module, pixels: tf.Tensor): tf.Tensor {
@@ -22,6 +22,12 @@ function visionFeatures(enc: Module, pixels: tf.Tensor): tf.Tensor {
     const [B, n, dv] = h.shape;
     return (enc as VisionEncoder).config.kind === 'clip' ? tf.slice(h, [0, 1, 0], [B, n - 1, dv]) : h; // [B, N, dv]
   });
+}
+
+/** DamcModel.generate decodes greedily: sampling settings are refused, not ignored. */
+function greedyOnly(s: Sampling | undefined): undefined {
+  if (s?.temperature) throw new AdaptorkitError('UNSUPPORTED', `DAMC runs decode greedily (temperature ${s.temperature} was asked): drop --temperature`);
+  return undefined;
 }
 
 /** Right-padded rows -> DamcBatch (ids row-major, lengths). */
@@ -68,7 +74,8 @@ function system(bases: Bases, method: DamcMethod, cfg: Record<string, unknown>):
       if (maskSeed !== undefined) m.reseedMasks(maskSeed);
       return m.loss(batchOf(b), { training }); // runs inside the loop's tidy
     },
-    generate: (b, maxNewTokens) => {
+    generate: (b, maxNewTokens, sampling) => {
+      greedyOnly(sampling);
       // evaluation batches are left-padded; the DamcModel takes right-padded rows
       const images = imagesPerRow(b);
       const d = rowsBatch(promptRows(b), bases.padId, images ? { image: images } : undefined);
@@ -84,7 +91,7 @@ function system(bases: Bases, method: DamcMethod, cfg: Record<string, unknown>):
       logits.dispose();
       return { nll: r.nll * r.tokens, tokens: r.tokens };
     },
-    generateText: (rows, maxNewTokens) => m.generate(rowsBatch(rows, bases.padId), { maxNewTokens, eosId: bases.eosId }),
+    generateText: (rows, maxNewTokens, sampling) => greedyOnly(sampling) ?? m.generate(rowsBatch(rows, bases.padId), { maxNewTokens, eosId: bases.eosId }),
     describe: () => ({ method: method.name, config }),
   };
 }

@@ -22,13 +22,13 @@ function system(bases: Bases, model: IaaModel, method: string, config: unknown, 
     totalParameters: () => model.countParameters(),
     tokensPerInput: { image: model.imageTokens },
     loss: (b: MMBatch) => model.loss({ ids: idsTensor(b), labels: labelsTensor(b), task: 'mm', images: imagesPerRow(b) }),
-    generate: (b, maxNewTokens) =>
-      withImages(b, (images) => model.generate({ ids: promptRows(b), padId: bases.padId, task: 'mm', images, maxNewTokens, eosId: bases.eosId })),
+    generate: (b, maxNewTokens, sampling) =>
+      withImages(b, (images) => model.generate({ ...sampling, ids: promptRows(b), padId: bases.padId, task: 'mm', images, maxNewTokens, eosId: bases.eosId })),
     textNll: (ids) => {
       const r = model.perplexity(ids, { task: 'text', padId: bases.padId });
       return { nll: r.nll * r.tokens, tokens: r.tokens };
     },
-    generateText: (rows, maxNewTokens) => model.generate({ ids: rows, padId: bases.padId, task: 'text', maxNewTokens, eosId: bases.eosId }),
+    generateText: (rows, maxNewTokens, sampling) => model.generate({ ...sampling, ids: rows, padId: bases.padId, task: 'text', maxNewTokens, eosId: bases.eosId }),
     describe: () => ({ method, config }),
   };
 }

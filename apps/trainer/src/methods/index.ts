@@ -29,4 +29,4 @@ export function retrievalMethod(name: string): RetrievalMethodEntry | undefined 
   return m.kind === 'retrieval' ? m : undefined;
 }
 
-export type { AnyMethodEntry, Bases, MethodEntry, RetrievalBatch, RetrievalEncoder, RetrievalMethodEntry, RetrievalSystem, TrainSystem } from './types.js';
+export type { AnyMethodEntry, Bases, MethodEntry, RetrievalBatch, RetrievalEncoder, RetrievalMethodEntry, RetrievalSystem, Sampling, TrainSystem } from './types.js';

@@ -21,13 +21,13 @@ export const mmaEntry: MethodEntry = {
         if (maskSeed !== undefined) model.reseedMasks(maskSeed);
         return model.loss({ ids: idsTensor(b), labels: labelsTensor(b), images: imagesPerRow(b), modality: modality(b), ctx: { training } });
       },
-      generate: (b, maxNewTokens) =>
-        withImages(b, (images) => model.generate({ ids: promptRows(b), padId: bases.padId, images, modality: modality(b), maxNewTokens, eosId: bases.eosId }).tokens),
+      generate: (b, maxNewTokens, sampling) =>
+        withImages(b, (images) => model.generate({ ...sampling, ids: promptRows(b), padId: bases.padId, images, modality: modality(b), maxNewTokens, eosId: bases.eosId }).tokens),
       textNll: (ids) => {
         const r = model.perplexity(ids, { padId: bases.padId });
         return { nll: r.nll * r.tokens, tokens: r.tokens };
       },
-      generateText: (rows, maxNewTokens) => model.generate({ ids: rows, padId: bases.padId, modality: rows.map(() => 0), maxNewTokens, eosId: bases.eosId }).tokens,
+      generateText: (rows, maxNewTokens, sampling) => model.generate({ ...sampling, ids: rows, padId: bases.padId, modality: rows.map(() => 0), maxNewTokens, eosId: bases.eosId }).tokens,
       extras: ({ text, image }) => {
         // mean router weight of branch 0 per LLM layer, for text-only and image instructions
         const perLayer = (b: MMBatch): number[][] =>

@@ -11,7 +11,7 @@ import { contrastiveLoss, encodeImages, encodeTexts, loadMultiway, multiwayBaseP
 import { parseWith } from '../config-util.js';
 import type { RetrievalEncoder, RetrievalMethodEntry } from './types.js';
 
-const trainerMwaSchema = mwaConfigSchema.extend({
+export const trainerMwaSchema = mwaConfigSchema.extend({
   base: z.string().default('shapesworld').describe("'shapesworld' (the shipped ShapesWorld Multiway base) or a folder written by saveMultiway."),
   full: z
     .boolean()

@@ -3,6 +3,14 @@ import type { CausalLM, Module, Parameter, tf, VisionEncoder } from '@adaptorkit
 import type { Modality, RetrievalPair, ShapesWorld } from '@adaptorkit/data';
 import type { MMBatch } from '../vl/batch.js';
 
+/** Decoding settings (`adaptorkit chat --temperature --top-k --top-p --seed`); empty = greedy. */
+export interface Sampling {
+  temperature?: number;
+  topK?: number;
+  topP?: number;
+  seed?: number;
+}
+
 export interface Bases {
   lm: CausalLM;
   vision: VisionEncoder;
@@ -27,12 +35,12 @@ export interface TrainSystem {
    * and a resumed run draws exactly what the uninterrupted one did.
    */
   loss(batch: MMBatch, training: boolean, maskSeed?: number): tf.Scalar;
-  /** Greedy answers for prompt-only batches. */
-  generate(batch: MMBatch, maxNewTokens: number): number[][];
+  /** Answers for prompt-only batches: greedy, or sampled when `sampling.temperature` > 0. */
+  generate(batch: MMBatch, maxNewTokens: number, sampling?: Sampling): number[][];
   /** Sum of token NLL and token count of text-only ids through the model's text path. */
   textNll(ids: tf.Tensor2D): { nll: number; tokens: number };
-  /** Greedy answers on the text path for text-only prompts. */
-  generateText(rows: number[][], maxNewTokens: number): number[][];
+  /** Answers on the text path for text-only prompts (greedy unless `sampling.temperature` > 0). */
+  generateText(rows: number[][], maxNewTokens: number, sampling?: Sampling): number[][];
   /** Method-specific facts for run.json (e.g. routing weights per layer). */
   extras?(batches: { text: MMBatch; image: MMBatch }): Record<string, unknown>;
   /** Method name and config for adaptorkit_adapter.json. */
