@@ -2,10 +2,11 @@
 /** The `adaptorkit` command line. */
 import * as path from 'node:path';
 import { Command } from 'commander';
-import { AdaptorkitError, initBackend, plan } from '@adaptorkit/core';
+import { AdaptorkitError, initBackend } from '@adaptorkit/core';
 import type { BackendPreference } from '@adaptorkit/core';
 import { ShapesWorld } from '@adaptorkit/data';
 import { readYaml } from './config-util.js';
+import { planTarget, type PlanFlags } from './plan-cmd.js';
 import { readRun, writeReport } from './report/index.js';
 import { pretrainLM, pretrainVision, saveLM, saveVision, shippedBasesDir } from '@adaptorkit/shapes-bases';
 import { METHODS } from './registry.js';
@@ -14,6 +15,7 @@ import { writeSummary } from './run/lifecycle.js';
 import { loadRunConfig, runTrain } from './train.js';
 import { PretrainConfigSchema, TASKS } from './config.js';
 import { ask, chat, readImagePixels } from './ask.js';
+import { samplingOf, type SamplingFlags } from './config/sampling.js';
 import { runDemo, writeIntoReadme } from './demo.js';
 import { openRun } from './open-run.js';
 import { registerMergeCommand } from './merge-cmd.js';
@@ -78,14 +80,21 @@ program
 
 program
   .command('plan')
-  .description('Trainable / total parameters and a memory estimate from a model config (HF config.json or a run config), no weights allocated.')
-  .argument('<config>', 'HF config.json (or YAML)')
-  .option('--batch <n>', 'batch size', (v) => Number(v), 1)
-  .option('--seq <n>', 'sequence length', (v) => Number(v), 2048)
-  .action(async (file: string, o: { batch: number; seq: number }) => {
-    const cfg = file.endsWith('.json') ? JSON.parse(await (await import('node:fs/promises')).readFile(file, 'utf8')) : await readYaml(file);
-    const p = plan(cfg as never, { batchSize: o.batch, seqLen: o.seq });
-    console.log(p.summary);
+  .description("Parameters (the method's trainable ones for a run) and a memory estimate, no weights loaded: an HF model folder, its config.json, or a run YAML.")
+  .argument('<target>', 'HF model folder, config.json, or run YAML (then the method on its bases)')
+  .option('--batch <n>', 'batch size (default 1; a run: train.batchSize)', (v) => Number(v))
+  .option('--seq <n>', "sequence length (default 2048; a run: data.maxLength or the model's context, at most 2048)", (v) => Number(v))
+  .option('--weights-dtype <d>', 'f32 | bf16: how frozen Linear/Embedding weights are held (a run: base.weightsDtype)')
+  .option('--recompute <m>', 'none | layers (a run: train.recompute)')
+  .option('--mma', "an HF model: a frozen base with LaVIN's MMA adapters in its LM layers (vision tower not counted) instead of full fine-tuning")
+  .action(async (target: string, o: { batch?: number; seq?: number; weightsDtype?: string; recompute?: string; mma?: boolean }) => {
+    for (const [flag, v] of [['--batch', o.batch], ['--seq', o.seq]] as const) {
+      if (v !== undefined && !(Number.isInteger(v) && v > 0)) throw new AdaptorkitError('INVALID_ARGUMENT', `${flag} must be a positive integer, got ${v}`);
+    }
+    if ((o.weightsDtype !== undefined && !['f32', 'bf16'].includes(o.weightsDtype)) || (o.recompute !== undefined && !['none', 'layers'].includes(o.recompute))) {
+      throw new AdaptorkitError('INVALID_ARGUMENT', 'plan: --weights-dtype takes f32 or bf16, --recompute none or layers');
+    }
+    console.log(await planTarget(target, o as PlanFlags));
   });
 
 const collect = (v: string, prev: string[]): string[] => [...prev, v];
@@ -127,28 +136,38 @@ program
   .option('--prompt <text>', 'the question or instruction')
   .option('--image <file>', 'an image file (PNG/JPEG; resized and padded to the encoder size)')
   .option('--max-new-tokens <n>', 'longest answer', (v) => Number(v), 32)
+  .option('--temperature <t>', 'sampling temperature (0 = greedy, the default)', Number)
+  .option('--top-k <k>', 'sample from the k most likely tokens', Number)
+  .option('--top-p <p>', 'sample from the smallest set of tokens whose probability reaches p', Number)
+  .option('--seed <n>', 'sampling seed (same seed, same answer)', Number)
   .option('--base <hf-folder>', 'HF base model folder for --adapter (default: the base the adapter names)')
   .option('--adapter <dir[:weight]>', 'LoRA adapter (PEFT folder or a damc run\'s final/), repeatable; all active, or combined with weights', collect, [])
   .option('--combine <kind>', "how weighted adapters combine: cat (exact weighted sum, default) or linear (PEFT's, same ranks)")
   .option('--prompt-ids <ids>', 'comma-separated token ids instead of --prompt (bases without a tokenizer)')
-  .action(async (dir: string | undefined, o: { prompt?: string; image?: string; maxNewTokens: number; base?: string; adapter: string[]; combine?: string; promptIds?: string }) => {
+  .action(async (dir: string | undefined, o: { prompt?: string; image?: string; maxNewTokens: number; base?: string; adapter: string[]; combine?: string; promptIds?: string } & SamplingFlags) => {
     if (o.adapter.length || o.base) return void (await adapterGenerateCommand(o)); // adapters-generate.ts
     if (!dir || o.prompt === undefined) throw new AdaptorkitError('INVALID_ARGUMENT', 'generate: give a run folder and --prompt (or --adapter for LoRA adapters on an HF base)');
+    const sampling = samplingOf(o);
     const { env } = await openRun(dir);
     const image = o.image ? await readImagePixels(env, o.image) : undefined;
-    console.log(ask(env, o.prompt, image, o.maxNewTokens));
+    console.log(ask(env, o.prompt, image, o.maxNewTokens, sampling));
   });
 
 program
   .command('chat')
-  .description("Talk to a run's trained adapter line by line (/image <file> attaches an image, /text drops it, /quit leaves).")
+  .description("Talk to a run's trained adapter: one conversation through the model's chat template, oldest rounds dropped to fit the context (/image <file> starts one about an image, /text one without, /reset starts over, /quit leaves).")
   .argument('<run>', 'run folder')
   .option('--image <file>', 'start with this image attached')
   .option('--max-new-tokens <n>', 'longest answer', (v) => Number(v), 32)
-  .action(async (dir: string, o: { image?: string; maxNewTokens: number }) => {
+  .option('--temperature <t>', 'sampling temperature (0 = greedy, the default)', Number)
+  .option('--top-k <k>', 'sample from the k most likely tokens', Number)
+  .option('--top-p <p>', 'sample from the smallest set of tokens whose probability reaches p', Number)
+  .option('--seed <n>', 'sampling seed (turn i uses seed + i)', Number)
+  .action(async (dir: string, o: { image?: string; maxNewTokens: number } & SamplingFlags) => {
+    const sampling = samplingOf(o);
     const { env } = await openRun(dir);
     const image = o.image ? await readImagePixels(env, o.image) : undefined;
-    await chat(env, { input: process.stdin, output: process.stdout, maxNewTokens: o.maxNewTokens, image });
+    await chat(env, { input: process.stdin, output: process.stdout, maxNewTokens: o.maxNewTokens, image, sampling });
   });
 
 program

@@ -12,15 +12,16 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
 import { AdaptorkitError } from '@adaptorkit/core';
-import { applyOverrides, parseWith, readYaml } from './config-util.js';
-import { RunConfigSchema } from './config.js';
+import { parseWith, readYaml } from './config-util.js';
+import { resolveRunConfig } from './config/run-config.js';
+import { SafeName } from './config.js';
 import { readJson, writeFileAtomic, writeJsonAtomic } from './fsutil.js';
 import { slowBackendGuard } from './demo-guard.js';
 import { findChromium } from './report/chromium.js';
 import { readRun, writeReport } from './report/index.js';
 import type { RunSummary } from './run-format.js';
 
-const Id = z.string().regex(/^[A-Za-z0-9._-]+$/, 'use letters, digits, dot, dash and underscore (it names a run folder)');
+const Id = SafeName;
 
 const RowSchema = z
   .object({
@@ -277,7 +278,7 @@ export async function runDemo(o: DemoOptions): Promise<DemoResult> {
       if (o.smoke && !row.smoke) continue;
       const cfgFile = path.resolve(specDir, row.config!);
       const sets = [...spec.set, ...row.set, ...(o.smoke ? [...spec.smokeSet, ...row.smokeSet] : []), `name=${row.id}`, `outputDir=${JSON.stringify(out)}`];
-      const cfg = parseWith(RunConfigSchema, applyOverrides(await readYaml(cfgFile), sets), `${cfgFile} (demo row ${g.id}/${row.id})`);
+      const cfg = resolveRunConfig(await readYaml(cfgFile), cfgFile, sets, `${cfgFile} (demo row ${g.id}/${row.id})`);
       const rlog = jobs > 1 ? (l: string) => log(`[${row.id}] ${l.trimStart()}`) : log;
       tasks.push({
         order: tasks.length,

@@ -6,18 +6,21 @@
  */
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import { AdaptorkitError, initBackend, loadTokenizer, manualSeed } from '@adaptorkit/core';
+import { AdaptorkitError, describeWeightStorage, initBackend, manualSeed } from '@adaptorkit/core';
 import type { BackendInfo, CausalLM, GenerativeBase, GenerativeModel, VisionEncoder } from '@adaptorkit/core';
-import { IMAGE_TOKEN, ShapesWorld, type Split } from '@adaptorkit/data';
+import { ShapesWorld, type Split } from '@adaptorkit/data';
 import type { RunConfig } from './config.js';
+import { limitLengths, type DataCounts } from './data/length.js';
+import { makeLlavaSource } from './data/llava-source.js';
 import { writeJsonAtomic } from './fsutil.js';
 import { methodByName } from './registry.js';
 import type { EvalLine, EvalResult, RunInfo } from './run-format.js';
 import { makeProgress } from './progress.js';
 import { withRunFolder } from './run/folder.js';
 import { batchExamples, maskSeed, runFolderTraining, type TrainOptions } from './run/lifecycle.js';
-import { basePath, isShippedBase, loadBases } from '@adaptorkit/shapes-bases';
-import { defaultNormalization, llavaSource, shapesWorldSource, type DataSource, type SourceExample } from './sources.js';
+import { prepareRunDir } from './run/prepare.js';
+import { loadBases } from '@adaptorkit/shapes-bases';
+import { shapesWorldSource, type DataSource, type SourceExample } from './sources.js';
 import { buildBatch, padRight } from './vl/batch.js';
 
 export const MAX_NEW_TOKENS: Record<string, number> = { vqa: 6, grounding: 24, caption: 48, common: 3, instruct: 24, text: 8 };
@@ -31,6 +34,8 @@ export interface Env {
   /** The method attached to the bases (core's GenerativeModel). */
   system: GenerativeModel;
   backend: BackendInfo;
+  /** LLaVA data: records per split and how many were too long (run.json `data`). */
+  dataCounts?: DataCounts;
 }
 
 async function makeSource(cfg: RunConfig, sw: ShapesWorld, lm: CausalLM, vision: VisionEncoder, log: (l: string) => void): Promise<DataSource> {
@@ -40,32 +45,7 @@ async function makeSource(cfg: RunConfig, sw: ShapesWorld, lm: CausalLM, vision:
     }
     return shapesWorldSource(sw);
   }
-  const l = cfg.data.llava;
-  if (!l) throw new AdaptorkitError('INVALID_CONFIG', 'data.llava: required when data.source is llava ({ json, imageRoot })');
-  if (isShippedBase(cfg.base.lm)) throw new AdaptorkitError('INVALID_CONFIG', `base.lm: LLaVA data needs a real HF model folder (with tokenizer.json), not the ShapesWorld LM '${cfg.base.lm}'`);
-  const lmDir = basePath(cfg.base.lm, 'lm');
-  const tok = await loadTokenizer(lmDir);
-  if (tok.vocabSize > lm.config.vocabSize) throw new AdaptorkitError('INVALID_CONFIG', `${lmDir}: the tokenizer has ${tok.vocabSize} ids but the model's vocabulary is ${lm.config.vocabSize}`);
-  const imageTokenId = l.imageTokenId ?? tok.tokenToId(IMAGE_TOKEN);
-  if (imageTokenId === undefined) {
-    throw new AdaptorkitError('INVALID_CONFIG', `data.llava.imageTokenId: the tokenizer in ${lmDir} has no single ${IMAGE_TOKEN} token; set imageTokenId to an id it never produces for text (e.g. a reserved special token)`);
-  }
-  if (imageTokenId === tok.padId || imageTokenId < 0 || imageTokenId >= lm.config.vocabSize) {
-    throw new AdaptorkitError('INVALID_CONFIG', `data.llava.imageTokenId: ${imageTokenId} must be in [0, ${lm.config.vocabSize}) and differ from the pad id ${tok.padId}`);
-  }
-  const resolve = (p: string): string => path.resolve(p);
-  return llavaSource(tok, {
-    json: resolve(l.json),
-    imageRoot: resolve(l.imageRoot),
-    evalJson: l.evalJson ? resolve(l.evalJson) : undefined,
-    heldOut: l.heldOut,
-    onError: l.onError,
-    imageSize: vision.config.imageSize,
-    normalize: l.normalize ?? defaultNormalization(vision.config.kind),
-    imageTokenId,
-    cacheImages: l.cacheImages,
-    log,
-  });
+  return makeLlavaSource(cfg, lm, vision, log); // data/llava-source.ts
 }
 
 export async function setup(cfg: RunConfig, log: (l: string) => void): Promise<Env> {
@@ -75,13 +55,16 @@ export async function setup(cfg: RunConfig, log: (l: string) => void): Promise<E
   // process, and its LoRA row scored 32.0% there against 26.7% on its own).
   manualSeed(cfg.seed);
   const sw = new ShapesWorld({ seed: cfg.data.worldSeed });
-  const { lm, vision } = await loadBases(cfg.base.lm, cfg.base.vision);
-  const source = await makeSource(cfg, sw, lm, vision, log);
-  const tok = source.tokenizer;
-  const eosId = tok.eosId ?? tok.padId;
-  const bases: GenerativeBase = { lm, vision, placeholderIds: source.placeholderIds, padId: tok.padId, eosId };
+  const { lm, vision } = await loadBases(cfg.base.lm, cfg.base.vision, { weightsDtype: cfg.base.weightsDtype });
+  if (cfg.base.weightsDtype === 'bf16') log(`base.lm ${describeWeightStorage(lm)}`);
+  const raw = await makeSource(cfg, sw, lm, vision, log);
+  const tok = raw.tokenizer;
+  const eosId = raw.stopIds?.[0] ?? tok.eosId ?? tok.padId; // a chat template's end-of-turn token ends answers
+  const bases: GenerativeBase = { lm, vision, placeholderIds: raw.placeholderIds, padId: tok.padId, eosId };
   const system = methodByName(cfg.method.name).attach(bases, cfg.method.config);
-  return { sw, source, bases, system, backend };
+  lm.recompute = cfg.train.recompute;
+  const { source, counts } = limitLengths(raw, cfg, lm.config.maxPositionEmbeddings, system.tokensPerInput, log); // data/length.ts
+  return { sw, source, bases, system, backend, ...(counts ? { dataCounts: counts } : {}) };
 }
 
 /** Decode generated ids to answer strings. */
@@ -150,11 +133,12 @@ export function trainExamples(source: DataSource, cfg: RunConfig): SourceExample
 /** Train a generative method: one run folder (run/lifecycle.ts) over instruction batches. */
 export async function runGenerativeTrain(cfg: RunConfig, o: TrainOptions = {}): Promise<{ dir: string; info: RunInfo; eval?: EvalResult }> {
   const { progress, log } = makeProgress(o.log);
+  await prepareRunDir(cfg, o);
+  const env = await setup(cfg, log); // a config refused here leaves no run folder
+  const { system, source } = env;
+  const examples = trainExamples(source, cfg);
+  const t = cfg.train;
   return withRunFolder(cfg, { ...o, log }, async (dir) => {
-    const env = await setup(cfg, log);
-    const { system, source } = env;
-    const examples = trainExamples(source, cfg);
-    const t = cfg.train;
     return runFolderTraining(
       {
         cfg,
@@ -165,6 +149,7 @@ export async function runGenerativeTrain(cfg: RunConfig, o: TrainOptions = {}): 
         named: system.trainable(),
         totalParams: system.totalParameters(),
         what: cfg.data.source === 'llava' ? 'LLaVA data' : cfg.data.task,
+        ...(env.dataCounts ? { data: env.dataCounts } : {}),
         beforeStep: async (step) => {
           for (let m = 0; m < Math.max(1, t.accumulation); m++) await source.prefetch(batchExamples(examples, cfg.seed, step, m, t.batchSize));
         },

@@ -11,3 +11,5 @@ export { shapesLMConfig, shapesVisionConfig, TextTower } from '@adaptorkit/shape
 export { pretrainLM, pretrainVision, sceneQALoss, lmPretrainStream, pixelsTensor, SHAPES_PIXEL_MEAN, SHAPES_PIXEL_STD } from '@adaptorkit/shapes-bases';
 export { loadBases, saveLM, saveVision, shippedBasesDir, basePath, isShippedBase, SHIPPED_BASES } from '@adaptorkit/shapes-bases';
 export * from './report/index.js';
+export { writeTinyHF, TINY_FAMILIES, type TinyFamily, type TinyHF } from './tiny-hf.js';
+export { planTarget, planRun } from './plan-cmd.js';

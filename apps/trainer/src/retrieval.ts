@@ -22,6 +22,7 @@ import { makeProgress } from './progress.js';
 import { readRunConfigFile, readRunInfo, readRunMethodName } from './run/files.js';
 import { withRunFolder } from './run/folder.js';
 import { batchExamples, maskSeed, runFolderTraining, writeSummary, type TrainOptions } from './run/lifecycle.js';
+import { prepareRunDir } from './run/prepare.js';
 
 export type { RetrievalEvalResult } from './run-format.js';
 
@@ -74,6 +75,7 @@ const fmt = (m: Record<string, number>): string =>
 
 export async function runRetrievalTrain(cfg: RunConfig, o: TrainOptions = {}): Promise<{ dir: string; info: RunInfo; eval?: RetrievalEvalResult }> {
   const { progress, log } = makeProgress(o.log);
+  await prepareRunDir(cfg, o); // name, existing run, what --resume may change: checked before the folder is taken
   return withRunFolder(cfg, { ...o, log }, async (dir) => {
     const env = await setupRetrieval(cfg, log);
     const { sw, system } = env;

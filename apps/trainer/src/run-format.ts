@@ -17,6 +17,7 @@
  * JSON.stringify as null: it reads back as NaN.
  */
 import { z } from 'zod';
+import type { DataCounts } from './data/length.js';
 
 /** A number that may have been written as null (NaN / inf): reads back as NaN. */
 const jsonNumber = z.number().nullable().transform((v) => v ?? Number.NaN);
@@ -46,6 +47,10 @@ export const runInfoSchema = z.looseObject({
   /** Human-readable reason for failed / interrupted. */
   statusDetail: z.string().optional(),
   backend: z.looseObject({ name: z.string(), package: z.string(), gpu: z.boolean(), detail: z.string().optional() }),
+  /** How the frozen base LM's matrices were held (base.weightsDtype); absent in runs before it existed (f32). */
+  weightsDtype: z.enum(['f32', 'bf16']).optional(),
+  /** train.recompute of the run; absent in runs before it existed (none). */
+  recompute: z.enum(['none', 'layers']).optional(),
   machine: machineInfoSchema,
   seed: z.number(),
   startedAt: z.string(),
@@ -67,6 +72,8 @@ export const runInfoSchema = z.looseObject({
   trainSeconds: z.number().optional(),
   /** Method-specific extras a report can show, e.g. { routing: { text: number[][], image: number[][] } }. */
   extras: z.record(z.string(), z.unknown()).optional(),
+  /** LLaVA data: the template used, records per split, and what data.maxLength / data.onTooLong did (data/length.ts). */
+  data: z.custom<DataCounts>((v) => v === undefined || (typeof v === 'object' && v !== null)).optional(),
 });
 export type RunInfo = z.infer<typeof runInfoSchema>;
 

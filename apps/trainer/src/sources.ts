@@ -7,19 +7,12 @@
  * constants the vision encoder was trained with.
  */
 import * as path from 'node:path';
-import { AdaptorkitError, type HFTokenizer } from '@adaptorkit/core';
+import { AdaptorkitError } from '@adaptorkit/core';
 import {
   encodeExample,
-  encodeSegments,
   IMAGE_TOKEN,
-  loadImage,
   MODALITY_TOKENS,
-  normalizationConstants,
-  normalizeImage,
-  readLlava,
-  scoreExact,
   scoreTask,
-  turnsToSegments,
   type EncodedExample,
   type Example,
   type Modality,
@@ -89,6 +82,14 @@ export interface DataSource {
   score(task: string, predictions: readonly string[], examples: readonly SourceExample[]): Scored;
   /** A user's question as this source's prompts look (with the image placeholder when there is an image). */
   formatPrompt(question: string, withImage: boolean): string;
+  /** A whole conversation (ending with a user turn) as the prompt for the next answer; absent: single questions only (ShapesWorld). */
+  formatConversation?(turns: readonly { role: 'system' | 'user' | 'assistant'; text: string }[]): string;
+  /** Token ids that end an answer (the chat template's end-of-turn token); absent: the tokenizer's EOS. */
+  readonly stopIds?: readonly number[];
+  /** How conversations became text (data.template, resolved), for LLaVA data. */
+  readonly template?: string;
+  /** Longest training row in tokens (image tokens included): longer rows are cut (data.onTooLong: truncate). */
+  readonly maxLength?: number;
   /** Lines of the base LM's own pretraining text (for replay during adaptation); undefined when the source has none. */
   replayLines?(n: number): string[];
   /** Held-out text lines and exact-answer text questions for the text skill; undefined when the source has none. */
@@ -128,110 +129,11 @@ export function shapesWorldSource(sw: ShapesWorld): DataSource {
   };
 }
 
-export interface LlavaSourceOptions {
-  json: string;
-  imageRoot: string;
-  onError: 'skip' | 'fail';
-  /** Optional separate file for val/test; otherwise the last `heldOut` records of `json` are held out. */
-  evalJson?: string;
-  heldOut: number;
-  imageSize: number;
-  normalize: Normalization;
-  /** Token id the `<image>` placeholder becomes (its positions are overwritten by image features). */
-  imageTokenId: number;
-  /** Images kept decoded in memory (least recently used dropped first). */
-  cacheImages: number;
-  log?: (line: string) => void;
-}
-
-/** USER/ASSISTANT turns (the LLaVA v1 plain format); the loss covers every assistant turn and the final EOS. */
-function llavaSegments(turns: readonly { role: 'system' | 'user' | 'assistant'; text: string }[]): Segment[] {
-  let first = true;
-  return turnsToSegments(turns, (role, text) => {
-    if (role === 'system') return `${text}\n`;
-    if (role === 'user') {
-      const s = `${first ? '' : '\n'}USER: ${text}\nASSISTANT: `;
-      first = false;
-      return s;
-    }
-    return text;
-  });
-}
-
-export async function llavaSource(tok: HFTokenizer, o: LlavaSourceOptions): Promise<DataSource> {
-  const read = async (file: string): Promise<SourceExample[]> => {
-    const r = await readLlava(file, { root: o.imageRoot, onError: o.onError, onIssue: (i) => o.log?.(`skipped ${i.file}:${i.line}: ${i.field ? `${i.field}: ` : ''}${i.message}`) });
-    return r.records.map((rec) => {
-      const segments = llavaSegments(rec.turns);
-      const last = segments[segments.length - 1]!;
-      return {
-        id: rec.id,
-        task: 'llava',
-        inputs: rec.image ? [{ modality: 'image' as const, file: rec.image }] : [],
-        prompt: segments.slice(0, -1).map((s) => s.text).join(''),
-        answer: last.text,
-        segments,
-      };
-    });
-  };
-  const all = await read(o.json);
-  if (all.length === 0) throw new AdaptorkitError('INVALID_CONFIG', `data.llava.json: ${o.json} has no usable records`);
-  let train: SourceExample[];
-  let held: SourceExample[];
-  if (o.evalJson) {
-    train = all;
-    held = await read(o.evalJson);
-  } else {
-    if (all.length <= o.heldOut) {
-      throw new AdaptorkitError('INVALID_CONFIG', `data.llava.heldOut: ${o.heldOut} held-out records leave nothing to train on (${o.json} has ${all.length}); lower it or give data.llava.evalJson`);
-    }
-    train = all.slice(0, all.length - o.heldOut);
-    held = all.slice(all.length - o.heldOut);
-  }
-  const half = Math.ceil(held.length / 2);
-  const splits: Record<Split, SourceExample[]> = { train, val: held.slice(0, half), test: held.slice(half).length ? held.slice(half) : held };
-  const norm = normalizationConstants(o.normalize);
-  const cache = new Map<string, Float32Array>();
-  const placeholders = { [IMAGE_TOKEN]: o.imageTokenId };
-  const normalize = (px: Float32Array): Float32Array => (norm ? normalizeImage(Float32Array.from(px), norm.mean, norm.std) : px);
-  return {
-    kind: 'llava',
-    tokenizer: tok,
-    placeholderIds: { image: o.imageTokenId },
-    examples: (split) => splits[split],
-    encode: (ex, promptOnly) => {
-      const segs = ex.segments ?? [{ text: ex.prompt, loss: false }, { text: ex.answer, loss: true }];
-      return promptOnly
-        ? encodeSegments(tok, [{ text: ex.prompt, loss: false }], { addEos: false, placeholders })
-        : encodeSegments(tok, segs, { placeholders });
-    },
-    render: (input) => {
-      if (!('file' in input)) throw new AdaptorkitError('INVALID_ARGUMENT', 'a LLaVA run got a ShapesWorld input');
-      const hit = cache.get(input.file);
-      if (!hit) throw new AdaptorkitError('INVALID_ARGUMENT', `image ${input.file} was not prefetched before batching`);
-      cache.delete(input.file); // re-insert: most recently used last
-      cache.set(input.file, hit);
-      return hit;
-    },
-    prefetch: async (examples) => {
-      for (const ex of examples) {
-        for (const input of ex.inputs) {
-          if (!('file' in input) || cache.has(input.file)) continue;
-          const img = await loadImage(input.file, { size: o.imageSize, fit: 'pad', normalize: o.normalize, root: o.imageRoot }); // re-checked at each read
-          cache.set(input.file, img.data);
-          while (cache.size > Math.max(o.cacheImages, examples.length)) cache.delete(cache.keys().next().value!);
-        }
-      }
-    },
-    normalizeImage: normalize,
-    formatPrompt: (q, withImage) => llavaSegments([{ role: 'user', text: `${withImage ? `${IMAGE_TOKEN}\n` : ''}${q.replaceAll(IMAGE_TOKEN, '').trim()}` }])[0]!.text,
-    score: (_task, preds, examples) => ({ metrics: scored(scoreExact([...preds], examples.map((e) => ({ template: 'llava', answer: e.answer })))).metrics }),
-  };
-}
-
 /** Default pixel normalisation for a vision encoder kind. */
 export function defaultNormalization(kind: string): Normalization {
   return kind === 'siglip' ? 'siglip' : 'clip';
 }
 
 export const describeSource = (s: DataSource, cfgJson?: string): string => (s.kind === 'llava' ? `LLaVA data ${cfgJson ? path.basename(cfgJson) : ''}`.trim() : 'ShapesWorld');
+
+export { llavaSource, type LlavaSourceOptions } from './data/llava-source.js';

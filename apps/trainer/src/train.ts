@@ -6,9 +6,8 @@
  *   retrieval.ts       image-caption pairs, R@K scoring (MWA)
  * This file only reads the config and hands the run to its path.
  */
-import * as path from 'node:path';
-import { applyOverrides, parseWith, readYaml } from './config-util.js';
-import { RunConfigSchema, type RunConfig } from './config.js';
+import { loadRunConfigFile } from './config/run-config.js';
+import type { RunConfig } from './config.js';
 import { runGenerativeTrain } from './generative.js';
 import { isRetrievalRun, runRetrievalTrain } from './retrieval.js';
 import type { EvalResult, RunInfo } from './run-format.js';
@@ -18,18 +17,11 @@ export { evaluate, finalEval, setup, textSkill, trainExamples, type Env } from '
 export { writeSummary, type TrainOptions } from './run/lifecycle.js';
 export { latestCheckpoint, loadCheckpoint, saveCheckpoint } from './run/checkpoints.js';
 export { runDirOf, withRunFolder } from './run/folder.js';
+export { prepareRunDir } from './run/prepare.js';
 
+/** Read a run YAML: validated, paths absolute (see config/run-config.ts). */
 export async function loadRunConfig(file: string, overrides: readonly string[] = []): Promise<RunConfig> {
-  const cfg = parseWith(RunConfigSchema, applyOverrides(await readYaml(file), overrides), file);
-  // Data files are relative to the config file; the run's config.yaml records them absolute.
-  const l = cfg.data.llava;
-  if (l) {
-    const dir = path.dirname(path.resolve(file));
-    l.json = path.resolve(dir, l.json);
-    l.imageRoot = path.resolve(dir, l.imageRoot);
-    if (l.evalJson) l.evalJson = path.resolve(dir, l.evalJson);
-  }
-  return cfg;
+  return loadRunConfigFile(file, overrides);
 }
 
 export async function runTrain(cfg: RunConfig, o: TrainOptions = {}): Promise<{ dir: string; info: RunInfo; eval?: EvalResult }> {

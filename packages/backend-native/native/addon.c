@@ -135,6 +135,7 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
       {"adamwOut", js_adamw_out}, {"flushesDenormals", js_flushes},
       {"rmsnorm", js_rmsnorm}, {"rmsnormGrad", js_rmsnorm_grad}, {"layernorm", js_layernorm}, {"layernormGrad", js_layernorm_grad}, {"swiglu", js_swiglu}, {"swigluGrad", js_swiglu_grad},
       {"rope", js_rope}, {"attnSoftmax", js_attn_softmax}, {"attnSoftmaxGrad", js_attn_softmax_grad},
+      {"bf16mm", js_bf16mm}, {"bf16gather", js_bf16gather},
   };
   for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
     napi_value f;

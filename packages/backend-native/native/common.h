@@ -212,6 +212,8 @@ int read_dims(napi_env env, napi_value v, int64_t *dst, int *rank);
 
 /* ---- kernel entry points (one file per family) ---- */
 napi_value js_bmm(napi_env env, napi_callback_info info);
+napi_value js_bf16mm(napi_env env, napi_callback_info info);     /* bf16.c */
+napi_value js_bf16gather(napi_env env, napi_callback_info info); /* bf16.c */
 napi_value js_binary(napi_env env, napi_callback_info info);
 napi_value js_unary(napi_env env, napi_callback_info info);
 napi_value js_softmax(napi_env env, napi_callback_info info);

@@ -62,6 +62,10 @@ export interface NativeAddon {
   attnSoftmaxGrad(dy: Float32Array, y: Float32Array, dx: Float32Array, rows: number, S: number, scale: number): void;
   /** Whether kernels run with float32 denormals flushed to zero (ADAPTORKIT_NATIVE_DENORMALS=keep: not). */
   flushesDenormals(): boolean;
+  /** Products with a packed-bf16 weight W [R, C] (native/bf16.c): mode 0: y[N, R] = x[N, C] W^T; mode 1: y[N, C] = x[N, R] W. */
+  bf16mm(mode: number, N: number, R: number, C: number, x: Float32Array, w: Int32Array, y: Float32Array): void;
+  /** y[i] = W[ids[i]] as float32, W packed bf16 [R, C]. */
+  bf16gather(R: number, C: number, w: Int32Array, ids: Int32Array, y: Float32Array): void;
   setThreads(n: number): void;
   threads(): number;
   info(): string;

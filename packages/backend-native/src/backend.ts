@@ -9,6 +9,7 @@ import type { KernelFunc } from '@tensorflow/tfjs-core';
 import { addonUnavailableReason, tryAddon } from './addon.js';
 import { NativeBackendError } from './errors.js';
 import { escapeInputs, nativeKernels } from './kernels.js';
+import { bf16Kernels } from './kernels/bf16.js';
 import { BufferPool } from './pool.js';
 
 export const NATIVE_BACKEND_NAME = 'native';
@@ -93,7 +94,7 @@ export function registerNativeBackend(): { detail: string; threads: number } {
   tf.registerBackend(name, () => new NativeBackend(), 0);
   const cpu = new Map<string, KernelFunc>();
   for (const k of tf.getKernelsForBackend('cpu')) cpu.set(k.kernelName, k.kernelFunc);
-  const overrides = nativeKernels(addon, name, cpu);
+  const overrides = [...nativeKernels(addon, name, cpu), ...bf16Kernels(addon, name)];
   const overridden = new Set(overrides.map((k) => k.kernelName));
   for (const k of tf.getKernelsForBackend('cpu')) {
     if (overridden.has(k.kernelName)) continue;

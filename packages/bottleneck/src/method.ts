@@ -19,13 +19,13 @@ export const bottleneckMethod: GenerativeMethod<typeof bottleneckConfigSchema> =
       totalParameters: () => model.countParameters(),
       tokensPerInput: { image: model.imageTokens },
       loss: (b, training) => model.loss(idsTensor(b), labelsTensor(b), imagesPerRow(b), { training }),
-      generate: (b, maxNewTokens) => withImages(b, (images) => model.generate({ ids: promptRows(b), images, maxNewTokens, padId: base.padId, eosId: base.eosId })),
+      generate: (b, maxNewTokens, sampling) => withImages(b, (images) => model.generate({ ...sampling, ids: promptRows(b), images, maxNewTokens, padId: base.padId, eosId: base.eosId })),
       nextTokenLogits: (b) => withImages(b, (images) => tf.tidy(() => lastPosition(model.forward(idsTensor(b), images)))),
       textNll: (ids) => {
         const r = model.perplexity(ids, base.padId);
         return { nll: r.nll * r.tokens, tokens: r.tokens };
       },
-      generateText: (rows, maxNewTokens) => model.generate({ ids: rows, maxNewTokens, padId: base.padId, eosId: base.eosId }),
+      generateText: (rows, maxNewTokens, sampling) => model.generate({ ...sampling, ids: rows, maxNewTokens, padId: base.padId, eosId: base.eosId }),
       describe: () => ({ method: 'bottleneck', config }),
     });
   },

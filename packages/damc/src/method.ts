@@ -5,7 +5,7 @@
  * projector, with boundary embeddings). The DamcModel expands each placeholder itself, so batches
  * carry ONE placeholder per image (tokensPerInput.image = 1), and it takes right-padded rows.
  */
-import { AdaptorkitError, imagesPerRow, MLPProjector, parseMethodConfig, promptRows, sequenceNll, tf, withAdapterFiles, type GenerativeBase, type GenerativeMethod, type GenerativeModel, type MethodBatch, type Module, type VisionEncoder } from '@adaptorkit/core';
+import { AdaptorkitError, imagesPerRow, MLPProjector, parseMethodConfig, promptRows, sequenceNll, tf, withAdapterFiles, type GenerativeBase, type GenerativeMethod, type GenerativeModel, type MethodBatch, type Module, type Sampling, type VisionEncoder } from '@adaptorkit/core';
 import { attachDamc } from './attach.js';
 import { damcConfigSchema, type DamcConfig } from './config.js';
 import type { DamcBatch, DamcModel } from './model.js';
@@ -20,6 +20,12 @@ function visionFeatures(enc: Module, pixels: tf.Tensor): tf.Tensor {
     const [B, n, dv] = h.shape;
     return (enc as VisionEncoder).config.kind === 'clip' ? tf.slice(h, [0, 1, 0], [B, n - 1, dv]) : h; // [B, N, dv]
   });
+}
+
+/** DamcModel.generate decodes greedily: sampling settings are refused, not ignored. */
+function greedyOnly(s: Sampling | undefined): undefined {
+  if (s?.temperature) throw new AdaptorkitError('UNSUPPORTED', `DAMC runs decode greedily (temperature ${s.temperature} was asked): drop --temperature`);
+  return undefined;
 }
 
 /** Right-padded rows -> DamcBatch (ids row-major, lengths). */
@@ -63,7 +69,8 @@ function attach(name: string, mode: DamcConfig['mode'], base: GenerativeBase, ra
       if (maskSeed !== undefined) m.reseedMasks(maskSeed);
       return m.loss(batchOf(b), { training }); // runs inside the loop's tidy
     },
-    generate: (b, maxNewTokens) => {
+    generate: (b, maxNewTokens, sampling) => {
+      greedyOnly(sampling);
       // evaluation batches are left-padded; the DamcModel takes right-padded rows
       const images = imagesPerRow(b);
       const d = rowsBatch(promptRows(b), base.padId, images ? { image: images } : undefined);
@@ -87,7 +94,7 @@ function attach(name: string, mode: DamcConfig['mode'], base: GenerativeBase, ra
       logits.dispose();
       return { nll: r.nll * r.tokens, tokens: r.tokens };
     },
-    generateText: (rows, maxNewTokens) => m.generate(rowsBatch(rows, base.padId), { maxNewTokens, eosId: base.eosId }),
+    generateText: (rows, maxNewTokens, sampling) => greedyOnly(sampling) ?? m.generate(rowsBatch(rows, base.padId), { maxNewTokens, eosId: base.eosId }),
     describe: () => ({ method: name, config }),
   });
 }

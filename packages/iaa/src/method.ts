@@ -19,14 +19,14 @@ export const iaaMethod: GenerativeMethod<typeof iaaConfigSchema> = {
       totalParameters: () => model.countParameters(),
       tokensPerInput: { image: model.imageTokens },
       loss: (b) => model.loss({ ids: idsTensor(b), labels: labelsTensor(b), task: 'mm', images: imagesPerRow(b) }),
-      generate: (b, maxNewTokens) =>
-        withImages(b, (images) => model.generate({ ids: promptRows(b), padId: base.padId, task: 'mm', images, maxNewTokens, eosId: base.eosId })),
+      generate: (b, maxNewTokens, sampling) =>
+        withImages(b, (images) => model.generate({ ...sampling, ids: promptRows(b), padId: base.padId, task: 'mm', images, maxNewTokens, eosId: base.eosId })),
       nextTokenLogits: (b) => withImages(b, (images) => tf.tidy(() => lastPosition(model.forward({ ids: idsTensor(b), task: 'mm', images }).logits!))),
       textNll: (ids) => {
         const r = model.perplexity(ids, { task: 'text', padId: base.padId });
         return { nll: r.nll * r.tokens, tokens: r.tokens };
       },
-      generateText: (rows, maxNewTokens) => model.generate({ ids: rows, padId: base.padId, task: 'text', maxNewTokens, eosId: base.eosId }),
+      generateText: (rows, maxNewTokens, sampling) => model.generate({ ...sampling, ids: rows, padId: base.padId, task: 'text', maxNewTokens, eosId: base.eosId }),
       describe: () => ({ method: 'iaa', config }),
     });
   },

@@ -21,14 +21,14 @@ export const mmaMethod: GenerativeMethod<typeof mmaConfigSchema> = {
         if (maskSeed !== undefined) model.reseedMasks(maskSeed);
         return model.loss({ ids: idsTensor(b), labels: labelsTensor(b), images: imagesPerRow(b), modality: imageRows(b), ctx: { training } });
       },
-      generate: (b, maxNewTokens) =>
-        withImages(b, (images) => model.generate({ ids: promptRows(b), padId: base.padId, images, modality: imageRows(b), maxNewTokens, eosId: base.eosId }).tokens),
+      generate: (b, maxNewTokens, sampling) =>
+        withImages(b, (images) => model.generate({ ...sampling, ids: promptRows(b), padId: base.padId, images, modality: imageRows(b), maxNewTokens, eosId: base.eosId }).tokens),
       nextTokenLogits: (b) => withImages(b, (images) => tf.tidy(() => lastPosition(model.forward({ ids: idsTensor(b), images, modality: imageRows(b) }).logits!))),
       textNll: (ids) => {
         const r = model.perplexity(ids, { padId: base.padId });
         return { nll: r.nll * r.tokens, tokens: r.tokens };
       },
-      generateText: (rows, maxNewTokens) => model.generate({ ids: rows, padId: base.padId, modality: rows.map(() => 0), maxNewTokens, eosId: base.eosId }).tokens,
+      generateText: (rows, maxNewTokens, sampling) => model.generate({ ...sampling, ids: rows, padId: base.padId, modality: rows.map(() => 0), maxNewTokens, eosId: base.eosId }).tokens,
       extras: ({ text, image }) => {
         // mean router weight of each branch per LLM layer, for text-only and image instructions
         const perLayer = (b: MethodBatch): number[][] =>

@@ -11,7 +11,7 @@ export {
   padRight, SHAPES_PIXEL_MEAN, SHAPES_PIXEL_STD, pixelsTensor, sceneQALoss, lmPretrainStream, pretrainLM, cellLabels, pretrainVision,
 } from './pretrain.js';
 export type { PretrainLog, LMPretrainOptions, VisionPretrainOptions } from './pretrain.js';
-export { SHIPPED_BASES, isShippedBase, shippedBasesDir, saveLM, saveVision, basePath, loadBases } from './store.js';
+export { SHIPPED_BASES, isShippedBase, shippedBasesDir, saveLM, saveVision, basePath, baseFolder, loadBases } from './store.js';
 export type { ShippedBase } from './store.js';
 
 // the Multiway base: model, config, retrieval, the ShapesWorld recipe, where it is

@@ -2,9 +2,10 @@
  * The shipped ShapesWorld bases live in HF layout (config.json + model.safetensors), so they load
  * with the same `loadCausalLM` / `loadVisionEncoder` a user's own checkpoints go through.
  */
+import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { loadCausalLM, loadVisionEncoder, saveWeights, writeTextAtomic } from '@adaptorkit/core';
+import { AdaptorkitError, bf16Supported, loadCausalLM, loadVisionEncoder, saveWeights, tf, writeTextAtomic, type WeightsDtype } from '@adaptorkit/core';
 import type { CausalLM, VisionEncoder } from '@adaptorkit/core';
 
 const writeJsonAtomic = (file: string, value: unknown): Promise<void> => writeTextAtomic(file, `${JSON.stringify(value, null, 2)}\n`);
@@ -75,8 +76,25 @@ export function basePath(spec: string, part: 'lm' | 'vision' | 'multiway' | (str
   return isShippedBase(spec) ? path.join(shippedBasesDir(spec), part) : path.resolve(spec);
 }
 
-export async function loadBases(lmSpec: string, visionSpec: string): Promise<{ lm: CausalLM; vision: VisionEncoder }> {
-  const lm = await loadCausalLM(basePath(lmSpec, 'lm'));
-  const vision = await loadVisionEncoder(basePath(visionSpec, 'vision'));
+/** The folder of base.lm / base.vision, checked to be a model folder; a missing one names the config key. */
+export async function baseFolder(spec: string, part: 'lm' | 'vision'): Promise<string> {
+  const dir = basePath(spec, part);
+  const key = `base.${part}`;
+  const what = part === 'lm' ? 'an HF causal LM folder (config.json, model.safetensors, tokenizer.json)' : 'an HF CLIP/SigLIP folder (config.json, model.safetensors)';
+  const st = await fs.stat(dir).catch(() => undefined);
+  if (!st) throw new AdaptorkitError('INVALID_CONFIG', `${key}: ${dir} does not exist; set ${key} to ${what} or a shipped base (${SHIPPED_BASES.join(', ')})`);
+  if (!st.isDirectory()) throw new AdaptorkitError('INVALID_CONFIG', `${key}: ${dir} is not a folder; set ${key} to ${what}`);
+  if (!(await fs.stat(path.join(dir, 'config.json')).catch(() => undefined))) throw new AdaptorkitError('INVALID_CONFIG', `${key}: ${dir} has no config.json; set ${key} to ${what}`);
+  return dir;
+}
+
+export async function loadBases(lmSpec: string, visionSpec: string, opts: { weightsDtype?: WeightsDtype } = {}): Promise<{ lm: CausalLM; vision: VisionEncoder }> {
+  if (opts.weightsDtype === 'bf16' && !bf16Supported()) {
+    throw new AdaptorkitError('INVALID_CONFIG', `base.weightsDtype: bf16 needs the native backend (the active one, '${tf.getBackend()}', has no bf16 kernels); set backend: native, or base.weightsDtype: f32`);
+  }
+  const lmDir = await baseFolder(lmSpec, 'lm');
+  const visionDir = await baseFolder(visionSpec, 'vision');
+  const lm = await loadCausalLM(lmDir, { weightsDtype: opts.weightsDtype });
+  const vision = await loadVisionEncoder(visionDir);
   return { lm, vision };
 }

@@ -6,7 +6,7 @@
  */
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import { parse as parseYaml } from 'yaml';
+import { parseYamlText } from '../config-util.js';
 import { z } from 'zod';
 import { AdaptorkitError } from '@adaptorkit/core';
 import { evalResultSchema, metricsLineSchema, runInfoSchema, type EvalLine, type EvalResult, type RunInfo, type StepLine } from '../run-format.js';
@@ -125,11 +125,7 @@ export async function readRun(dir: string): Promise<LoadedRun> {
   const configText = await readText(configFile);
   let config: unknown;
   if (configText !== undefined) {
-    try {
-      config = parseYaml(configText) as unknown;
-    } catch (e) {
-      throw new AdaptorkitError('BAD_FILE', `${configFile} is not valid YAML: ${(e as Error).message}`);
-    }
+    config = parseYamlText(configText, configFile); // the one safe loader: bounded aliases, no prototype keys
   }
 
   // extras.routing: optional, validated so the chart never draws garbage.

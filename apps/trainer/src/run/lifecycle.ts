@@ -73,6 +73,8 @@ export interface RunSpec<R extends EvalResult> {
   what: string;
   /** Method facts known before training (run.json extras). */
   extras?: Record<string, unknown>;
+  /** What the data length rule kept (run.json data). */
+  data?: RunInfo['data'];
   beforeStep?: (step: number) => Promise<void>;
   /** Loss of micro-batch `micro` of step `step` (inside the loop's tidy); adds its non-padding tokens to meter.tokens. */
   loss: (step: number, micro: number, meter: { tokens: number }) => tf.Scalar;
@@ -112,6 +114,8 @@ export async function runFolderTraining<R extends EvalResult>(spec: RunSpec<R>, 
       method: cfg.method.name,
       status: 'running',
       backend: { name: backend.name, package: backend.package, gpu: backend.gpu, ...(backend.detail ? { detail: backend.detail } : {}) },
+      weightsDtype: cfg.base.weightsDtype,
+      recompute: cfg.train.recompute,
       machine: machineInfo(),
       seed: cfg.seed,
       startedAt: prevInfo?.startedAt ?? new Date().toISOString(),
@@ -122,6 +126,7 @@ export async function runFolderTraining<R extends EvalResult>(spec: RunSpec<R>, 
       trainablePercent: (100 * trainableParams) / spec.totalParams,
       trainSeconds: prevInfo?.trainSeconds ?? 0,
       ...(spec.extras ? { extras: spec.extras } : {}),
+      ...(spec.data ? { data: spec.data } : {}),
     };
     if (o.resume) {
       const r = await repairMetrics(path.join(dir, 'metrics.jsonl'), startStep);

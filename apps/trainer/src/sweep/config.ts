@@ -7,7 +7,7 @@
  *   set: [train.steps=100]                # applied to every run
  *   grid:                                 # every combination
  *     method.config.depths: [[1], [3], [1, 3]]
- *     train.seed: [0, 1]
+ *     seed: [0, 1]
  *   runs:                                 # and/or explicit runs, each a map of overrides
  *     - { method.name: frozen }
  *   after:                                # jobs that need every run above first (a flow)
@@ -17,14 +17,13 @@
  */
 import { promises as fs } from 'node:fs';
 import * as path from 'node:path';
-import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { AdaptorkitError } from '@adaptorkit/core';
-import { parseWith } from '../config-util.js';
+import { parseWith, readYaml } from '../config-util.js';
 import { writeJsonAtomic } from '../fsutil.js';
 
 const overrideValue = z.union([z.string(), z.number(), z.boolean(), z.null(), z.array(z.unknown()), z.record(z.string(), z.unknown())]);
-const overrides = z.record(z.string().regex(/^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*$/, 'a config key path like train.seed'), overrideValue);
+const overrides = z.record(z.string().regex(/^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*$/, 'a config key path like train.lr'), overrideValue);
 
 export const SweepSchema = z.strictObject({
   base: z.string().min(1).optional().describe('The run config every run starts from (relative to the sweep file); needed when grid or runs list runs.'),
@@ -107,18 +106,7 @@ export function expandSweep(s: Sweep): SweepRun[] {
 
 /** Read, validate and expand a sweep file. */
 export async function loadSweep(file: string): Promise<ResolvedSweep> {
-  let text: string;
-  try {
-    text = await fs.readFile(file, 'utf8');
-  } catch (e) {
-    throw new AdaptorkitError('IO_ERROR', `cannot read sweep ${file}: ${(e as Error).message}`);
-  }
-  let raw: unknown;
-  try {
-    raw = parseYaml(text, { maxAliasCount: 100 }) ?? {};
-  } catch (e) {
-    throw new AdaptorkitError('INVALID_CONFIG', `${file} is not valid YAML: ${(e as Error).message}`);
-  }
+  const raw = await readYaml(file); // the one safe loader (config-util.ts)
   const sweep = parseWith(SweepSchema, raw, file);
   if (!SAFE.test(sweep.name)) throw new AdaptorkitError('INVALID_CONFIG', `${file}: name '${sweep.name}' must be a safe folder name (letters, digits, . _ -)`);
   const here = path.dirname(path.resolve(file));

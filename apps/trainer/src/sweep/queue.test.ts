@@ -96,7 +96,7 @@ describe.skipIf(!hasRedis || !built)('sweeps on a Redis queue', () => {
         'outputDir: out',
         'set: [train.steps=16, train.saveEvery=4, train.batchSize=4, data.evalExamples=6, data.textEvalExamples=6, train.warmupSteps=2]',
         'grid:',
-        '  train.seed: [0, 1, 2]',
+        '  seed: [0, 1, 2]',
         '  train.lr: [0.01, 0.02]',
         'after:',
         '  - { name: report, command: [report, "{dir}", -o, "{dir}/report.html"] }',

@@ -70,6 +70,10 @@ export function buildBatch(source: DataSource, examples: readonly SourceExample[
         labels.push(o.promptOnly ? IGNORE_INDEX : enc.labels[t]!);
       }
     });
+    if (!o.promptOnly && source.maxLength !== undefined && ids.length > source.maxLength) {
+      ids.length = source.maxLength; // data.onTooLong: truncate (data/length.ts kept only rows whose image and a trained token fit)
+      labels.length = source.maxLength;
+    }
     rows.push({ ids, labels });
   });
   const B = rows.length;

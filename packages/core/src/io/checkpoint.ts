@@ -102,6 +102,13 @@ export class CheckpointReader {
     return (await this.shard(shard)).read(name);
   }
 
+  /** One tensor's raw little-endian bytes, exactly as stored (e.g. bf16 bits kept as they are). */
+  async readBytes(name: string): Promise<Uint8Array> {
+    const shard = this.weightMap.get(name);
+    if (shard === undefined) throw new AdaptorkitError('MISSING_TENSOR', `checkpoint ${this.dir} has no tensor '${name}'`);
+    return (await this.shard(shard)).readBytes(name);
+  }
+
   async close(): Promise<void> {
     for (const f of this.open.values()) await f.close();
     this.open.clear();

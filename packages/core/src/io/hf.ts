@@ -19,6 +19,7 @@ import { causalLMConfigFromHF, visionConfigFromHF, type HFConfig } from './hf-co
 import { writeSafetensors } from './safetensors.js';
 import { readRegularText } from './regular-file.js';
 import { preflightWeights, validateConfigFields } from './validate-config.js';
+import { assertBf16Supported, type WeightsDtype } from '../nn/bf16.js';
 
 /** Where a loaded model came from (recorded by the loaders; read by saveAdapter). */
 export interface CheckpointSource {
@@ -56,6 +57,12 @@ export interface LoadWeightsOptions {
   belongs?: (name: string) => boolean;
   /** Checkpoint names to skip silently (buffers such as rotary inv_freq or position_ids). */
   ignore?: (name: string) => boolean;
+  /**
+   * 'bf16': Linear and Embedding weights whose checkpoint tensor is BF16 keep its bits (frozen,
+   * half the memory; products through the backend's bf16 kernels); other tensors load as float32.
+   * Default 'f32': everything upcast to float32.
+   */
+  weightsDtype?: WeightsDtype;
 }
 
 function preview(names: string[]): string {
@@ -103,6 +110,13 @@ export async function loadWeights(module: Module, reader: CheckpointReader, opts
     if (info.dtype !== 'F32' && info.dtype !== 'F16' && info.dtype !== 'BF16' && info.dtype !== 'F64') {
       throw new AdaptorkitError('BAD_FILE', `${where}: tensor '${n}' has dtype ${info.dtype}; a weight must be a float tensor`);
     }
+    if (opts.weightsDtype === 'bf16' && info.dtype === 'BF16' && p.bf16Capable) {
+      const bytes = await reader.readBytes(n);
+      p.trainable = false; // a base weight: frozen (bf16 storage is for frozen weights only)
+      p.storeBf16(new Uint16Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 2), n);
+      loaded.push(n);
+      continue;
+    }
     const t = await reader.read(n);
     try {
       tf.tidy(() => p.assign(p.fromExternal(t), n));
@@ -122,6 +136,8 @@ function isBuffer(name: string): boolean {
 export interface LoadModelOptions {
   /** Default true (see loadWeights). */
   strict?: boolean;
+  /** Default 'f32' (see LoadWeightsOptions.weightsDtype); 'bf16' needs a backend with bf16 kernels (native). */
+  weightsDtype?: WeightsDtype;
 }
 
 /**
@@ -133,11 +149,12 @@ export async function loadCausalLM(dir: string, opts: LoadModelOptions = {}): Pr
   const hfConfig = await readJson(path.join(dir, 'config.json'), 'config.json');
   validateConfigFields(hfConfig, path.join(dir, 'config.json')); // bounds first (validate-config.ts)
   const config = causalLMConfigFromHF(hfConfig, path.join(dir, 'config.json'));
+  if (opts.weightsDtype === 'bf16') assertBf16Supported(`loading ${dir} with weightsDtype bf16`);
   const reader = await CheckpointReader.open(dir);
   let lm: CausalLM | undefined;
   try {
     const tied = config.tieWordEmbeddings ?? false;
-    const weightOpts: LoadWeightsOptions = { strict: opts.strict ?? true, ignore: (n) => isBuffer(n) || (tied && n === 'lm_head.weight') };
+    const weightOpts: LoadWeightsOptions = { strict: opts.strict ?? true, ignore: (n) => isBuffer(n) || (tied && n === 'lm_head.weight'), weightsDtype: opts.weightsDtype };
     await preflightWeights(loadWeights, () => new CausalLM(config), reader, weightOpts, hfConfig, path.join(dir, 'config.json')); // checked shape-only before allocating
     lm = skipInit(() => new CausalLM(config));
     const { skipped } = await loadWeights(lm, reader, weightOpts);

@@ -85,12 +85,20 @@ export interface AdaptedModel<Batch> {
   load(dir: string): Promise<void>;
 }
 
+/** Decoding settings (`adaptorkit chat --temperature --top-k --top-p --seed`); empty = greedy. */
+export interface Sampling {
+  temperature?: number;
+  topK?: number;
+  topP?: number;
+  seed?: number;
+}
+
 /** An adapted generative model: instruction batches in, tokens out. */
 export interface GenerativeModel extends AdaptedModel<MethodBatch> {
   /** Feature vectors each modality placeholder expands to. */
   tokensPerInput: Partial<Record<string, number>>;
-  /** Greedy answers for left-padded prompt-only batches, decoded by core's generate (EOS not included). */
-  generate(batch: MethodBatch, maxNewTokens: number): number[][];
+  /** Answers for left-padded prompt-only batches, decoded by core's generate (EOS not included): greedy, or sampled when `sampling.temperature` > 0. */
+  generate(batch: MethodBatch, maxNewTokens: number, sampling?: Sampling): number[][];
   /**
    * Logits [B, V] of the token after each row of an unpadded prompt-only batch, by one full forward
    * (no cache): what greedy decoding must follow step by step (the contract tests check it).
@@ -98,8 +106,8 @@ export interface GenerativeModel extends AdaptedModel<MethodBatch> {
   nextTokenLogits(batch: MethodBatch): tf.Tensor2D;
   /** Sum of token NLL and token count of right-padded text-only ids [B, T] through the model's text path. */
   textNll(ids: tf.Tensor2D): { nll: number; tokens: number };
-  /** Greedy answers on the text path for text-only prompt rows (ragged). */
-  generateText(rows: number[][], maxNewTokens: number): number[][];
+  /** Answers on the text path for text-only prompt rows (ragged); greedy unless `sampling.temperature` > 0. */
+  generateText(rows: number[][], maxNewTokens: number, sampling?: Sampling): number[][];
   /** Method facts for the report (e.g. MMA's routing weights on text vs image probes). */
   extras?(probes: { text: MethodBatch; image: MethodBatch }): Record<string, unknown>;
 }

@@ -13,6 +13,7 @@ export type {
   RetrievalEncoder,
   RetrievalMethod,
   RetrievalModel,
+  Sampling,
 } from './contract.js';
 export { parseMethodConfig, closest } from './config.js';
 export { withAdapterFiles } from './adapted.js';

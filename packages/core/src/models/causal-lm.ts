@@ -13,6 +13,9 @@ import type { KVSlot, RopeTables } from '../nn/attention.js';
 import { DecoderLayer } from '../nn/blocks.js';
 import type { ForwardContext } from '../nn/context.js';
 import { Embedding, Linear, RMSNorm } from '../nn/layers.js';
+import { bf16Linear } from '../nn/bf16.js';
+import { recomputed, type RecomputeMode } from '../nn/recompute.js';
+import type { Parameter } from '../nn/parameter.js';
 import { Module, ModuleList } from '../nn/module.js';
 import { RotaryTables } from '../nn/rope.js';
 import { newDecoderLayer, resolveCausalLMConfig, type CausalLMConfig, type ResolvedCausalLMConfig } from './lm-config.js';
@@ -97,6 +100,8 @@ export class CausalLM extends Module {
   readonly config: ResolvedCausalLMConfig;
   readonly model: LlamaModel;
   readonly lm_head: Linear | undefined;
+  /** 'layers': each decoder layer's activations are recomputed in the backward pass (nn/recompute.ts); not with a KV cache. */
+  recompute: RecomputeMode = 'none';
   private readonly rotary: RotaryTables;
   private readonly localRotary: RotaryTables | undefined;
 
@@ -146,12 +151,29 @@ export class CausalLM extends Module {
     }
     let x = h;
     for (let i = start; i < end; i++) {
-      const next = this.model.layers.at(i).forward(x, { rope: o.rope, causal: true, mask: o.mask, cache: o.cache?.slots[i], ctx: o.ctx });
+      const layer = this.model.layers.at(i);
+      const call = (xi: tf.Tensor, rope: RopeTables, mask: tf.Tensor | undefined) => layer.forward(xi, { rope, causal: true, mask, cache: o.cache?.slots[i], ctx: o.ctx });
+      const next = this.recompute === 'layers' && !o.cache ? this.recomputedLayer(call, x, o, layer.trainableParameters()) : call(x, o.rope, o.mask);
       if (o.collect) o.collect.push(next as tf.Tensor3D);
       else if (x !== h) x.dispose();
       x = next;
     }
     return x as tf.Tensor3D;
+  }
+
+  /** One layer through nn/recompute.ts: RoPE tables and mask travel as kept tensors (the forward's own are disposed before the backward). */
+  private recomputedLayer(call: (x: tf.Tensor, rope: RopeTables, mask: tf.Tensor | undefined) => tf.Tensor, x: tf.Tensor, o: LayerRunOptions, params: Parameter[]): tf.Tensor {
+    const r = o.rope;
+    const aux = [r.cos, r.sin, ...(r.local ? [r.local.cos, r.local.sin] : []), ...(o.mask ? [o.mask] : [])];
+    return recomputed(
+      (xi, a) => {
+        const rope: RopeTables = r.local ? { cos: a[0]!, sin: a[1]!, local: { cos: a[2]!, sin: a[3]! } } : { cos: a[0]!, sin: a[1]! };
+        return call(xi, rope, o.mask ? a[a.length - 1] : undefined);
+      },
+      x,
+      aux,
+      params,
+    );
   }
 
   /** Head on final-normed hidden states: [B, T, d] -> [B, T, V] (soft-capped where the family does). */
@@ -161,7 +183,10 @@ export class CausalLM extends Module {
       if (this.lm_head) logits = this.lm_head.forward(hNormed);
       else {
         const [B, T, d] = hNormed.shape as [number, number, number];
-        const flat = tf.matMul(tf.reshape(hNormed, [B * T, d]) as tf.Tensor2D, this.model.embed_tokens.weight.value as tf.Tensor2D, false, true);
+        const w = this.model.embed_tokens.weight;
+        const h2 = tf.reshape(hNormed, [B * T, d]);
+        // tied head: logits = h E^T; a bf16-stored E [V, d] is already the [out, in] layout its kernel takes
+        const flat = w.storage === 'bf16' ? bf16Linear(h2, w.packed, this.config.vocabSize, d) : tf.matMul(h2 as tf.Tensor2D, w.value as tf.Tensor2D, false, true);
         logits = tf.reshape(flat, [B, T, this.config.vocabSize]);
       }
       return this.softcapLogits(logits) as tf.Tensor3D;

@@ -6,6 +6,8 @@ import { Module } from './module.js';
 import type { Init, Parameter } from './parameter.js';
 import type { Rng } from '../train/rng.js';
 import { layerNormalize, rmsNormalize, silu } from './fused.js';
+import { bf16Gather, bf16Linear } from './bf16.js';
+import { dropoutMask } from './recompute.js';
 
 export interface LinearOptions {
   bias?: boolean;
@@ -24,12 +26,18 @@ export class Linear extends Module {
   constructor(readonly inFeatures: number, readonly outFeatures: number, opts: LinearOptions = {}) {
     super();
     const bound = 1 / Math.sqrt(inFeatures);
-    this.weight = this.param('weight', [inFeatures, outFeatures], opts.init ?? { kind: 'uniform', low: -bound, high: bound }, { layout: 'transpose' });
+    this.weight = this.param('weight', [inFeatures, outFeatures], opts.init ?? { kind: 'uniform', low: -bound, high: bound }, { layout: 'transpose', bf16Capable: true });
     this.bias = opts.bias ? this.param('bias', [outFeatures], opts.biasInit ?? { kind: 'zeros' }) : undefined;
   }
 
   forward(x: tf.Tensor, _ctx?: ForwardContext): tf.Tensor {
-    return linear(x, this.weight.value, this.bias?.value);
+    return this.project(x, this.bias?.value);
+  }
+
+  /** x W + b with another bias (or none), whichever way the weight is stored (float32 or bf16). */
+  project(x: tf.Tensor, b: tf.Tensor | undefined): tf.Tensor {
+    if (this.weight.storage === 'bf16') return bf16Linear(x, this.weight.packed, this.outFeatures, this.inFeatures, b);
+    return linear(x, this.weight.value, b);
   }
 }
 
@@ -51,11 +59,12 @@ export class Embedding extends Module {
   readonly weight: Parameter;
   constructor(readonly numEmbeddings: number, readonly dim: number, opts: { init?: Init } = {}) {
     super();
-    this.weight = this.param('weight', [numEmbeddings, dim], opts.init ?? { kind: 'normal', std: 0.02 });
+    this.weight = this.param('weight', [numEmbeddings, dim], opts.init ?? { kind: 'normal', std: 0.02 }, { bf16Capable: true });
   }
   /** ids int32 [...] -> [..., dim] */
   forward(ids: tf.Tensor): tf.Tensor {
     if (ids.dtype !== 'int32') throw new AdaptorkitError('INVALID_ARGUMENT', `embedding ids must be int32, got ${ids.dtype}`);
+    if (this.weight.storage === 'bf16') return bf16Gather(this.weight.packed, ids, this.numEmbeddings, this.dim);
     const flat = ids.rank === 1 ? ids : tf.reshape(ids, [-1]);
     const out = tf.gather(this.weight.value, flat); // [N, dim]
     return ids.rank === 1 ? out : tf.reshape(out, [...ids.shape, this.dim]);
@@ -145,9 +154,12 @@ export function dropout(x: tf.Tensor, p: number, ctx: ForwardContext | undefined
   if (!ctx?.training || p <= 0) return x;
   return tf.tidy(() => {
     const n = x.size;
-    const keep = new Float32Array(n);
     const scale = 1 / (1 - p);
-    for (let i = 0; i < n; i++) keep[i] = rng.next() >= p ? scale : 0;
+    const keep = dropoutMask(n, () => {
+      const k = new Float32Array(n);
+      for (let i = 0; i < n; i++) k[i] = rng.next() >= p ? scale : 0;
+      return k;
+    });
     return tf.mul(x, tf.tensor(keep, x.shape, 'float32'));
   });
 }

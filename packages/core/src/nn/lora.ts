@@ -132,7 +132,7 @@ export class LoraLinear extends Module implements Forward {
   /** x [..., in] -> [..., out] */
   forward(x: tf.Tensor, _ctx?: ForwardContext): tf.Tensor {
     return tf.tidy(() => {
-      let y = linear(x, this.base_layer.weight.value, this.currentBias());
+      let y = this.base_layer.project(x, this.currentBias()); // float32 or bf16-stored base weight
       for (const n of this.applied()) {
         const a = this.adapters.get(n)!;
         if (a.scale === 0) continue;

@@ -12,7 +12,7 @@ export abstract class Module {
   private readonly _children = new Map<string, Module>();
 
   /** Register a new parameter under `name`. */
-  protected param(name: string, shape: readonly number[], init: Init, opts: { trainable?: boolean; layout?: ParamLayout } = {}): Parameter {
+  protected param(name: string, shape: readonly number[], init: Init, opts: { trainable?: boolean; layout?: ParamLayout; bf16Capable?: boolean } = {}): Parameter {
     checkName(name);
     if (this._params.has(name) || this._children.has(name)) {
       throw new AdaptorkitError('INVALID_ARGUMENT', `'${name}' is already registered in ${this.constructor.name}`);

@@ -14,6 +14,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { AdaptorkitError, formatShape } from '../errors.js';
 import { Rng } from '../train/rng.js';
+import { bf16ToF32 } from '../io/dtypes.js';
+import { packBf16, unpackBf16 } from './bf16.js';
 
 export type ParamLayout = 'same' | 'transpose' | 'patch-conv';
 
@@ -106,13 +108,18 @@ export class Parameter {
   readonly layout: ParamLayout;
   readonly size: number;
   private _trainable: boolean;
+  /** Whether a frozen copy may be stored as bf16 (Linear and Embedding weights: their products have bf16 kernels). */
+  readonly bf16Capable: boolean;
   private _var: tf.Variable | undefined;
+  /** bf16 storage: int32 [ceil(size/2)] holding the checkpoint's bf16 bits in checkpoint (external) layout. */
+  private _packed: tf.Tensor | undefined;
   private _disposed = false;
 
-  constructor(shape: readonly number[], init: Init, opts: { trainable?: boolean; layout?: ParamLayout } = {}) {
+  constructor(shape: readonly number[], init: Init, opts: { trainable?: boolean; layout?: ParamLayout; bf16Capable?: boolean } = {}) {
     this.shape = [...shape];
     this.size = sizeOf(shape);
     this.layout = opts.layout ?? 'same';
+    this.bf16Capable = opts.bf16Capable ?? false;
     this._trainable = opts.trainable ?? true;
     if (!isShapeOnly()) {
       const values = skipInitDepth > 0 ? new Float32Array(this.size) : initValues(shape, init);
@@ -124,9 +131,12 @@ export class Parameter {
     }
   }
 
-  /** The live variable. Throws in shape-only mode or after dispose. */
+  /** The live variable. Throws in shape-only mode, after dispose, or when stored as bf16 (see `packed`). */
   get value(): tf.Variable {
     if (this._var === undefined) {
+      if (this._packed) {
+        throw new AdaptorkitError('UNSUPPORTED', 'this frozen parameter is stored as bf16 (base.weightsDtype: bf16) and has no float32 variable; its layer reads `packed`, toExternal() gives its values');
+      }
       throw new AdaptorkitError(
         this._disposed ? 'DISPOSED' : 'UNSUPPORTED',
         this._disposed ? 'parameter was disposed' : 'this parameter was built in shape-only mode and holds no weights',
@@ -136,7 +146,38 @@ export class Parameter {
   }
 
   get allocated(): boolean {
-    return this._var !== undefined;
+    return this._var !== undefined || this._packed !== undefined;
+  }
+
+  /** 'bf16' once storeBf16 replaced the float32 variable by the checkpoint's bf16 bits. */
+  get storage(): 'f32' | 'bf16' {
+    return this._packed ? 'bf16' : 'f32';
+  }
+
+  /** The packed bf16 bits (int32 [ceil(size/2)], checkpoint layout `externalShape`). Throws unless storage is bf16. */
+  get packed(): tf.Tensor {
+    if (!this._packed) throw new AdaptorkitError('INVALID_ARGUMENT', 'this parameter is stored as float32, not bf16');
+    return this._packed;
+  }
+
+  /**
+   * Keep this frozen parameter as bf16 bits (checkpoint layout, exactly as given) instead of a
+   * float32 variable, which is disposed. Only for bf16-capable, frozen parameters.
+   */
+  storeBf16(bits: Uint16Array, name = 'parameter'): void {
+    if (!this.bf16Capable) throw new AdaptorkitError('UNSUPPORTED', `${name}: only Linear and Embedding weights can be stored as bf16`);
+    if (this._trainable) throw new AdaptorkitError('NOT_TRAINABLE', `${name}: a trainable parameter stays float32; freeze it before storing it as bf16`);
+    if (bits.length !== this.size) throw new AdaptorkitError('SHAPE_MISMATCH', `${name}: ${bits.length} bf16 values for shape ${formatShape(this.externalShape)} (${this.size})`);
+    const packed = tf.tensor1d(packBf16(bits), 'int32');
+    this._var?.dispose();
+    this._var = undefined;
+    this._packed?.dispose();
+    this._packed = packed;
+  }
+
+  /** The stored bf16 bits (a copy, checkpoint layout). Throws unless storage is bf16. */
+  bf16Bits(): Uint16Array {
+    return unpackBf16(this.packed.dataSync() as Int32Array, this.size);
   }
 
   get trainable(): boolean {
@@ -144,6 +185,7 @@ export class Parameter {
   }
 
   set trainable(on: boolean) {
+    if (on && this._packed) throw new AdaptorkitError('NOT_TRAINABLE', 'a parameter stored as bf16 is frozen (base.weightsDtype: bf16); load the base with weightsDtype: f32 to train it');
     this._trainable = on;
     if (this._var) this._var.trainable = on;
   }
@@ -168,12 +210,15 @@ export class Parameter {
 
   /** This parameter's value in checkpoint layout (new tensor). */
   toExternal(): tf.Tensor {
+    if (this._packed) return tf.tensor(bf16ToF32(this.bf16Bits()), this.externalShape, 'float32'); // exact upcast
     return toExternalLayout(this.value, this.layout, this.shape);
   }
 
   dispose(): void {
     this._var?.dispose();
     this._var = undefined;
+    this._packed?.dispose();
+    this._packed = undefined;
     this._disposed = true;
   }
 }

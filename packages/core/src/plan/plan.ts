@@ -10,7 +10,9 @@
  *   kvCache     = 4 B x 2 x layers x batch x seq x kvHeads x headDim (generation, not training)
  * The activation term is an estimate (tensors tfjs keeps for the gradient of each op of a LLaMA
  * block, calibrated once against tf.memory() on the cpu backend: see plan.test.ts), not a
- * measurement of your run; it assumes no activation checkpointing.
+ * measurement of your run. With `recompute: 'layers'` (train.recompute) only each decoder layer's
+ * input is kept, plus one layer's activations while it is recomputed.
+ * With `weightsDtype: 'bf16'` (base.weightsDtype) frozen Linear/Embedding weights count 2 B each.
  */
 import { AdaptorkitError } from '../errors.js';
 import { CausalLM, resolveCausalLMConfig, type CausalLMConfig } from '../models/causal-lm.js';
@@ -34,6 +36,10 @@ export interface PlanOptions {
   bytesPerElement?: number;
   /** Where the config came from (e.g. the config.json path), named in errors. */
   source?: string;
+  /** base.weightsDtype: 'bf16' counts frozen Linear/Embedding weights at 2 bytes (default 'f32'). */
+  weightsDtype?: 'f32' | 'bf16';
+  /** train.recompute: 'layers' keeps only each decoder layer's input for the backward pass (default 'none'). */
+  recompute?: 'none' | 'layers';
 }
 
 export interface MemoryEstimate {
@@ -46,6 +52,10 @@ export interface MemoryEstimate {
   training: number;
   /** weights + kvCache (generation). */
   inference: number;
+  /** The weights split by storage dtype (bf16: frozen Linear/Embedding weights with weightsDtype bf16). */
+  weightsByDtype: { f32: number; bf16: number };
+  /** The activation estimate without and with recompute: layers (`activations` is the one chosen). */
+  activationsByRecompute: { none: number; layers: number };
 }
 
 export interface Plan {
@@ -118,11 +128,15 @@ export function plan(config: CausalLMConfig | VisionConfig | HFConfig, opts: Pla
   let T: number;
   let activations: number;
   let kvCache = 0;
+  let activationsRecompute: number | undefined;
   if (n.kind === 'causal-lm') {
     const c = resolveCausalLMConfig(n.config);
     T = opts.seqLen ?? Math.min(512, c.maxPositionEmbeddings);
     const perToken = c.numLayers * llmLayerActivationElems(c, T) + 4 * c.hiddenSize + 8 * c.vocabSize; // + embeddings, final norm, logits and the cross-entropy
     activations = trainableParameters > 0 ? B * T * perToken * bpe : 0;
+    // recompute: layers keeps each layer's input [B, T, d] and one layer's activations at a time
+    const perTokenRecompute = c.numLayers * c.hiddenSize + llmLayerActivationElems(c, T) + 4 * c.hiddenSize + 8 * c.vocabSize;
+    activationsRecompute = trainableParameters > 0 ? B * T * perTokenRecompute * bpe : 0;
     kvCache = 2 * c.numLayers * B * T * c.numKVHeads * c.headDim * bpe;
   } else {
     const c = resolveVisionConfig(n.config);
@@ -130,7 +144,12 @@ export function plan(config: CausalLMConfig | VisionConfig | HFConfig, opts: Pla
     const perToken = c.numLayers * (6 * c.hiddenSize + 2 * c.numHeads * T + 2 * c.intermediateSize) + 2 * c.hiddenSize;
     activations = trainableParameters > 0 ? B * T * perToken * bpe : 0;
   }
-  const weights = parameters * bpe;
+  let bf16Elems = 0;
+  if (opts.weightsDtype === 'bf16') for (const p of model.parameters()) if (!p.trainable && p.bf16Capable) bf16Elems += p.size;
+  const weightsByDtype = { f32: (parameters - bf16Elems) * bpe, bf16: 2 * bf16Elems };
+  const weights = weightsByDtype.f32 + weightsByDtype.bf16;
+  const activationsByRecompute = { none: activations, layers: activationsRecompute ?? activations };
+  if (opts.recompute === 'layers') activations = activationsByRecompute.layers;
   const gradients = trainableParameters * bpe;
   const optimizer = 2 * trainableParameters * bpe;
   const bytes: MemoryEstimate = {
@@ -141,13 +160,16 @@ export function plan(config: CausalLMConfig | VisionConfig | HFConfig, opts: Pla
     kvCache,
     training: weights + gradients + optimizer + activations,
     inference: weights + kvCache,
+    weightsByDtype,
+    activationsByRecompute,
   };
   const summary = [
     `parameters: ${parameters.toLocaleString('en-US')} (trainable ${trainableParameters.toLocaleString('en-US')})`,
-    `weights: ${fmt(weights)}`,
+    `weights: ${fmt(weights)}${weightsByDtype.bf16 > 0 ? ` (float32 ${fmt(weightsByDtype.f32)}, bf16 frozen ${fmt(weightsByDtype.bf16)})` : ''}`,
     `gradients: ${fmt(gradients)}`,
     `optimizer (AdamW): ${fmt(optimizer)}`,
-    `activations (batch ${B} x ${n.kind === 'causal-lm' ? 'seq' : 'tokens'} ${T}, estimate): ${fmt(activations)}`,
+    `activations (batch ${B} x ${n.kind === 'causal-lm' ? 'seq' : 'tokens'} ${T}, estimate${opts.recompute === 'layers' ? ', recompute: layers' : ''}): ${fmt(activations)}`,
+    ...(n.kind === 'causal-lm' && activations > 0 ? [`  (recompute none: ${fmt(activationsByRecompute.none)}, layers: ${fmt(activationsByRecompute.layers)})`] : []),
     ...(n.kind === 'causal-lm' ? [`KV cache (generation, batch ${B} x ${T}): ${fmt(kvCache)}`] : []),
     `training total: ${fmt(bytes.training)}`,
   ].join('\n');

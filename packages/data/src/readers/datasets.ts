@@ -11,7 +11,7 @@ import { stat } from 'node:fs/promises';
 import { z } from 'zod';
 import { AdaptorkitError } from '@adaptorkit/core';
 import { IMAGE_TOKEN } from '../tokenizer.js';
-import { imageSize } from './image.js';
+import { checkImageDecodes, imageSize } from './image.js';
 import { IssueSink, type ReadOptions, type ReadResult } from './issues.js';
 import { checkInsideRoot } from './paths.js';
 import { acceptRaw, iterateRecords, type RawRecord } from './records.js';
@@ -21,9 +21,11 @@ export interface DatasetReadOptions extends ReadOptions {
   root: string;
   /**
    * How much to check each image while reading: 'exists' (default) stats the file, 'header' also
-   * reads its header with sharp (catches many corrupt files), 'none' trusts the paths.
+   * reads its header with sharp (catches many corrupt files), 'decode' decodes it whole (catches
+   * truncated and corrupt data too, so a bad image is a bad record, never a failure at batch time),
+   * 'none' trusts the paths.
    */
-  checkImages?: 'none' | 'exists' | 'header';
+  checkImages?: 'none' | 'exists' | 'header' | 'decode';
 }
 
 interface Ctx {
@@ -66,9 +68,10 @@ async function resolveImage(ctx: Ctx, opts: DatasetReadOptions, p: unknown, fiel
     ctx.sink.report({ file: ctx.file, line: ctx.rec.line, index: ctx.rec.index, field, message: `image ${r.resolved} is missing (${(e as Error).message})` }, 'IO_ERROR');
     return undefined;
   }
-  if (check === 'header') {
+  if (check === 'header' || check === 'decode') {
     try {
-      return { path: r.resolved, ...(await imageSize(r.resolved)) };
+      if (check === 'decode') await checkImageDecodes(r.resolved);
+      return { path: r.resolved, ...(await imageSize(r.resolved)) }; // header sizes: EXIF-rotated as the annotations are
     } catch (e) {
       ctx.sink.report({ file: ctx.file, line: ctx.rec.line, index: ctx.rec.index, field, message: (e as Error).message });
       return undefined;

@@ -110,6 +110,17 @@ export async function loadImage(file: string, opts: LoadImageOptions): Promise<L
   }
 }
 
+/** Decode the whole image (no resize) to prove it is readable; returns its size. Throws BAD_FILE naming the file. */
+export async function checkImageDecodes(file: string): Promise<{ width: number; height: number }> {
+  try {
+    const { info } = await sharp(file, { failOn: 'error' }).raw().toBuffer({ resolveWithObject: true });
+    if (!info.width || !info.height) throw new Error('decoded to an empty image');
+    return { width: info.width, height: info.height };
+  } catch (e) {
+    throw new AdaptorkitError('BAD_FILE', `${file}: cannot decode image (${(e as Error).message}); expected a readable JPEG/PNG/WebP/GIF/TIFF file.`, { cause: e });
+  }
+}
+
 /** Width and height from the image header (no full decode). */
 export async function imageSize(file: string): Promise<{ width: number; height: number }> {
   try {

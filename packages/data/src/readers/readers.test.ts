@@ -216,3 +216,20 @@ describe('writeImagePng', () => {
     await expect(writeImagePng(file, px.subarray(1), size)).rejects.toThrow(/is not \[/);
   });
 });
+
+describe("checkImages: 'decode'", () => {
+  it('finds a truncated image whose header reads fine, as a bad record (skip drops it, fail names it)', async () => {
+    const full = await sharp(Buffer.alloc(64 * 64 * 3, 200), { raw: { width: 64, height: 64, channels: 3 } }).png({ compressionLevel: 0 }).toBuffer();
+    writeFileSync(join(root, 'truncated.png'), full.subarray(0, Math.floor(full.length / 2)));
+    const f = write('trunc.json', JSON.stringify([good('ok', 'a.png'), good('cut', 'truncated.png')]));
+    const header = await readLlava(f, { root, checkImages: 'header' });
+    expect(header.records.map((r) => r.id)).toEqual(['ok', 'cut']); // the header alone passes it
+    const issues: ReadIssue[] = [];
+    const r = await readLlava(f, { root, checkImages: 'decode', onError: 'skip', onIssue: (i) => issues.push(i) });
+    expect(r.records.map((x) => x.id)).toEqual(['ok']);
+    expect(issues).toHaveLength(1);
+    expect(issues[0]).toMatchObject({ index: 1, field: 'image' });
+    expect(issues[0]!.message).toMatch(/truncated\.png: cannot decode image/);
+    await expect(readLlava(f, { root, checkImages: 'decode' })).rejects.toThrow(/trunc\.json:1: record 1 field 'image': .*truncated\.png: cannot decode image/);
+  });
+});
