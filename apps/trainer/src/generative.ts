@@ -19,7 +19,7 @@ import { makeProgress } from './progress.js';
 import { withRunFolder } from './run/folder.js';
 import { batchExamples, maskSeed, runFolderTraining, type TrainOptions } from './run/lifecycle.js';
 import { prepareRunDir } from './run/prepare.js';
-import { loadBases } from '@adaptorkit/shapes-bases';
+import { basePath, loadBases } from '@adaptorkit/shapes-bases';
 import { shapesWorldSource, type DataSource, type SourceExample } from './sources.js';
 import { buildBatch, padRight } from './vl/batch.js';
 
