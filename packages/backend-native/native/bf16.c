@@ -14,6 +14,12 @@
 
 /* Floats per conversion buffer: ~1 MiB, so a block stays in L2 while sgemm packs it. */
 #define BF16_BLOCK_FLOATS (1 << 18)
+/* Fewest output rows (columns in mode 1) per block. sgemm repacks x for every block, so thin
+ * blocks of a wide inner dim (an MLP's 8640-11008) paid for that again and again: with 16 the
+ * LLaMA 1B/3B/7B projections took 1.58x float32's time, with 256 1.06-1.16x
+ * (experiments/backend-native/bf16-matmul.mjs over those shapes, 2 threads; the buffer is then
+ * up to 256 x inner floats, 11 MiB at 11008). */
+#define BF16_MIN_ROWS 256
 
 static inline void bf16_to_f32_row(const uint16_t *src, float *dst, int64_t n) {
   uint32_t *d = (uint32_t *)dst;
@@ -84,7 +90,7 @@ napi_value js_bf16mm(napi_env env, napi_callback_info info) {
   }
   /* block of the output dim: ~BF16_BLOCK_FLOATS floats, at least 16, at most an even share */
   int64_t blk = BF16_BLOCK_FLOATS / inner;
-  if (blk < 16) blk = 16;
+  if (blk < BF16_MIN_ROWS) blk = BF16_MIN_ROWS;
   int64_t share = (outer + g_threads - 1) / g_threads;
   if (blk > share) blk = share < 16 ? (outer < 16 ? outer : 16) : share;
   c.blk = blk;
