@@ -182,6 +182,6 @@ if (!argv.includes('--no-torch')) {
     const med = (a) => [...a].sort((p, q) => p - q)[Math.floor(a.length / 2)];
     console.log(`ratio (torch / adaptorkit): median step ${(med(t.stepS) / med(mine.stepS)).toFixed(2)}x, CPU time per step ${(med(t.cpuS) / med(mine.cpuS)).toFixed(2)}x, peak RSS ${(t.peakRssGiB / mine.peakRssGiB).toFixed(2)}x`);
   } catch {
-    console.log(`PyTorch twin failed (exit ${r.status})`);
+    console.log(`PyTorch twin failed (exit ${r.status}); it needs /usr/bin/python3 with torch (Debian: apt-get install python3-torch), or pass --no-torch`);
   }
 }
