@@ -8,8 +8,7 @@
 import { promises as fs } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
 import type { z } from 'zod';
-import { AdaptorkitError } from '@adaptorkit/core';
-import { knownKeysAt, nearest } from './config/keys.js';
+import { AdaptorkitError, knownKeysAt, nearest } from '@adaptorkit/core';
 
 /** Keys that could reach an object's prototype if a config were ever merged naively. */
 export const FORBIDDEN_KEYS: ReadonlySet<string> = new Set(['__proto__', 'constructor', 'prototype']);

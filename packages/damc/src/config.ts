@@ -4,7 +4,7 @@
  * paper's (spec/damc.md): LoRA on all seven maps of every layer, r = 128, alpha = 256, dropout 0.05.
  */
 import { z } from 'zod';
-import { AdaptorkitError } from '@adaptorkit/core';
+import { parseMethodConfig } from '@adaptorkit/core';
 
 export const LINEAR_TARGETS = ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'] as const;
 export type LinearTarget = (typeof LINEAR_TARGETS)[number];
@@ -64,10 +64,5 @@ export type DamcConfigInput = z.input<typeof damcConfigSchema>;
 
 /** Validate; an invalid config is an AdaptorkitError naming the path of each bad field. */
 export function parseDamcConfig(input: unknown = {}): DamcConfig {
-  const r = damcConfigSchema.safeParse(input);
-  if (!r.success) {
-    const msgs = r.error.issues.map((i) => `${i.path.length ? i.path.join('.') : '(root)'}: ${i.message}`);
-    throw new AdaptorkitError('INVALID_CONFIG', `damc config: ${msgs.join('; ')}`);
-  }
-  return r.data;
+  return parseMethodConfig(damcConfigSchema, input, 'damc config');
 }

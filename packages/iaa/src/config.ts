@@ -3,7 +3,7 @@
  * vision feature layer and the task sets. Defaults are the released IAA-14 model (spec/iaa.md).
  */
 import { z } from 'zod';
-import { AdaptorkitError } from '@adaptorkit/core';
+import { AdaptorkitError, parseMethodConfig } from '@adaptorkit/core';
 
 /** Task name of the text-only workflow (the untouched base LLM); not a task set. */
 export const TEXT_TASK = 'text';
@@ -93,12 +93,7 @@ export type DepthSpec = IaaConfig['depths'];
 
 /** Parse a config; an invalid one throws INVALID_CONFIG naming the path of the bad field. */
 export function parseIaaConfig(input: unknown = {}): IaaConfig {
-  const r = iaaConfigSchema.safeParse(input ?? {});
-  if (!r.success) {
-    const msgs = r.error.issues.map((i) => `${i.path.length ? i.path.join('.') : '(root)'}: ${i.message}`);
-    throw new AdaptorkitError('INVALID_CONFIG', `iaa config: ${msgs.join('; ')}`);
-  }
-  return r.data;
+  return parseMethodConfig(iaaConfigSchema, input, 'iaa config');
 }
 
 /** Projector depth N of 'mlpNx_gelu'. */

@@ -3,7 +3,7 @@
  * give visual tokens and the projection. Defaults are LaVIN-7B (spec/mma.md).
  */
 import { z } from 'zod';
-import { AdaptorkitError } from '@adaptorkit/core';
+import { AdaptorkitError, parseMethodConfig } from '@adaptorkit/core';
 
 const DEPTH_PRESET = /^(spread:[1-9]\d*|every:[1-9]\d*|last)$/;
 
@@ -113,12 +113,7 @@ export type MmaConfigInput = z.input<typeof mmaConfigSchema>;
 
 /** Parse a config; an invalid one throws INVALID_CONFIG naming the path of the bad field. */
 export function parseMmaConfig(input: unknown = {}): MmaConfig {
-  const r = mmaConfigSchema.safeParse(input ?? {});
-  if (!r.success) {
-    const msgs = r.error.issues.map((i) => `${i.path.length ? i.path.join('.') : '(root)'}: ${i.message}`);
-    throw new AdaptorkitError('INVALID_CONFIG', `mma config: ${msgs.join('; ')}`);
-  }
-  const c = r.data;
+  const c = parseMethodConfig(mmaConfigSchema, input, 'mma config');
   if (c.rank % c.groups !== 0) {
     throw new AdaptorkitError('INVALID_CONFIG', `mma config: groups: ${c.groups} does not divide rank ${c.rank}; choose groups that divide the adapter rank`);
   }

@@ -3,7 +3,7 @@
  * (spec/mwa.md). The base's config (multiwayConfigSchema) lives with the base in @adaptorkit/shapes-bases.
  */
 import { z } from 'zod';
-import { AdaptorkitError } from '@adaptorkit/core';
+import { AdaptorkitError, parseMethodConfig } from '@adaptorkit/core';
 import { MODALITIES, type Modality } from '@adaptorkit/shapes-bases';
 
 // ---------------------------------------------------------------- MWA
@@ -80,7 +80,7 @@ export type MwaConfig = z.infer<typeof mwaConfigSchema>;
 
 /** Parse an MWA config; an invalid one throws INVALID_CONFIG naming the path of the bad field. */
 export function parseMwaConfig(input: unknown = {}): MwaConfig {
-  return parseWith(mwaConfigSchema, input, 'mwa config');
+  return parseMethodConfig(mwaConfigSchema, input, 'mwa config');
 }
 
 /** Resolve the enhancer's hidden width against the base's d and FFN width. */
@@ -101,13 +101,4 @@ export function resolveLayers(sel: 'all' | number[], numLayers: number, field: s
   if (bad.length) throw new AdaptorkitError('INVALID_CONFIG', `mwa config: ${field}: layer(s) ${bad.join(', ')} out of range for a ${numLayers}-layer model (0..${numLayers - 1})`);
   if (new Set(sel).size !== sel.length) throw new AdaptorkitError('INVALID_CONFIG', `mwa config: ${field}: layers must not repeat`);
   return [...sel].sort((a, b) => a - b);
-}
-
-function parseWith<S extends z.ZodType>(schema: S, input: unknown, what: string): z.infer<S> {
-  const r = schema.safeParse(input ?? {});
-  if (!r.success) {
-    const msgs = r.error.issues.map((i) => `${i.path.length ? i.path.join('.') : '(root)'}: ${i.message}`);
-    throw new AdaptorkitError('INVALID_CONFIG', `${what}: ${msgs.join('; ')}`);
-  }
-  return r.data;
 }

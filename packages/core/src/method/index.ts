@@ -15,7 +15,8 @@ export type {
   RetrievalModel,
   Sampling,
 } from './contract.js';
-export { parseMethodConfig, closest } from './config.js';
+export { parseMethodConfig } from './config.js';
+export { knownKeysAt, nearest } from './keys.js';
 export { withAdapterFiles } from './adapted.js';
 export { frozenBaseline, fullBaseline } from './baselines.js';
 export { idsTensor, labelsTensor, imagesPerRow, imageRows, lastPosition, promptRows, withImages } from './batch.js';

@@ -3,7 +3,7 @@
  * and help text, and the BEiT-3 shapes.
  */
 import { z } from 'zod';
-import { AdaptorkitError } from '@adaptorkit/core';
+import { AdaptorkitError, parseMethodConfig } from '@adaptorkit/core';
 
 /** The two modalities of a Multiway Transformer. */
 export const MODALITIES = ['vision', 'language'] as const;
@@ -45,7 +45,7 @@ export type MultiwayConfig = Required<z.infer<typeof multiwayConfigSchema>>;
 
 /** Parse a Multiway config (fills defaults, checks divisibility); INVALID_CONFIG names the bad field. */
 export function parseMultiwayConfig(input: unknown = {}): MultiwayConfig {
-  const c = parseWith(multiwayConfigSchema, input, 'multiway config');
+  const c = parseMethodConfig(multiwayConfigSchema, input, 'multiway config');
   const out: MultiwayConfig = { ...c, ffnDim: c.ffnDim ?? 4 * c.dim, embedDim: c.embedDim ?? c.dim };
   if (out.dim % out.numHeads !== 0) throw new AdaptorkitError('INVALID_CONFIG', `multiway config: dim: ${out.dim} is not divisible by numHeads ${out.numHeads}`);
   if (out.imageSize % out.patchSize !== 0) {
@@ -79,12 +79,3 @@ export const BEIT3_LARGE_CONFIG: MultiwayConfigInput = {
 
 /** BEiT-3 Base retrieval shapes (beit3_base_patch16_384: 12 layers, d 768, 12 heads, FFN 3072). */
 export const BEIT3_BASE_CONFIG: MultiwayConfigInput = { ...BEIT3_LARGE_CONFIG, dim: 768, numLayers: 12, numHeads: 12, ffnDim: 3072 };
-
-function parseWith<S extends z.ZodType>(schema: S, input: unknown, what: string): z.infer<S> {
-  const r = schema.safeParse(input ?? {});
-  if (!r.success) {
-    const msgs = r.error.issues.map((i) => `${i.path.length ? i.path.join('.') : '(root)'}: ${i.message}`);
-    throw new AdaptorkitError('INVALID_CONFIG', `${what}: ${msgs.join('; ')}`);
-  }
-  return r.data;
-}

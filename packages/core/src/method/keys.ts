@@ -1,4 +1,4 @@
-/** What an unknown config key is near: the keys a zod schema allows at a path, and the closest one. */
+/** What an unknown config key is near: the keys a zod schema allows at a path (through defaults, optionals, pipes, unions, lazies), and the closest one. Used by method configs here and by the trainer's run configs. */
 import type { z } from 'zod';
 
 interface Def {
