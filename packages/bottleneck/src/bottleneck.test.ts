@@ -133,8 +133,15 @@ describe('bottleneck adapters', () => {
     }
     // EOS rule: a row ends at eosId, which is not returned
     const first = got[0]![2]!;
-    const cut = m.generate({ ids: [rows[0]!], images: tf.slice(images, [0], [1]), maxNewTokens: 6, padId: PAD, eosId: first });
+    const img0 = tf.slice(images, [0], [1]);
+    const cut = m.generate({ ids: [rows[0]!], images: img0, maxNewTokens: 6, padId: PAD, eosId: first });
+    img0.dispose();
     expect(cut[0]).toEqual(got[0]!.slice(0, got[0]!.indexOf(first)));
+    // sampling options reach core's generate: seeded, topK 1 is greedy, a hot temperature leaves the greedy chain
+    const hot = (seed: number) => m.generate({ ids: rows, images, maxNewTokens: 6, padId: PAD, temperature: 50, seed });
+    expect(hot(1)).toEqual(hot(1));
+    expect(hot(1)).not.toEqual(got);
+    expect(m.generate({ ids: rows, images, maxNewTokens: 6, padId: PAD, temperature: 1, topK: 1, seed: 3 })).toEqual(got);
     images.dispose();
     m.dispose();
   });
@@ -168,7 +175,8 @@ describe('bottleneck adapters', () => {
     const b = base(0);
     expect(() => bottleneckMethod.attach(b, { sise: 8 })).toThrow(AdaptorkitError);
     expect(() => bottleneckMethod.attach(b, { sise: 8 })).toThrow(/method\.config\.sise: unknown key \(did you mean 'size'\?\)/);
-    expect(() => model(0, { layers: [5] })).toThrow(/layers: 5 out of range/);
+    expect(() => attachBottleneck(b, bottleneckConfigSchema.parse({ imageTokenId: IMG, size: 4, layers: [5] }))).toThrow(/layers: 5 out of range/);
     b.lm.dispose();
+    b.vision?.dispose();
   });
 });

@@ -17,6 +17,7 @@ import {
   tf,
   type CausalLM,
   type ForwardContext,
+  type Sampling,
   type VisionEncoder,
 } from '@adaptorkit/core';
 import type { BottleneckConfig } from './config.js';
@@ -27,7 +28,7 @@ export interface BottleneckBase {
   vision?: VisionEncoder;
 }
 
-export interface BottleneckGenerateOptions {
+export interface BottleneckGenerateOptions extends Sampling {
   /** Prompt rows (any lengths: left-padded with padId, pads masked). */
   ids: number[][];
   /** [B, H, W, 3] one image per row (rows without a placeholder ignore theirs). */
@@ -121,10 +122,15 @@ export class BottleneckModel extends Module {
     }
   }
 
-  /** Greedy decoding through core's generate: the adapters sit in the LM's layers, images enter through the prompt embeddings. */
+  /** Decoding through core's generate (greedy unless a temperature is given): the adapters sit in the LM's layers, images enter through the prompt embeddings. */
   generate(o: BottleneckGenerateOptions): number[][] {
     const suppress = this.config.imageTokenId !== undefined ? [this.config.imageTokenId] : [];
+    const { temperature, topK, topP, seed } = o;
     return generate(this.lm, o.ids, {
+      ...(temperature !== undefined ? { temperature } : {}),
+      ...(topK !== undefined ? { topK } : {}),
+      ...(topP !== undefined ? { topP } : {}),
+      ...(seed !== undefined ? { seed } : {}),
       maxNewTokens: o.maxNewTokens,
       padId: o.padId,
       ...(o.eosId !== undefined ? { eosId: o.eosId } : {}),

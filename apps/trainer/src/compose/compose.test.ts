@@ -39,7 +39,9 @@ describe('compose experiment (tiny run on the shipped bases)', () => {
     expect(r.rows[1]!.trainableParams).toBeGreaterThan(r.rows[0]!.trainableParams);
     expect(lines.some((l) => l.startsWith('  decoupled sound step 1/2 loss'))).toBe(true);
     expect(composeTable(r.rows)).toContain('| DAMC (1/2, 1/2) |');
-    expect(tf.memory().numTensors - before).toBeLessThan(5000); // models stay alive (not disposed) but batches do not leak per step
+    // runCompose disposes its models and the vision tower: 18 tensors were left here (2026-12-03; the bound
+    // was 5000 while the models stayed alive); one model or the tower left behind is far above 40
+    expect(tf.memory().numTensors - before).toBeLessThan(40);
   }, 300_000);
 });
 

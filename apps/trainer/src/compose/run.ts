@@ -75,7 +75,12 @@ export async function runCompose(o: ComposeOptions, log: (line: string) => void 
 
   const bases = shippedBasesDir('shapesworld');
   const lmDir = path.join(bases, 'lm');
-  const lmParams = (await loadCausalLM(lmDir)).countParameters();
+  const lmParams = await (async () => {
+    const lm = await loadCausalLM(lmDir); // its size only: the runs load their own copies
+    const n = lm.countParameters();
+    lm.dispose();
+    return n;
+  })();
   const vision = await loadVisionEncoder(path.join(bases, 'vision'));
   vision.freeze();
   const feats = new ComposeFeatures(sw, vision);
@@ -230,33 +235,41 @@ export async function runCompose(o: ComposeOptions, log: (line: string) => void 
       rows.push(r);
       log(`${r.name.padEnd(26)} image ${r.image ? fmt(r.image) : '  - '}  sound ${r.sound ? fmt(r.sound) : '  - '}  common ${fmt(r.common)}  ${JSON.stringify({ image: r.image?.byKind, sound: r.sound?.byKind, common: r.common.byKind })}`);
     }
+    // the composed model holds the base and shares the two models' deltas and branches (disposing twice is a no-op)
+    for (const m of [c.model, img.model, snd.model]) m.dispose();
   };
 
   const meta = { date: new Date().toISOString(), backend: backend.name, steps: o.steps, batch: o.batch, lr: o.lr, rank: o.rank, seed: o.seed, ...(argv ? { argv } : {}) };
   const t0 = performance.now();
-  if (o.diag) {
-    const m = await trainOne('sound', o.modes[0] ?? 'naive');
-    const r = accuracy(m.model, data.sound.test, ['sound']);
-    log(`diag: sound model on "how many objects are there?": accuracy ${(100 * r.acc).toFixed(1)}% of ${r.n} (chance 25), ${m.secs.toFixed(0)} s`);
-    return { meta, rows };
-  }
-  if (o.trainOnly) {
-    // one phase of a split run (a queue flow): train one modality's model and save it
-    const mode = o.modes[0]!;
-    const t = await trainOne(o.trainOnly, mode);
-    await saveTrained(o.save!, o.trainOnly, mode, t);
-    log(`saved the ${mode} ${o.trainOnly} model to ${o.save}`);
-    return { meta, rows };
-  }
-  if (o.from) {
-    const mode = o.modes[0]!;
-    await runMode(mode, { image: await loadTrained(o.from.image, 'image', mode), sound: await loadTrained(o.from.sound, 'sound', mode) });
+  try {
+    if (o.diag) {
+      const m = await trainOne('sound', o.modes[0] ?? 'naive');
+      const r = accuracy(m.model, data.sound.test, ['sound']);
+      log(`diag: sound model on "how many objects are there?": accuracy ${(100 * r.acc).toFixed(1)}% of ${r.n} (chance 25), ${m.secs.toFixed(0)} s`);
+      m.model.dispose();
+      return { meta, rows };
+    }
+    if (o.trainOnly) {
+      // one phase of a split run (a queue flow): train one modality's model and save it
+      const mode = o.modes[0]!;
+      const t = await trainOne(o.trainOnly, mode);
+      await saveTrained(o.save!, o.trainOnly, mode, t);
+      t.model.dispose();
+      log(`saved the ${mode} ${o.trainOnly} model to ${o.save}`);
+      return { meta, rows };
+    }
+    if (o.from) {
+      const mode = o.modes[0]!;
+      await runMode(mode, { image: await loadTrained(o.from.image, 'image', mode), sound: await loadTrained(o.from.sound, 'sound', mode) });
+      log(`total ${((performance.now() - t0) / 1000).toFixed(0)} s`);
+      return { meta, rows };
+    }
+    for (const m of o.modes) await runMode(m);
     log(`total ${((performance.now() - t0) / 1000).toFixed(0)} s`);
     return { meta, rows };
+  } finally {
+    vision.dispose(); // runMode disposes the models it trained or loaded
   }
-  for (const m of o.modes) await runMode(m);
-  log(`total ${((performance.now() - t0) / 1000).toFixed(0)} s`);
-  return { meta, rows };
 }
 
 /** The rows as a Markdown table. */

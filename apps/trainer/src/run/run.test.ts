@@ -72,7 +72,9 @@ describe('recordRunEnd', () => {
 
 describe('run names', () => {
   it('are one folder inside outputDir', () => {
-    for (const bad of ['.', '..', '...', 'a/b', '']) expect(runNameProblem(bad), bad).toBeDefined();
+    for (const bad of ['.', '..', '...']) expect(runNameProblem(bad), bad).toMatch(/is not a folder name/);
+    for (const bad of ['a/b', '', 'a\\b', 'x y']) expect(runNameProblem(bad), bad).toMatch(/letters, digits, dot, dash and underscore/);
+    for (const good of ['x.y', 'run-1_a', '.hidden']) expect(runNameProblem(good), good).toBeUndefined();
     expect(() => runDirOf({ outputDir: tmp, name: '..' })).toThrow(/name: /);
     expect(runDirOf({ outputDir: tmp, name: 'x.y' })).toBe(path.join(tmp, 'x.y'));
   });

@@ -25,6 +25,19 @@ import { writeJsonAtomic } from '../fsutil.js';
 const overrideValue = z.union([z.string(), z.number(), z.boolean(), z.null(), z.array(z.unknown()), z.record(z.string(), z.unknown())]);
 const overrides = z.record(z.string().regex(/^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*$/, 'a config key path like train.lr'), overrideValue);
 
+/** CLI commands a sweep's `commands` and `after` steps may run (locally and as queue jobs alike). */
+export const CLI_JOB_COMMANDS: ReadonlySet<string> = new Set(['train', 'eval', 'generate', 'merge', 'merge-adapter', 'report', 'compose']);
+
+const cliStep = (about: string) =>
+  z.strictObject({
+    name: z.string().min(1),
+    command: z
+      .array(z.string())
+      .min(1)
+      .refine((c) => CLI_JOB_COMMANDS.has(c[0]!), { message: `the first word must be one of ${[...CLI_JOB_COMMANDS].join(', ')}` })
+      .describe(about),
+  });
+
 export const SweepSchema = z.strictObject({
   base: z.string().min(1).optional().describe('The run config every run starts from (relative to the sweep file); needed when grid or runs list runs.'),
   name: z.string().min(1).describe('The sweep folder name under outputDir.'),
@@ -35,11 +48,11 @@ export const SweepSchema = z.strictObject({
   jobs: z.number().int().min(1).default(1).describe('Runs trained at once by a local sweep (each with cores / jobs native threads).'),
   attempts: z.number().int().min(1).max(20).default(3).describe('Tries per run on a queue before it is recorded as failed.'),
   commands: z
-    .array(z.strictObject({ name: z.string().min(1), command: z.array(z.string()).min(1).describe('adaptorkit CLI arguments; {dir} is the sweep folder.') }))
+    .array(cliStep('adaptorkit CLI arguments; {dir} is the sweep folder.'))
     .default([])
     .describe('Other jobs that run beside the runs (adaptorkit CLI commands, e.g. one phase of a split experiment).'),
   after: z
-    .array(z.strictObject({ name: z.string().min(1), command: z.array(z.string()).min(1).describe('adaptorkit CLI arguments run once every run has finished; {dir} is the sweep folder.') }))
+    .array(cliStep('adaptorkit CLI arguments run once every run has finished; {dir} is the sweep folder.'))
     .default([])
     .describe('Jobs that depend on every run and command of the sweep (a BullMQ flow on a queue; run last locally), each on the one before.'),
 });

@@ -27,8 +27,8 @@ export type JobData =
   | { kind: 'train'; version: string; sweep: string; run: string; base: string; sets: string[] }
   | { kind: 'cli'; version: string; sweep: string; name: string; args: string[]; logFile: string };
 
-/** CLI commands a `cli` job may run. */
-export const CLI_JOB_COMMANDS = new Set(['train', 'eval', 'generate', 'merge', 'merge-adapter', 'report', 'compose']);
+/** CLI commands a `cli` job may run: the ones a sweep file may name (checked when it is read). */
+export { CLI_JOB_COMMANDS } from './config.js';
 
 export interface RedisTarget {
   url: string;
@@ -122,7 +122,6 @@ export async function enqueueSweep(s: ResolvedSweep, t: RedisTarget, queueName =
     }));
     const cliJob = (where: string, a: { name: string; command: string[] }, id: string) => {
       const args = a.command.map((x) => x.replaceAll('{dir}', s.dir));
-      if (!CLI_JOB_COMMANDS.has(args[0] ?? '')) throw new AdaptorkitError('INVALID_CONFIG', `${s.file}: ${where}.${a.name}: command '${args[0]}' is not one a queue job may run (${[...CLI_JOB_COMMANDS].join(', ')})`);
       return { name: `${where} ${s.sweep.name}/${a.name}`, data: { kind: 'cli' as const, version: VERSION, sweep: s.dir, name: a.name, args, logFile: path.join(s.dir, `${a.name}.log`) }, opts: opts(id) };
     };
     const first = [...runJobs, ...s.sweep.commands.map((c) => cliJob('commands', c, jobIdOf(s.sweep.name, `cmd-${c.name}`)))];

@@ -47,6 +47,9 @@ describe('sweep expansion', () => {
     await expect(loadSweep(path.join(dir, 'bad.yaml'))).rejects.toThrow(/bad.yaml: base: .*missing.yaml does not exist/);
     writeFileSync(path.join(dir, 'typo.yaml'), 'base: base.yaml\nname: s3\ngird: {}\n');
     await expect(loadSweep(path.join(dir, 'typo.yaml'))).rejects.toThrow(/typo.yaml/);
+    // commands and after steps run adaptorkit CLI commands only, locally as on a queue
+    writeFileSync(path.join(dir, 'cmd.yaml'), 'name: s4\ncommands: [{ name: x, command: [report, "{dir}"] }]\nafter: [{ name: y, command: [sweep, status] }]\n');
+    await expect(loadSweep(path.join(dir, 'cmd.yaml'))).rejects.toThrow(/after\.0\.command: the first word must be one of train, eval/);
   });
 });
 

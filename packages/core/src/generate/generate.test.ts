@@ -2,7 +2,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend, tf } from '../index.js';
 import { tinyCausalLM } from '../testing/index.js';
 import { Rng } from '../train/rng.js';
-import { argmax, generate, sampleToken } from './generate.js';
+import { argmax, generate, sampleToken, topKIndices } from './generate.js';
 
 beforeAll(async () => {
   await initBackend('cpu', { log: false });
@@ -81,6 +81,16 @@ describe('generate', () => {
     expect(a).not.toEqual(c);
     expect(tf.memory().numTensors).toBe(before);
     lm.dispose();
+  });
+
+  it("topKIndices equals a full descending sort's first k, ties by lower index", () => {
+    const rng = new Rng(11);
+    for (let trial = 0; trial < 50; trial++) {
+      const V = 1 + Math.floor(rng.uniform() * 300);
+      const v = Float32Array.from({ length: V }, () => Math.floor(rng.uniform() * 20)); // many ties
+      const full = Array.from({ length: V }, (_, i) => i).sort((a, b) => v[b]! - v[a]! || a - b);
+      for (const k of [1, 2, 7, V - 1, V]) if (k >= 1) expect(topKIndices(v, k), `V ${V} k ${k}`).toEqual(full.slice(0, k));
+    }
   });
 
   it('sampleToken: topK / topP restrict the support; the empirical distribution follows the softmax', () => {

@@ -92,6 +92,43 @@ export function argmax(row: ArrayLike<number>): number {
   return best;
 }
 
+/**
+ * The k largest entries' indices, in descending order (ties: lower index first), as a full sort's
+ * first k, but in O(V log k): a min-heap of the best k seen (sorting a 150k vocabulary for every
+ * sampled token took ~70 ms per row).
+ */
+export function topKIndices(v: ArrayLike<number>, k: number): number[] {
+  const worse = (a: number, b: number): boolean => v[a]! < v[b]! || (v[a] === v[b] && a > b); // a ranks below b
+  const heap: number[] = []; // heap[0]: the worst kept
+  const down = (i: number): void => {
+    for (;;) {
+      const l = 2 * i + 1;
+      const r = l + 1;
+      let m = i;
+      if (l < heap.length && worse(heap[l]!, heap[m]!)) m = l;
+      if (r < heap.length && worse(heap[r]!, heap[m]!)) m = r;
+      if (m === i) return;
+      [heap[i], heap[m]] = [heap[m]!, heap[i]!];
+      i = m;
+    }
+  };
+  for (let i = 0; i < v.length; i++) {
+    if (heap.length < k) {
+      heap.push(i);
+      for (let c = heap.length - 1; c > 0; ) {
+        const p = (c - 1) >> 1;
+        if (!worse(heap[c]!, heap[p]!)) break;
+        [heap[c], heap[p]] = [heap[p]!, heap[c]!];
+        c = p;
+      }
+    } else if (k > 0 && worse(heap[0]!, i)) {
+      heap[0] = i;
+      down(0);
+    }
+  }
+  return heap.sort((a, b) => v[b]! - v[a]! || a - b);
+}
+
 /** Pick the next token from one row of logits [V]; `suppress` ids are never chosen. */
 export function sampleToken(logits: ArrayLike<number>, o: SamplingOptions, rng: Rng, suppress: readonly number[] = []): number {
   if (suppress.length) {
@@ -102,8 +139,7 @@ export function sampleToken(logits: ArrayLike<number>, o: SamplingOptions, rng: 
   const t = o.temperature ?? 0;
   if (t === 0) return argmax(logits);
   const V = logits.length;
-  let idx = Array.from({ length: V }, (_, i) => i).sort((a, b) => logits[b]! - logits[a]! || a - b); // descending
-  if (o.topK && o.topK < V) idx = idx.slice(0, o.topK);
+  let idx = o.topK && o.topK < V ? topKIndices(logits, o.topK) : Array.from({ length: V }, (_, i) => i).sort((a, b) => logits[b]! - logits[a]! || a - b); // descending
   const top = logits[idx[0]!]!;
   let probs = idx.map((i) => Math.exp((logits[i]! - top) / t));
   let sum = probs.reduce((a, b) => a + b, 0);

@@ -29,7 +29,6 @@ export function mergedEntries(model: Module): HfTensorEntry[] {
     const dot = name.lastIndexOf('.');
     const modPath = dot < 0 ? '' : name.slice(0, dot);
     const pn = name.slice(dot + 1);
-    const owner = ownerOf(model, modPath);
     if (modPath.endsWith('.base_layer') || modPath === 'base_layer') {
       const wrapperPath = modPath.slice(0, -'.base_layer'.length);
       const w = ownerOf(model, wrapperPath);
@@ -41,9 +40,10 @@ export function mergedEntries(model: Module): HfTensorEntry[] {
             shape: p.externalShape,
             get: () =>
               tf.tidy(() => {
-                let v: tf.Tensor = p.value;
-                for (const a of w.applied()) v = tf.add(v, w.deltaWeight(a)); // [in, out]
-                return tf.transpose(v); // [out, in]
+                // toExternal: the checkpoint layout [out, in], also for a bf16-stored base (which has no float32 value)
+                let v = p.toExternal();
+                for (const a of w.applied()) v = tf.add(v, tf.transpose(w.deltaWeight(a))); // delta [in, out] -> [out, in]
+                return v;
               }),
           });
         } else if (pn === 'bias') {
@@ -54,7 +54,7 @@ export function mergedEntries(model: Module): HfTensorEntry[] {
         continue;
       }
     }
-    const copies = ModuleCopies.existing(owner);
+    const copies = ModuleCopies.existing(ownerOf(model, modPath));
     const active = copies?.active;
     const src: Parameter = active !== undefined ? copies!.get(active).getParam(pn) : p;
     out.push({ name, shape: p.externalShape, get: () => src.toExternal() });

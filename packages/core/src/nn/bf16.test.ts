@@ -13,6 +13,7 @@ import { initBackend } from '../backend/init.js';
 import { CheckpointReader } from '../io/checkpoint.js';
 import { bf16ToF32, f32ToBf16 } from '../io/dtypes.js';
 import { loadCausalLM, saveWeights } from '../io/hf.js';
+import { mergedEntries } from '../io/merge-adapter.js';
 import type { CausalLM } from '../models/causal-lm.js';
 import { compareClose, tinyCausalLM } from '../testing/index.js';
 import { valueAndGrads } from '../train/grad.js';
@@ -158,11 +159,19 @@ describe.skipIf(why !== undefined)('bf16-stored frozen weights (native backend)'
           return l;
         };
         const x = tf.tensor3d(seeded(23, 3 * 32), [1, 3, 32]);
-        const ya = wrap(f32).forward(x);
-        const yb = wrap(b16).forward(x);
+        const la = wrap(f32);
+        const lb = wrap(b16);
+        const ya = la.forward(x);
+        const yb = lb.forward(x);
         const c = compareClose(yb, ya, { atol: 1e-5, rtol: 1e-4 });
         expect(c.ok, c.message).toBe(true);
-        tf.dispose([x, ya, yb]);
+        // merging the adapter into the weight (merge-adapter's path) reads the bf16 base through toExternal
+        const merged = (l: LoraLinear) => mergedEntries(l).find((e) => e.name.endsWith('weight'))!.get();
+        const [ma, mb] = [merged(la), merged(lb)];
+        expect(mb.shape).toEqual([32, 32]);
+        const cm = compareClose(mb, ma, { atol: 0, rtol: 0 });
+        expect(cm.ok, cm.message).toBe(true);
+        tf.dispose([x, ya, yb, ma, mb]);
       });
 
       it('refuses to make a bf16-stored weight trainable, and saves it back exactly', async () => {

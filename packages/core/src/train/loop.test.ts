@@ -1,5 +1,5 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { initBackend, Parameter, tf, trainLoop } from '../index.js';
+import { AdamW, initBackend, Parameter, tf, trainLoop } from '../index.js';
 
 beforeAll(async () => {
   await initBackend('cpu', { log: false });
@@ -35,5 +35,18 @@ describe('trainLoop (core)', () => {
     expect(r.stepsRun).toBe(4);
     expect(r.stoppedEarly).toBe(true);
     r.optimizer.dispose();
+  });
+
+  it('a loss that throws on a later micro-batch leaves no accumulated gradient behind', async () => {
+    const p = problem();
+    const opt = new AdamW([p.w], { lr: 0.1 });
+    const before = tf.memory().numTensors;
+    const boom = (_s: number, micro: number): tf.Scalar => {
+      if (micro === 1) throw new Error('bad batch');
+      return p.loss(0, 4);
+    };
+    await expect(trainLoop({ named: [['w', p.w]], loss: boom, steps: 3, lr: 0.1, accumulation: 2, optimizer: opt })).rejects.toThrow(/bad batch/);
+    expect(tf.memory().numTensors).toBe(before);
+    opt.dispose();
   });
 });

@@ -59,13 +59,17 @@ export async function trainLoop(o: LoopOptions): Promise<LoopResult> {
       loss = r.loss;
     } else {
       const acc = new GradAccumulator();
-      for (let m = 0; m < accum; m++) {
-        const r = valueAndGrads(() => tf.tidy(() => o.loss(step, m)), params);
-        acc.add(r.grads);
-        disposeGrads(r.grads);
-        loss += r.loss / accum;
+      try {
+        for (let m = 0; m < accum; m++) {
+          const r = valueAndGrads(() => tf.tidy(() => o.loss(step, m)), params);
+          acc.add(r.grads);
+          disposeGrads(r.grads);
+          loss += r.loss / accum;
+        }
+        grads = acc.take();
+      } finally {
+        acc.dispose(); // empty after take(); frees the kept sums when a later micro-batch's loss throws
       }
-      grads = acc.take();
     }
     if (!Number.isFinite(loss)) {
       disposeGrads(grads);
