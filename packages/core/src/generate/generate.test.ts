@@ -27,6 +27,20 @@ function greedyByFullForwards(lm: ReturnType<typeof tinyCausalLM>, prompt: numbe
 }
 
 describe('generate', () => {
+  it("lastLogitsOnly gives the full forward's last position, and the prompt step asks for it", () => {
+    const lm = tinyCausalLM(5);
+    const ids = tf.tensor2d([[3, 9, 4, 1, 7], [2, 2, 8, 6, 5]], [2, 5], 'int32');
+    const full = lm.forward({ ids }).logits!;
+    const last = lm.forward({ ids, lastLogitsOnly: true }).logits!;
+    expect(last.shape).toEqual([2, 1, full.shape[2]]);
+    const want = tf.slice(full, [0, 4, 0], [2, 1, -1]);
+    expect(Array.from(last.dataSync())).toEqual(Array.from(want.dataSync()));
+    const seen: (boolean | undefined)[] = [];
+    generate({ createCache: () => lm.createCache(), forward: (i) => (seen.push(i.lastLogitsOnly), lm.forward(i)) }, [3, 9, 4], { maxNewTokens: 3 });
+    expect(seen).toEqual([true, undefined, undefined]);
+    tf.dispose([ids, full, last, want]);
+  });
+
   it('greedy with the KV cache equals argmax by repeated full forwards', () => {
     const lm = tinyCausalLM(3);
     const prompt = [5, 17, 2, 40, 33];

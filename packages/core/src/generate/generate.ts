@@ -221,7 +221,8 @@ export function generate<C extends { dispose(): void }>(model: GenerativeLM<C>, 
         embeds = embeds ? tf.concat([p, embeds], 1) : p; // [B, P+T, d]
       }
       // plain prompts go in as ids (the model embeds them: a method's own embedding path applies)
-      const { logits } = model.forward(embeds ? { embeds, cache, mask, ctx: opts.ctx } : { ids, cache, mask, ctx: opts.ctx });
+      // lastLogitsOnly: a model that honours it (CausalLM) runs its head on the last position only
+      const { logits } = model.forward(embeds ? { embeds, cache, mask, ctx: opts.ctx, lastLogitsOnly: true } : { ids, cache, mask, ctx: opts.ctx, lastLogitsOnly: true });
       const L = logits!.shape[1];
       return tf.reshape(tf.slice(logits!, [0, L - 1, 0], [B, 1, -1]), [B, -1]); // [B, V]
     });

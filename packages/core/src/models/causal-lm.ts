@@ -56,11 +56,13 @@ export interface LMForwardInput {
   outputHiddenStates?: boolean;
   /** Skip the LM head (return hidden states only). */
   skipHead?: boolean;
+  /** Logits of the last position only ([B, 1, V]): all a decoding step reads (generate's prompt step sets it). */
+  lastLogitsOnly?: boolean;
   ctx?: ForwardContext;
 }
 
 export interface LMForwardOutput {
-  /** [B, T, V] unless skipHead. */
+  /** [B, T, V] unless skipHead ([B, 1, V] with lastLogitsOnly). */
   logits?: tf.Tensor3D;
   /** Final hidden state after the final norm: [B, T, d]. */
   lastHidden: tf.Tensor3D;
@@ -218,7 +220,7 @@ export class CausalLM extends Module {
       });
       const lastHidden = this.model.norm.forward(h) as tf.Tensor3D;
       const out: LMForwardOutput = { lastHidden };
-      if (!input.skipHead) out.logits = this.head(lastHidden);
+      if (!input.skipHead) out.logits = this.head(input.lastLogitsOnly && T > 1 ? (tf.slice(lastHidden, [0, T - 1, 0], [-1, 1, -1]) as tf.Tensor3D) : lastHidden);
       if (collect) out.hiddenStates = collect;
       return out as unknown as tf.TensorContainer;
     }) as unknown as LMForwardOutput;
