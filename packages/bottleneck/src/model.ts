@@ -84,13 +84,7 @@ export class BottleneckModel extends Module {
   /** Projected image features [B, N, d] from pixels [B, H, W, 3]. */
   imageFeatures(images: tf.Tensor): tf.Tensor {
     if (!this.vision || !this.projector) throw new AdaptorkitError('UNSUPPORTED', 'bottleneck model: attached without a vision encoder, so it takes no images');
-    return tf.tidy(() => {
-      const out = this.vision!.forward(images);
-      const h = out.hiddenStates[out.hiddenStates.length - 2]!; // [B, 1 + N or N, dv]
-      const [B, t, dv] = h.shape;
-      const feats = this.vision!.config.kind === 'clip' ? tf.slice(h, [0, 1, 0], [B, t - 1, dv]) : h; // [B, N, dv]
-      return this.projector!.forward(feats); // [B, N, d]
-    });
+    return tf.tidy(() => this.projector!.forward(this.vision!.patchFeatures(images))); // penultimate layer [B, N, dv] -> [B, N, d]
   }
 
   /** Input embeddings [B, T, d]: token embeddings with image features spliced in at the placeholders. */

@@ -14,12 +14,7 @@ const PAPER = { title: 'Model Composition for Multimodal Large Language Models',
 
 /** Penultimate-layer patch features of the frozen vision encoder (class token dropped), as LLaVA: [B, N, dv]. */
 function visionFeatures(enc: Module, pixels: tf.Tensor): tf.Tensor {
-  return tf.tidy(() => {
-    const out = (enc as VisionEncoder).forward(pixels);
-    const h = out.hiddenStates[out.hiddenStates.length - 2]!; // [B, 1 + N, dv]
-    const [B, n, dv] = h.shape;
-    return (enc as VisionEncoder).config.kind === 'clip' ? tf.slice(h, [0, 1, 0], [B, n - 1, dv]) : h; // [B, N, dv]
-  });
+  return (enc as VisionEncoder).patchFeatures(pixels);
 }
 
 /** DamcModel.generate decodes greedily: sampling settings are refused, not ignored. */

@@ -47,11 +47,10 @@ export class ComposeFeatures {
         for (let k = 0; k < img.length; k++) buf[j * img.length + k] = (img[k]! - 0.5) / 0.25; // the trainer's normalisation
       });
       const f = tf.tidy(() => {
-        const out = this.vision.forward(tf.tensor4d(buf, [chunk.length, size, size, 3]));
-        const h = out.hiddenStates[out.hiddenStates.length - 2]! as tf.Tensor3D; // [B, 1 + g*g, dv]
+        const h = this.vision.patchFeatures(tf.tensor4d(buf, [chunk.length, size, size, 3])); // [B, g*g, dv]: penultimate, class token dropped
         const [B, n, dv] = h.shape;
-        const g = Math.round(Math.sqrt(n - 1));
-        const grid = tf.reshape(tf.slice(h, [0, 1, 0], [B, n - 1, dv]), [B, g, g, dv]) as tf.Tensor4D;
+        const g = Math.round(Math.sqrt(n));
+        const grid = tf.reshape(h, [B, g, g, dv]) as tf.Tensor4D;
         return tf.reshape(tf.avgPool(grid, 2, 2, 'valid'), [B, IMG_TOKENS, dv]); // [B, 16, dv]
       });
       const a = f.dataSync() as Float32Array;

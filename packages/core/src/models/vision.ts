@@ -275,4 +275,23 @@ export class VisionEncoder extends Module {
       return { lastHiddenState, pooled, hiddenStates } as unknown as tf.TensorContainer;
     }) as unknown as VisionOutput;
   }
+
+  /**
+   * Patch features as LLaVA feeds its projector: the hidden state at `layer` in HF's hidden_states
+   * indexing (0 = embeddings, i = after layer i, negative from the end: -2, the default, is the
+   * penultimate layer's output), CLIP's class token dropped: [B, N, d]. Runs only the layers it needs.
+   */
+  patchFeatures(pixels: tf.Tensor, layer = -2, ctx?: ForwardContext): tf.Tensor3D {
+    const L = this.numLayers;
+    const upTo = layer < 0 ? L + 1 + layer : layer;
+    if (!Number.isInteger(upTo) || upTo < 0 || upTo > L) throw new AdaptorkitError('INVALID_ARGUMENT', `patchFeatures: layer ${layer} is outside the encoder's ${L + 1} hidden states`);
+    const vm = this.vision_model;
+    return tf.tidy(() => {
+      let h: tf.Tensor3D = vm.embeddings.forward(pixels);
+      if (vm.pre_layrnorm) h = vm.pre_layrnorm.forward(h) as tf.Tensor3D;
+      for (let i = 0; i < upTo; i++) h = vm.encoder.layers.at(i).forward(h, { ctx }) as tf.Tensor3D;
+      const [B, n, d] = h.shape;
+      return this.config.kind === 'clip' ? (tf.slice(h, [0, 1, 0], [B, n - 1, d]) as tf.Tensor3D) : h;
+    });
+  }
 }
